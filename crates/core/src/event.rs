@@ -1,0 +1,286 @@
+//! Events and commands exchanged over the broker, and the envelope that carries them.
+//!
+//! On the wire each stream entry has two fields: `type` (e.g. `INVENTORY_ITEM_UPDATED`) and
+//! `data`, the JSON [`Envelope`]: `{id, type, storeId, occurredAt, correlationId, payload}`.
+//! Item events carry the *absolute* quantity and the item's version, so applying them is
+//! idempotent and order-independent: a consumer keeps the highest version it has seen.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    CorrelationId, EventId, ProductId, PurchaseId, PurchaseQuantity, Quantity, StoreId, Timestamp,
+    Version,
+};
+
+/// One event or command with its metadata, exactly as serialized into a stream entry's `data`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope {
+    /// Unique id (UUIDv7); consumers deduplicate by it.
+    pub id: EventId,
+    /// The event itself: serialized as the `type` and `payload` fields.
+    #[serde(flatten)]
+    pub event: Event,
+    /// The store the event comes from, or the store a command is addressed to.
+    pub store_id: StoreId,
+    /// When the change was committed.
+    pub occurred_at: Timestamp,
+    /// The request that caused the event, carried through every event it causes.
+    #[serde(default)]
+    pub correlation_id: Option<CorrelationId>,
+}
+
+impl Envelope {
+    /// Wraps `event` in a new envelope stamped now.
+    pub fn new(store_id: StoreId, event: Event, correlation_id: Option<CorrelationId>) -> Self {
+        Self {
+            id: EventId::new(),
+            event,
+            store_id,
+            occurred_at: crate::now(),
+            correlation_id,
+        }
+    }
+
+    /// The JSON text of the envelope, as stored in the outbox and sent in a stream entry's `data`.
+    pub fn to_json(&self) -> String {
+        // Serializing these plain structs cannot fail: every map key is a string.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Parses an envelope from a stream entry's `data`.
+    pub fn from_json(data: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(data)
+    }
+}
+
+/// Everything that travels between stores and Central.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "payload", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Event {
+    /// Store → Central: an item was created (quantity 0).
+    InventoryItemCreated(ItemState),
+    /// Store → Central: an item changed (set, local sale); carries the absolute quantity.
+    InventoryItemUpdated(ItemState),
+    /// Central → store: apply this remote purchase if stock suffices and the deadline holds.
+    InventoryItemRemotePurchase(RemotePurchaseCommand),
+    /// Store → Central: the remote purchase was applied.
+    RemotePurchaseConfirmed(RemotePurchaseConfirmed),
+    /// Store → Central: the remote purchase was refused; nothing changed.
+    RemotePurchaseRejected(RemotePurchaseRejected),
+    /// Central → store: publish the current state of every item (Central rebuilds its view).
+    SnapshotRequested(SnapshotRequest),
+}
+
+impl Event {
+    /// The event's type name, e.g. `INVENTORY_ITEM_UPDATED`; also the stream entry's `type` field.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Event::InventoryItemCreated(_) => "INVENTORY_ITEM_CREATED",
+            Event::InventoryItemUpdated(_) => "INVENTORY_ITEM_UPDATED",
+            Event::InventoryItemRemotePurchase(_) => "INVENTORY_ITEM_REMOTE_PURCHASE",
+            Event::RemotePurchaseConfirmed(_) => "REMOTE_PURCHASE_CONFIRMED",
+            Event::RemotePurchaseRejected(_) => "REMOTE_PURCHASE_REJECTED",
+            Event::SnapshotRequested(_) => "SNAPSHOT_REQUESTED",
+        }
+    }
+}
+
+/// The state of one item after a change at its store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ItemState {
+    /// The product.
+    pub product_id: ProductId,
+    /// Units in stock after the change (absolute, not a delta).
+    pub quantity: Quantity,
+    /// The item's version after the change.
+    pub version: Version,
+    /// When the change was committed.
+    pub updated_at: Timestamp,
+}
+
+/// A remote purchase that Central asks a store to apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RemotePurchaseCommand {
+    /// Identifies the purchase; the store applies each purchase id at most once.
+    pub purchase_id: PurchaseId,
+    /// The product to buy.
+    pub product_id: ProductId,
+    /// How many units.
+    pub quantity: PurchaseQuantity,
+    /// After this instant the store must refuse the purchase (the buyer has gone).
+    pub deadline: Timestamp,
+}
+
+/// A store's answer that it applied a remote purchase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RemotePurchaseConfirmed {
+    /// The purchase applied.
+    pub purchase_id: PurchaseId,
+    /// Units taken.
+    pub quantity: PurchaseQuantity,
+    /// The item after the purchase: `quantity` is what remains.
+    pub item: ItemState,
+}
+
+/// A store's answer that it refused a remote purchase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RemotePurchaseRejected {
+    /// The purchase refused.
+    pub purchase_id: PurchaseId,
+    /// The product asked for.
+    pub product_id: ProductId,
+    /// Why.
+    pub reason: RejectionReason,
+    /// The item as it stands at the store, when it exists.
+    #[serde(default)]
+    pub item: Option<ItemState>,
+}
+
+/// Why a store refused a remote purchase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RejectionReason {
+    /// The store holds fewer units than asked.
+    InsufficientStock,
+    /// The store does not carry the product.
+    ProductNotFound,
+    /// The command reached the store after its deadline.
+    Expired,
+}
+
+impl RejectionReason {
+    /// The reason's wire name, e.g. `INSUFFICIENT_STOCK`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectionReason::InsufficientStock => "INSUFFICIENT_STOCK",
+            RejectionReason::ProductNotFound => "PRODUCT_NOT_FOUND",
+            RejectionReason::Expired => "EXPIRED",
+        }
+    }
+
+    /// Reads a wire name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::InsufficientStock,
+            Self::ProductNotFound,
+            Self::Expired,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == name)
+    }
+}
+
+/// Central asks a store to republish every item's state.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SnapshotRequest {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Envelope {
+        Envelope::new(
+            StoreId::parse("store-1").expect("valid"),
+            Event::InventoryItemUpdated(ItemState {
+                product_id: ProductId::parse("p1").expect("valid"),
+                quantity: Quantity::new(7).expect("valid"),
+                version: Version::FIRST.next(),
+                updated_at: crate::from_millis(1_700_000_000_123),
+            }),
+            CorrelationId::from_client("req-1"),
+        )
+    }
+
+    #[test]
+    fn envelope_has_the_documented_wire_shape() {
+        let envelope = sample();
+        let json: serde_json::Value =
+            serde_json::from_str(&envelope.to_json()).expect("valid json");
+        assert_eq!(json["type"], "INVENTORY_ITEM_UPDATED");
+        assert_eq!(json["storeId"], "store-1");
+        assert_eq!(json["correlationId"], "req-1");
+        assert_eq!(json["payload"]["productId"], "p1");
+        assert_eq!(json["payload"]["quantity"], 7);
+        assert_eq!(json["payload"]["version"], 2);
+        assert!(json["id"].as_str().is_some_and(|id| id.len() == 36));
+        assert!(json["occurredAt"].is_string());
+    }
+
+    #[test]
+    fn envelope_round_trips() {
+        let envelope = sample();
+        let back = Envelope::from_json(envelope.to_json().as_bytes()).expect("decodes");
+        assert_eq!(back, envelope);
+    }
+
+    #[test]
+    fn every_event_round_trips_with_its_type_name() {
+        let store = StoreId::parse("s").expect("valid");
+        let product = ProductId::parse("p").expect("valid");
+        let state = ItemState {
+            product_id: product.clone(),
+            quantity: Quantity::ZERO,
+            version: Version::FIRST,
+            updated_at: crate::from_millis(5),
+        };
+        let events = [
+            Event::InventoryItemCreated(state.clone()),
+            Event::InventoryItemUpdated(state.clone()),
+            Event::InventoryItemRemotePurchase(RemotePurchaseCommand {
+                purchase_id: PurchaseId::new(),
+                product_id: product.clone(),
+                quantity: PurchaseQuantity::new(2).expect("valid"),
+                deadline: crate::from_millis(10),
+            }),
+            Event::RemotePurchaseConfirmed(RemotePurchaseConfirmed {
+                purchase_id: PurchaseId::new(),
+                quantity: PurchaseQuantity::new(2).expect("valid"),
+                item: state.clone(),
+            }),
+            Event::RemotePurchaseRejected(RemotePurchaseRejected {
+                purchase_id: PurchaseId::new(),
+                product_id: product,
+                reason: RejectionReason::Expired,
+                item: None,
+            }),
+            Event::SnapshotRequested(SnapshotRequest {}),
+        ];
+        for event in events {
+            let name = event.type_name();
+            let envelope = Envelope::new(store.clone(), event, None);
+            let json: serde_json::Value =
+                serde_json::from_str(&envelope.to_json()).expect("valid json");
+            assert_eq!(json["type"], name);
+            let back = Envelope::from_json(envelope.to_json().as_bytes()).expect("decodes");
+            assert_eq!(back, envelope);
+        }
+    }
+
+    #[test]
+    fn an_invalid_payload_does_not_decode() {
+        let bad = r#"{"id":"0190a0a0-0000-7000-8000-000000000000","type":"INVENTORY_ITEM_UPDATED",
+            "storeId":"s","occurredAt":"2024-01-01T00:00:00Z",
+            "payload":{"productId":"p","quantity":-1,"version":1,"updatedAt":"2024-01-01T00:00:00Z"}}"#;
+        assert!(Envelope::from_json(bad.as_bytes()).is_err());
+        assert!(Envelope::from_json(b"not json").is_err());
+        let unknown_type = bad.replace("INVENTORY_ITEM_UPDATED", "SOMETHING_ELSE");
+        assert!(Envelope::from_json(unknown_type.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn rejection_reasons_round_trip() {
+        for r in [
+            RejectionReason::InsufficientStock,
+            RejectionReason::ProductNotFound,
+            RejectionReason::Expired,
+        ] {
+            assert_eq!(RejectionReason::from_name(r.as_str()), Some(r));
+        }
+    }
+}

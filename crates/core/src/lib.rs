@@ -1,0 +1,43 @@
+//! # stockmesh-core
+//!
+//! The domain of stockmesh, free of I/O: every other crate speaks these types.
+//!
+//! ## Layout
+//! - [`ids`]: identifiers that parse once at the edge ([`StoreId`], [`ProductId`], [`PurchaseId`],
+//!   [`EventId`], [`CorrelationId`]).
+//! - [`quantity`]: stock counts ([`Quantity`]), amounts to buy ([`PurchaseQuantity`]) and item
+//!   [`Version`]s.
+//! - [`item`]: an inventory item and its movement ledger.
+//! - [`event`]: the events and commands exchanged between stores and Central, and their
+//!   [`Envelope`] on the wire.
+//! - [`error`]: why a value failed to parse.
+
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod item;
+pub mod quantity;
+
+pub use error::ParseError;
+pub use event::{
+    Envelope, Event, ItemState, RejectionReason, RemotePurchaseCommand, RemotePurchaseConfirmed,
+    RemotePurchaseRejected,
+};
+pub use ids::{CorrelationId, EventId, ProductId, PurchaseId, StoreId};
+pub use item::{Item, Movement, MovementKind};
+pub use quantity::{PurchaseQuantity, Quantity, Version};
+
+/// A point in time, always UTC.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;
+
+/// The current time, truncated to whole milliseconds so that a value survives a round trip through
+/// storage (which keeps milliseconds) unchanged.
+pub fn now() -> Timestamp {
+    let now = chrono::Utc::now();
+    from_millis(now.timestamp_millis())
+}
+
+/// A timestamp from milliseconds since the Unix epoch (out-of-range values clamp to the epoch).
+pub fn from_millis(millis: i64) -> Timestamp {
+    chrono::DateTime::from_timestamp_millis(millis).unwrap_or_default()
+}
