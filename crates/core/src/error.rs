@@ -5,7 +5,9 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     /// An identifier that is empty, too long or holds a character outside `A-Za-z0-9._-`.
-    #[error("{what} must be 1 to {max} characters of A-Z, a-z, 0-9, '.', '_' or '-', got {value:?}")]
+    #[error(
+        "{what} must be 1 to {max} characters of A-Z, a-z, 0-9, '.', '_' or '-', got {value:?}"
+    )]
     InvalidId {
         /// Which identifier (e.g. `productId`).
         what: &'static str,

@@ -12,7 +12,9 @@ use crate::error::ParseError;
 pub const MAX_QUANTITY: u32 = 1_000_000_000;
 
 /// How many units of an item a store holds: `0..=1_000_000_000`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(try_from = "i64", into = "i64")]
 pub struct Quantity(u32);
 
@@ -168,7 +170,7 @@ mod tests {
 
     #[test]
     fn purchase_quantity_rejects_zero() {
-        let err = PurchaseQuantity::new(0).unwrap_err();
+        let err = PurchaseQuantity::new(0).expect_err("rejected");
         assert_eq!(
             err.to_string(),
             "quantity must be between 1 and 1000000000, got 0"

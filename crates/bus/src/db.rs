@@ -1,0 +1,124 @@
+//! Opens a service's SQLite database: WAL, the chosen durability, one writer connection and a few
+//! readers, and the schema migrations of the bus (outbox, inbox) plus the service's own.
+//!
+//! SQLite allows one writer at a time. Funnelling every write through a pool of exactly one
+//! connection queues writers in-process instead of letting them collide on `SQLITE_BUSY`, and
+//! makes "read, check, update" inside one transaction safe without `BEGIN IMMEDIATE` tricks.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::SqlitePool;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+/// The bus's own tables (outbox, inbox). Versions below 100; services number theirs from 100.
+static BUS_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+
+/// How hard a commit works to survive a power cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=FULL`: every commit is on disk before it is acknowledged (the default).
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: a power cut may lose the last commits, never corrupt the file.
+    Normal,
+}
+
+impl FromStr for Durability {
+    type Err = String;
+    fn from_str(value: &str) -> Result<Self, String> {
+        match value.to_ascii_lowercase().as_str() {
+            "full" => Ok(Durability::Full),
+            "normal" => Ok(Durability::Normal),
+            other => Err(format!("unknown durability {other:?}: use full or normal")),
+        }
+    }
+}
+
+/// Where and how to open a database.
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    /// `sqlite://path/to/file.db` or a plain path. The file and its directory are created.
+    pub url: String,
+    /// Commit durability.
+    pub durability: Durability,
+    /// Connections in the read pool.
+    pub readers: u32,
+}
+
+impl DbConfig {
+    /// A durable database at `url` with the default number of readers.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            durability: Durability::Full,
+            readers: 4,
+        }
+    }
+}
+
+/// A service's database: one writer, several readers.
+#[derive(Debug, Clone)]
+pub struct Database {
+    /// The only connection that writes; every write transaction goes through it.
+    pub writer: SqlitePool,
+    /// Connections for queries that only read.
+    pub reader: SqlitePool,
+}
+
+impl Database {
+    /// Opens (creating if needed) the database and applies the bus's migrations and `service`'s.
+    pub async fn open(config: &DbConfig, service: &Migrator) -> anyhow::Result<Self> {
+        let url = if config.url.starts_with("sqlite:") {
+            config.url.clone()
+        } else {
+            format!("sqlite://{}", config.url)
+        };
+        let options = SqliteConnectOptions::from_str(&url)
+            .with_context(|| format!("invalid database URL {url:?}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match config.durability {
+                Durability::Full => SqliteSynchronous::Full,
+                Durability::Normal => SqliteSynchronous::Normal,
+            })
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        if let Some(dir) = options.get_filename().parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create directory {}", dir.display()))?;
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await
+            .with_context(|| format!("cannot open database {url}"))?;
+        let migrations = BUS_MIGRATIONS
+            .iter()
+            .chain(service.iter())
+            .cloned()
+            .collect();
+        Migrator::with_migrations(migrations)
+            .run(&writer)
+            .await
+            .with_context(|| format!("cannot migrate database {url}"))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(config.readers.max(1))
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot open database {url} for reading"))?;
+        Ok(Self { writer, reader })
+    }
+
+    /// Closes both pools, waiting for connections to return (a clean WAL checkpoint).
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}

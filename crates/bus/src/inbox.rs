@@ -1,0 +1,47 @@
+//! The inbox: consumers remember which events they have applied, in the same transaction as the
+//! effect. A redelivered event then finds its id already there and is skipped, so a crash between
+//! the commit and the broker ack is harmless.
+
+use sqlx::{SqliteConnection, SqlitePool};
+use stockmesh_core::EventId;
+
+/// The `processed_events` table's queries.
+pub struct Inbox;
+
+impl Inbox {
+    /// Records `event` as processed inside the caller's transaction. Returns `false` when it was
+    /// already recorded: the caller must then skip the effect (and still ack the entry).
+    pub async fn record(
+        conn: &mut SqliteConnection,
+        event: EventId,
+        at: i64,
+    ) -> sqlx::Result<bool> {
+        let done =
+            sqlx::query("INSERT INTO processed_events (event_id, processed_at) VALUES (?, ?) ON CONFLICT DO NOTHING")
+                .bind(event.to_string())
+                .bind(at)
+                .execute(conn)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Whether `event` was processed (read-only check, e.g. for tests and audits).
+    pub async fn contains(pool: &SqlitePool, event: EventId) -> sqlx::Result<bool> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM processed_events WHERE event_id = ?")
+                .bind(event.to_string())
+                .fetch_optional(pool)
+                .await?;
+        Ok(found.is_some())
+    }
+
+    /// Forgets ids processed before `before` (unix ms). Events older than the retention are never
+    /// redelivered (the stream trims them), and item events are idempotent by version anyway.
+    pub async fn prune(pool: &SqlitePool, before: i64) -> sqlx::Result<u64> {
+        let done = sqlx::query("DELETE FROM processed_events WHERE processed_at < ?")
+            .bind(before)
+            .execute(pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}

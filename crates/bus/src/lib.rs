@@ -1,0 +1,22 @@
+//! # stockmesh-bus
+//!
+//! Everything that moves events between stores and Central, and the SQLite plumbing that makes
+//! the moves safe. Redis is spoken only here.
+//!
+//! ## Layout
+//! - [`db`]: opens a service's SQLite database (WAL, durability, one writer) and migrates it.
+//! - [`outbox`]: the transactional outbox table: append in the change's transaction, read and
+//!   mark by the relay.
+//! - [`inbox`]: the `processed_events` table that makes consumers idempotent.
+//! - [`connectivity`]: a node's connected/disconnected switch, watched by every worker.
+//! - [`topology`]: stream and key names (hash-tagged by store for Redis Cluster).
+
+pub mod connectivity;
+pub mod db;
+pub mod inbox;
+pub mod outbox;
+pub mod topology;
+
+pub use connectivity::{Connectivity, LinkState};
+pub use db::{Database, DbConfig, Durability};
+pub use outbox::{Outbox, OutboxRow, OutboxSignal};

@@ -1,0 +1,155 @@
+//! The transactional outbox: the SQL side of "commit the change and the event together".
+//!
+//! A service calls [`Outbox::append`] inside the transaction that makes a change, then
+//! [`OutboxSignal::notify`] after the commit. The relay reads [`Outbox::next_batch`] in `seq`
+//! order, publishes, and only then calls [`Outbox::mark_published`]. A crash between publishing
+//! and marking republishes the batch; consumers deduplicate by event id, so that is harmless.
+
+use std::sync::Arc;
+
+use sqlx::{SqliteConnection, SqlitePool};
+use stockmesh_core::Envelope;
+use tokio::sync::Notify;
+
+/// One outbox row, as the relay publishes it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OutboxRow {
+    /// Position in the outbox; the relay publishes in this order.
+    pub seq: i64,
+    /// The stream the entry goes to.
+    pub stream: String,
+    /// The event id (UUID text).
+    pub event_id: String,
+    /// The entry's `type` field.
+    pub event_type: String,
+    /// The entry's `data` field: the JSON envelope.
+    pub data: String,
+    /// When the row was committed (unix ms).
+    pub created_at: i64,
+    /// When Redis accepted it (unix ms), or `None` while it waits.
+    pub published_at: Option<i64>,
+}
+
+/// What waits in the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Backlog {
+    /// Rows not yet published.
+    pub pending: i64,
+    /// Commit time (unix ms) of the oldest of them.
+    pub oldest_created_at: Option<i64>,
+}
+
+/// The outbox table's queries.
+pub struct Outbox;
+
+impl Outbox {
+    /// Appends `envelope`, bound for `stream`, inside the caller's transaction.
+    pub async fn append(
+        conn: &mut SqliteConnection,
+        stream: &str,
+        envelope: &Envelope,
+    ) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO outbox (stream, event_id, event_type, data, created_at)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(stream)
+        .bind(envelope.id.to_string())
+        .bind(envelope.event.type_name())
+        .bind(envelope.to_json())
+        .bind(envelope.occurred_at.timestamp_millis())
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// The oldest unpublished rows, at most `limit`, in `seq` order.
+    pub async fn next_batch(pool: &SqlitePool, limit: u32) -> sqlx::Result<Vec<OutboxRow>> {
+        sqlx::query_as(
+            "SELECT seq, stream, event_id, event_type, data, created_at, published_at
+             FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+    }
+
+    /// Marks every unpublished row with `seq` in `first..=last` as published at `at` (unix ms).
+    ///
+    /// Rows are committed by one writer in `seq` order and read in that order, so a batch is
+    /// always a contiguous range of the unpublished rows.
+    pub async fn mark_published(
+        pool: &SqlitePool,
+        first: i64,
+        last: i64,
+        at: i64,
+    ) -> sqlx::Result<u64> {
+        let done = sqlx::query(
+            "UPDATE outbox SET published_at = ?
+             WHERE seq BETWEEN ? AND ? AND published_at IS NULL",
+        )
+        .bind(at)
+        .bind(first)
+        .bind(last)
+        .execute(pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Deletes published rows older than `before` (unix ms); returns how many.
+    pub async fn prune(pool: &SqlitePool, before: i64) -> sqlx::Result<u64> {
+        let done =
+            sqlx::query("DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < ?")
+                .bind(before)
+                .execute(pool)
+                .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// How many rows wait, and since when.
+    pub async fn backlog(pool: &SqlitePool) -> sqlx::Result<Backlog> {
+        let (pending, oldest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE published_at IS NULL",
+        )
+        .fetch_one(pool)
+        .await?;
+        Ok(Backlog {
+            pending,
+            oldest_created_at: oldest,
+        })
+    }
+
+    /// Every row after `after_seq`, published or not, at most `limit`: for audits and tests.
+    pub async fn rows_after(
+        pool: &SqlitePool,
+        after_seq: i64,
+        limit: u32,
+    ) -> sqlx::Result<Vec<OutboxRow>> {
+        sqlx::query_as(
+            "SELECT seq, stream, event_id, event_type, data, created_at, published_at
+             FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+    }
+}
+
+/// Wakes the relay when a transaction with outbox rows has committed, so events leave in
+/// milliseconds rather than at the next poll. Cloning gives another handle to the same signal.
+#[derive(Debug, Clone, Default)]
+pub struct OutboxSignal(Arc<Notify>);
+
+impl OutboxSignal {
+    /// Tells the relay that new rows are committed. Cheap; call it after every commit.
+    pub fn notify(&self) {
+        // `notify_one` stores a permit when nobody waits, so a wake-up is never lost.
+        self.0.notify_one();
+    }
+
+    /// Waits for the next [`notify`](Self::notify) (or a stored permit).
+    pub async fn notified(&self) {
+        self.0.notified().await;
+    }
+}

@@ -1,0 +1,26 @@
+//! # stockmesh-http
+//!
+//! The HTTP conventions that Store and Central share, so both speak one dialect.
+//!
+//! ## Layout
+//! - [`bodies`]: request bodies both services accept.
+//! - [`problem`]: RFC 9457 `application/problem+json` errors, and the middleware that fills in
+//!   each problem's `instance`.
+//! - [`extract`]: `Json`, `Path` and `Query` extractors whose every rejection is a problem with a
+//!   useful `detail` (never axum's plain-text default).
+//! - [`pagination`]: `?page&size` parsing and the `X-Total-Count` / `Link` response headers.
+//! - [`correlation`]: the correlation id of each request (from `X-Request-Id` or `traceparent`,
+//!   else new), echoed in the response and handed to handlers.
+//! - [`router`]: the layers every service router gets (body limit, fallbacks, tracing).
+
+pub mod bodies;
+pub mod correlation;
+pub mod extract;
+pub mod pagination;
+pub mod problem;
+pub mod router;
+
+pub use correlation::Correlation;
+pub use extract::{ApiJson, ApiPath, ApiQuery};
+pub use pagination::{Page, Paged};
+pub use problem::Problem;

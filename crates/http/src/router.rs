@@ -1,0 +1,53 @@
+//! The layers every service router gets: a body limit, problem responses for unknown routes and
+//! wrong methods, `instance` on problems, correlation ids and a tracing span per request.
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::middleware;
+use tower_http::trace::TraceLayer;
+
+use crate::problem::{Problem, fill_instance};
+
+/// The largest request body accepted, in bytes. Every body of this API is a few dozen bytes.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+async fn not_found(request: Request) -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "Not Found",
+        format!("no route for {} {}", request.method(), request.uri().path()),
+    )
+}
+
+async fn method_not_allowed(request: Request) -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method Not Allowed",
+        format!(
+            "{} is not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+/// Wraps a service's routes with the shared conventions.
+pub fn finish(routes: Router) -> Router {
+    routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(fill_instance))
+        .layer(middleware::from_fn(crate::correlation::correlate))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                tracing::info_span!(
+                    "http",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    correlation_id = tracing::field::Empty,
+                )
+            }),
+        )
+}

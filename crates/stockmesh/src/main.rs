@@ -1,0 +1,34 @@
+//! # stockmesh
+//!
+//! The one binary of stockmesh. Subcommands:
+//! - `stockmesh store --id store-1`: one Store node.
+//!
+//! Every flag also reads an environment variable (`STOCKMESH_…`), so the same binary runs under
+//! systemd, Compose or Kubernetes.
+//!
+//! ## Layout
+//! - [`cli`]: the command line, flags and their environment variables.
+//! - [`telemetry`]: log set-up (human or JSON).
+//! - [`shutdown`]: the signal that stops every node (Ctrl-C, SIGTERM).
+//! - [`commands`]: what each subcommand runs.
+
+mod cli;
+mod commands;
+mod shutdown;
+mod telemetry;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    telemetry::init(cli.log_format);
+    match commands::run(cli.command).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("stockmesh: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! The Store's HTTP API. Handlers extract, call the service and map the result; every error is a
+//! problem+json response.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use stockmesh_bus::LinkState;
+use stockmesh_core::{ProductId, Quantity};
+use stockmesh_http::bodies::PurchaseRequest;
+use stockmesh_http::pagination::PageParams;
+use stockmesh_http::{ApiJson, ApiPath, ApiQuery, Correlation, Page, Paged, Problem};
+
+use crate::error::StoreError;
+use crate::service::StoreService;
+
+type AppState = Arc<StoreService>;
+
+/// The Store's routes, with the shared conventions applied.
+pub fn router(service: Arc<StoreService>) -> Router {
+    let routes = Router::new()
+        .route("/", get(health))
+        .route("/status", get(status))
+        .route("/connected", post(connect))
+        .route("/disconnected", post(disconnect))
+        .route("/inventory", get(list_items).post(create_item))
+        .route("/inventory/{product_id}", get(get_item).put(set_quantity))
+        .route("/inventory/{product_id}/history", get(history))
+        .route("/purchase/{product_id}", post(purchase))
+        .with_state(service);
+    stockmesh_http::router::finish(routes)
+}
+
+impl From<StoreError> for Problem {
+    fn from(error: StoreError) -> Problem {
+        match &error {
+            StoreError::ProductNotFound(_) => Problem::new(
+                StatusCode::NOT_FOUND,
+                "Product Not Found",
+                error.to_string(),
+            ),
+            StoreError::ProductAlreadyExists(_) => Problem::new(
+                StatusCode::CONFLICT,
+                "Product Already Exists",
+                error.to_string(),
+            ),
+            StoreError::InsufficientStock { .. } => Problem::new(
+                StatusCode::CONFLICT,
+                "Insufficient Stock",
+                error.to_string(),
+            ),
+            StoreError::Database(cause) => {
+                tracing::error!(error = %cause, "store database failure");
+                Problem::internal()
+            }
+        }
+    }
+}
+
+/// `{"productId": "..."}`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateItemRequest {
+    product_id: ProductId,
+}
+
+/// `{"quantity": n}` with `n ≥ 0`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetQuantityRequest {
+    quantity: Quantity,
+}
+
+async fn health(State(store): State<AppState>) -> String {
+    format!("Store Server {}: OK", store.id())
+}
+
+async fn status(State(store): State<AppState>) -> Result<Response, Problem> {
+    Ok(Json(store.status().await?).into_response())
+}
+
+async fn connect(State(store): State<AppState>) -> Result<Response, Problem> {
+    store.set_link(LinkState::Connected);
+    status(State(store)).await
+}
+
+async fn disconnect(State(store): State<AppState>) -> Result<Response, Problem> {
+    store.set_link(LinkState::Disconnected);
+    status(State(store)).await
+}
+
+async fn list_items(
+    State(store): State<AppState>,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> Result<Response, Problem> {
+    let page = Page::parse(params)?;
+    let (items, total) = store.list_items(page).await?;
+    Ok(Paged {
+        items,
+        page,
+        total,
+        path: "/inventory".into(),
+        filters: vec![],
+    }
+    .into_response())
+}
+
+async fn create_item(
+    State(store): State<AppState>,
+    Correlation(correlation): Correlation,
+    ApiJson(body): ApiJson<CreateItemRequest>,
+) -> Result<Response, Problem> {
+    let item = store
+        .create_item(body.product_id, Some(correlation))
+        .await?;
+    let location = format!("/inventory/{}", item.product_id);
+    let mut response = (StatusCode::CREATED, Json(item)).into_response();
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+async fn get_item(
+    State(store): State<AppState>,
+    ApiPath(product): ApiPath<ProductId>,
+) -> Result<Response, Problem> {
+    Ok(Json(store.get_item(&product).await?).into_response())
+}
+
+async fn set_quantity(
+    State(store): State<AppState>,
+    Correlation(correlation): Correlation,
+    ApiPath(product): ApiPath<ProductId>,
+    ApiJson(body): ApiJson<SetQuantityRequest>,
+) -> Result<StatusCode, Problem> {
+    store
+        .set_quantity(product, body.quantity, Some(correlation))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn purchase(
+    State(store): State<AppState>,
+    Correlation(correlation): Correlation,
+    ApiPath(product): ApiPath<ProductId>,
+    ApiJson(body): ApiJson<PurchaseRequest>,
+) -> Result<Response, Problem> {
+    let item = store
+        .purchase(product, body.quantity, Some(correlation))
+        .await?;
+    Ok(Json(item).into_response())
+}
+
+async fn history(
+    State(store): State<AppState>,
+    ApiPath(product): ApiPath<ProductId>,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> Result<Response, Problem> {
+    let page = Page::parse(params)?;
+    let (items, total) = store.history(&product, page).await?;
+    Ok(Paged {
+        items,
+        page,
+        total,
+        path: format!("/inventory/{product}/history"),
+        filters: vec![],
+    }
+    .into_response())
+}

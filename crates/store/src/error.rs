@@ -1,0 +1,29 @@
+//! The Store's errors.
+
+use stockmesh_core::{ProductId, PurchaseQuantity, Quantity};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store does not carry this product (404).
+    #[error("product {0} not found at this store")]
+    ProductNotFound(ProductId),
+    /// A create for a product the store already carries (409).
+    #[error("product {0} already exists at this store")]
+    ProductAlreadyExists(ProductId),
+    /// A purchase of more than is in stock (409).
+    #[error(
+        "insufficient stock for product {product}: {available} in stock, {requested} requested"
+    )]
+    InsufficientStock {
+        /// The product.
+        product: ProductId,
+        /// Units in stock.
+        available: Quantity,
+        /// Units asked for.
+        requested: PurchaseQuantity,
+    },
+    /// The database failed (500; the cause is logged, not shown).
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}

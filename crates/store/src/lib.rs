@@ -1,0 +1,25 @@
+//! # stockmesh-store
+//!
+//! The Store service: a store owns its stock, sells from it with or without a network, and tells
+//! Central about every change through its outbox.
+//!
+//! ## Layout
+//! - [`repository`]: all SQL on the store's tables (items, movements).
+//! - [`service`]: the store's operations; each change is one transaction holding the item, its
+//!   version bump, a movement row and the outbox row of its event.
+//! - [`error`]: what can go wrong, as a type.
+//! - [`api`]: the HTTP routes (thin handlers: extract, call the service, map the result).
+//! - [`node`]: starts and stops a whole store (database, HTTP server, background workers).
+
+pub mod api;
+pub mod error;
+pub mod node;
+pub mod repository;
+pub mod service;
+
+pub use error::StoreError;
+pub use node::{StoreConfig, StoreNode};
+pub use service::StoreService;
+
+/// The store's own migrations (numbered from 100; the bus's come first).
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -1,0 +1,243 @@
+//! The store's operations. Every change is one transaction on the single writer connection:
+//! the item row and its version bump, a movement in the ledger, and the outbox row of the event
+//! that tells Central. After the commit the relay is woken.
+
+use serde::Serialize;
+use sqlx::SqliteConnection;
+use stockmesh_bus::outbox::Backlog;
+use stockmesh_bus::{Connectivity, Database, LinkState, Outbox, OutboxSignal, topology};
+use stockmesh_core::{
+    CorrelationId, Envelope, Event, Item, ItemState, Movement, MovementKind, ProductId, PurchaseId,
+    PurchaseQuantity, Quantity, StoreId,
+};
+use stockmesh_http::Page;
+
+use crate::error::StoreError;
+use crate::repository as repo;
+
+/// The store's state as `GET /status` shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreStatus {
+    /// This store.
+    pub store_id: StoreId,
+    /// Whether the store talks to the broker.
+    pub connectivity: LinkState,
+    /// Events committed but not yet published.
+    pub outbox_pending: i64,
+    /// Age in milliseconds of the oldest of them.
+    pub outbox_oldest_age_ms: Option<i64>,
+}
+
+/// What changed, for the ledger and the event.
+struct Change {
+    kind: MovementKind,
+    delta: i64,
+    purchase: Option<PurchaseId>,
+}
+
+/// A store's inventory and the operations on it.
+#[derive(Debug, Clone)]
+pub struct StoreService {
+    id: StoreId,
+    db: Database,
+    events_stream: String,
+    outbox: OutboxSignal,
+    connectivity: Connectivity,
+}
+
+impl StoreService {
+    /// A service for store `id` over `db`; it wakes `outbox` after each commit.
+    pub fn new(
+        id: StoreId,
+        db: Database,
+        connectivity: Connectivity,
+        outbox: OutboxSignal,
+    ) -> Self {
+        Self {
+            events_stream: topology::events_stream(&id),
+            id,
+            db,
+            outbox,
+            connectivity,
+        }
+    }
+
+    /// This store's id.
+    pub fn id(&self) -> &StoreId {
+        &self.id
+    }
+
+    /// The store's database.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// The store's link switch.
+    pub fn connectivity(&self) -> &Connectivity {
+        &self.connectivity
+    }
+
+    fn item(&self, state: ItemState) -> Item {
+        Item {
+            store_id: self.id.clone(),
+            product_id: state.product_id,
+            quantity: state.quantity,
+            version: state.version,
+            updated_at: state.updated_at,
+        }
+    }
+
+    /// Writes the ledger line and the outbox row for `state`, the item after `change`.
+    async fn record(
+        &self,
+        conn: &mut SqliteConnection,
+        state: &ItemState,
+        change: Change,
+        correlation: Option<CorrelationId>,
+    ) -> Result<(), StoreError> {
+        let movement = Movement {
+            kind: change.kind,
+            delta: change.delta,
+            quantity: state.quantity,
+            version: state.version,
+            at: state.updated_at,
+            correlation_id: correlation.clone(),
+            purchase_id: change.purchase,
+        };
+        repo::append_movement(conn, &state.product_id, &movement).await?;
+        let event = match change.kind {
+            MovementKind::Created => Event::InventoryItemCreated(state.clone()),
+            _ => Event::InventoryItemUpdated(state.clone()),
+        };
+        let envelope = Envelope::new(self.id.clone(), event, correlation);
+        Outbox::append(conn, &self.events_stream, &envelope).await?;
+        Ok(())
+    }
+
+    /// Creates an item with quantity 0.
+    pub async fn create_item(
+        &self,
+        product: ProductId,
+        correlation: Option<CorrelationId>,
+    ) -> Result<Item, StoreError> {
+        let mut tx = self.db.writer.begin().await?;
+        let state = repo::insert_item(&mut tx, &product, stockmesh_core::now())
+            .await?
+            .ok_or_else(|| StoreError::ProductAlreadyExists(product.clone()))?;
+        let change = Change {
+            kind: MovementKind::Created,
+            delta: 0,
+            purchase: None,
+        };
+        self.record(&mut tx, &state, change, correlation).await?;
+        tx.commit().await?;
+        self.outbox.notify();
+        Ok(self.item(state))
+    }
+
+    /// Sets an item's quantity (a delivery or a stock count).
+    pub async fn set_quantity(
+        &self,
+        product: ProductId,
+        quantity: Quantity,
+        correlation: Option<CorrelationId>,
+    ) -> Result<Item, StoreError> {
+        let mut tx = self.db.writer.begin().await?;
+        let before = repo::find_item(&mut *tx, &product)
+            .await?
+            .ok_or_else(|| StoreError::ProductNotFound(product.clone()))?;
+        let state = repo::set_quantity(&mut tx, &product, quantity, stockmesh_core::now())
+            .await?
+            .ok_or_else(|| StoreError::ProductNotFound(product.clone()))?;
+        let change = Change {
+            kind: MovementKind::Set,
+            delta: i64::from(quantity) - i64::from(before.quantity),
+            purchase: None,
+        };
+        self.record(&mut tx, &state, change, correlation).await?;
+        tx.commit().await?;
+        self.outbox.notify();
+        Ok(self.item(state))
+    }
+
+    /// Sells `amount` units at the store's till, if they are in stock.
+    pub async fn purchase(
+        &self,
+        product: ProductId,
+        amount: PurchaseQuantity,
+        correlation: Option<CorrelationId>,
+    ) -> Result<Item, StoreError> {
+        let mut tx = self.db.writer.begin().await?;
+        let Some(state) =
+            repo::take_stock(&mut tx, &product, amount, stockmesh_core::now()).await?
+        else {
+            let error = match repo::find_item(&mut *tx, &product).await? {
+                None => StoreError::ProductNotFound(product),
+                Some(item) => StoreError::InsufficientStock {
+                    product,
+                    available: item.quantity,
+                    requested: amount,
+                },
+            };
+            return Err(error);
+        };
+        let change = Change {
+            kind: MovementKind::LocalSale,
+            delta: -i64::from(amount),
+            purchase: None,
+        };
+        self.record(&mut tx, &state, change, correlation).await?;
+        tx.commit().await?;
+        self.outbox.notify();
+        Ok(self.item(state))
+    }
+
+    /// One item.
+    pub async fn get_item(&self, product: &ProductId) -> Result<Item, StoreError> {
+        repo::find_item(&self.db.reader, product)
+            .await?
+            .map(|state| self.item(state))
+            .ok_or_else(|| StoreError::ProductNotFound(product.clone()))
+    }
+
+    /// One page of items, and the total.
+    pub async fn list_items(&self, page: Page) -> Result<(Vec<Item>, u64), StoreError> {
+        let (states, total) = repo::list_items(&self.db.reader, page).await?;
+        Ok((states.into_iter().map(|s| self.item(s)).collect(), total))
+    }
+
+    /// One page of an item's ledger, newest first, and the total.
+    pub async fn history(
+        &self,
+        product: &ProductId,
+        page: Page,
+    ) -> Result<(Vec<Movement>, u64), StoreError> {
+        if repo::find_item(&self.db.reader, product).await?.is_none() {
+            return Err(StoreError::ProductNotFound(product.clone()));
+        }
+        Ok(repo::list_movements(&self.db.reader, product, page).await?)
+    }
+
+    /// Sets the link state (`POST /connected`, `POST /disconnected`).
+    pub fn set_link(&self, state: LinkState) {
+        if self.connectivity.set(state) != state {
+            tracing::info!(store = %self.id, ?state, "link state changed");
+        }
+    }
+
+    /// The store's state.
+    pub async fn status(&self) -> Result<StoreStatus, StoreError> {
+        let Backlog {
+            pending,
+            oldest_created_at,
+        } = Outbox::backlog(&self.db.reader).await?;
+        let now = stockmesh_core::now().timestamp_millis();
+        Ok(StoreStatus {
+            store_id: self.id.clone(),
+            connectivity: self.connectivity.state(),
+            outbox_pending: pending,
+            outbox_oldest_age_ms: oldest_created_at.map(|at| (now - at).max(0)),
+        })
+    }
+}

@@ -1,0 +1,8 @@
+//! The Store's HTTP API, driven over real HTTP against a store on port 0 with a fresh SQLite file.
+
+mod bad_input;
+mod concurrency;
+mod connectivity;
+mod inventory;
+mod persistence;
+mod purchase;
