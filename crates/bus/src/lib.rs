@@ -4,6 +4,7 @@
 //! the moves safe. Redis is spoken only here.
 //!
 //! ## Layout
+//! - [`broker`]: the broker port ([`Broker`]) and its adapters: Redis Streams and in-process.
 //! - [`db`]: opens a service's SQLite database (WAL, durability, one writer) and migrates it.
 //! - [`outbox`]: the transactional outbox table: append in the change's transaction, read and
 //!   mark by the relay.
@@ -11,12 +12,14 @@
 //! - [`connectivity`]: a node's connected/disconnected switch, watched by every worker.
 //! - [`topology`]: stream and key names (hash-tagged by store for Redis Cluster).
 
+pub mod broker;
 pub mod connectivity;
 pub mod db;
 pub mod inbox;
 pub mod outbox;
 pub mod topology;
 
+pub use broker::{Broker, BrokerError, Delivery, MemoryBroker, RedisBroker, RedisConfig};
 pub use connectivity::{Connectivity, LinkState};
 pub use db::{Database, DbConfig, Durability};
 pub use outbox::{Outbox, OutboxRow, OutboxSignal};

@@ -1,0 +1,158 @@
+//! The broker port: what stockmesh needs from a log-based message broker, and two adapters.
+//!
+//! - [`RedisBroker`]: Redis Streams (≥ 6.2; 7.0+ also drops trimmed entries from pending lists
+//!   during `XAUTOCLAIM` and reports consumer-group lag). Production.
+//! - [`MemoryBroker`]: the same semantics in process, for `stockmesh up` without Redis and for
+//!   fast tests.
+//!
+//! The semantics both pin (see the contract tests): entries are appended in order; a consumer
+//! group hands each new entry to one consumer and keeps it *pending* until acked; a consumer can
+//! re-read its own pending entries (each re-read counts as a delivery); entries idle too long in
+//! another consumer's hands can be claimed; an entry trimmed from the stream while pending comes
+//! back without data and must simply be acked.
+
+mod memory;
+mod redis;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use stockmesh_core::StoreId;
+
+pub use self::memory::MemoryBroker;
+pub use self::redis::{RedisBroker, RedisConfig};
+
+/// Why a broker call failed. Every kind is worth retrying later; none is the caller's fault.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BrokerError {
+    /// The broker could not be reached or did not answer in time.
+    #[error("broker unreachable: {0}")]
+    Unavailable(String),
+    /// The broker answered with an error.
+    #[error("broker refused the command: {0}")]
+    Refused(String),
+    /// The broker answered something this adapter does not understand.
+    #[error("unexpected broker reply: {0}")]
+    Protocol(String),
+}
+
+/// One entry to append.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    /// The stream.
+    pub stream: &'a str,
+    /// The `type` field (the event type).
+    pub event_type: &'a str,
+    /// The `data` field (the JSON envelope).
+    pub data: &'a str,
+}
+
+/// One entry handed to a consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The stream it was read from.
+    pub stream: String,
+    /// The entry id (e.g. `1700000000000-0`).
+    pub id: String,
+    /// The `type` field, if present.
+    pub event_type: Option<String>,
+    /// The `data` field; `None` when the entry was trimmed away while pending, or lacks it.
+    pub data: Option<Vec<u8>>,
+    /// How many times the group has delivered it, this time included.
+    pub deliveries: u64,
+}
+
+/// A consumer group's view of a stream, for metrics and checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GroupInfo {
+    /// Entries in the stream.
+    pub length: u64,
+    /// Entries delivered but not acked.
+    pub pending: u64,
+    /// Entries not yet delivered to the group (`None` when the broker cannot tell).
+    pub lag: Option<u64>,
+    /// Milliseconds since the oldest entry not yet acked by the group was added, if any.
+    pub oldest_unacked_age_ms: Option<u64>,
+}
+
+/// What stockmesh needs from a broker.
+#[async_trait]
+pub trait Broker: Send + Sync + std::fmt::Debug {
+    /// Appends `entries` in order (pipelined), trimming each stream to about `max_len` entries.
+    /// On error, any prefix of the batch may have been appended.
+    async fn publish(&self, entries: &[Outgoing<'_>], max_len: u64) -> Result<(), BrokerError>;
+
+    /// Creates consumer group `group` on `stream` (and the stream) if missing. The group starts
+    /// at the beginning of the stream, so nothing published before it existed is missed.
+    async fn ensure_group(&self, stream: &str, group: &str) -> Result<(), BrokerError>;
+
+    /// New entries of `streams` for `consumer`, at most `count` per stream, waiting up to
+    /// `block` for the first. Each becomes pending for `consumer`.
+    async fn read_new(
+        &self,
+        group: &str,
+        consumer: &str,
+        streams: &[String],
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Delivery>, BrokerError>;
+
+    /// `consumer`'s own pending entries of `stream` after entry id `after` (`"0"` for all),
+    /// oldest first, at most `count`; delivery counts included.
+    async fn read_pending(
+        &self,
+        group: &str,
+        consumer: &str,
+        stream: &str,
+        after: &str,
+        count: usize,
+    ) -> Result<Vec<Delivery>, BrokerError>;
+
+    /// Moves to `consumer` the pending entries of `stream` idle for at least `min_idle` in any
+    /// consumer's hands (at most `count`); returns how many moved. They are then read with
+    /// [`read_pending`](Self::read_pending).
+    async fn claim_idle(
+        &self,
+        group: &str,
+        consumer: &str,
+        stream: &str,
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<usize, BrokerError>;
+
+    /// Acknowledges entries: they leave the pending list for good.
+    async fn ack(&self, group: &str, stream: &str, ids: &[String]) -> Result<(), BrokerError>;
+
+    /// Copies `entry` with `reason` to the stream's dead-letter stream, then acks it.
+    async fn dead_letter(
+        &self,
+        group: &str,
+        entry: &Delivery,
+        reason: &str,
+    ) -> Result<(), BrokerError>;
+
+    /// Records `store`'s heartbeat (`at` in unix ms) that expires after `ttl`, and registers
+    /// the store so Central can discover it.
+    async fn beat(&self, store: &StoreId, at: i64, ttl: Duration) -> Result<(), BrokerError>;
+
+    /// Withdraws `store`'s heartbeat at once (the store disconnects).
+    async fn withdraw(&self, store: &StoreId) -> Result<(), BrokerError>;
+
+    /// `store`'s last heartbeat (unix ms), if it has a live one.
+    async fn last_beat(&self, store: &StoreId) -> Result<Option<i64>, BrokerError>;
+
+    /// Every store that ever registered.
+    async fn stores(&self) -> Result<Vec<StoreId>, BrokerError>;
+
+    /// The group's view of the stream.
+    async fn group_info(&self, stream: &str, group: &str) -> Result<GroupInfo, BrokerError>;
+
+    /// Entries of `stream` (all of them, for checks and dead-letter inspection).
+    async fn entries(&self, stream: &str) -> Result<Vec<Delivery>, BrokerError>;
+
+    /// Whether the broker answers.
+    async fn ping(&self) -> Result<(), BrokerError>;
+
+    /// A short name for logs (`redis` or `in-process`).
+    fn kind(&self) -> &'static str;
+}
