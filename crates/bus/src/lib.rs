@@ -9,17 +9,30 @@
 //! - [`outbox`]: the transactional outbox table: append in the change's transaction, read and
 //!   mark by the relay.
 //! - [`inbox`]: the `processed_events` table that makes consumers idempotent.
+//! - [`relay`]: publishes the outbox to the broker, in order, with back-off.
+//! - [`consumer`]: reads a consumer group, applies through a [`consumer::Handler`], acks after
+//!   the commit, reclaims, dead-letters.
+//! - [`heartbeat`]: a store's liveness key.
+//! - [`backoff`]: jittered exponential back-off.
 //! - [`connectivity`]: a node's connected/disconnected switch, watched by every worker.
 //! - [`topology`]: stream and key names (hash-tagged by store for Redis Cluster).
 
+pub mod backoff;
 pub mod broker;
 pub mod connectivity;
+pub mod consumer;
 pub mod db;
+pub mod heartbeat;
 pub mod inbox;
 pub mod outbox;
+pub mod relay;
 pub mod topology;
 
 pub use broker::{Broker, BrokerError, Delivery, MemoryBroker, RedisBroker, RedisConfig};
 pub use connectivity::{Connectivity, LinkState};
+pub use consumer::{ConsumeOutcome, Consumer, ConsumerConfig, Handler, HandlerError, StreamSet};
 pub use db::{Database, DbConfig, Durability};
+pub use heartbeat::{Heartbeat, HeartbeatConfig};
+pub use inbox::Inbox;
 pub use outbox::{Outbox, OutboxRow, OutboxSignal};
+pub use relay::{Relay, RelayConfig, RelayOutcome};

@@ -258,7 +258,10 @@ async fn heartbeats_expire_can_be_withdrawn_and_register_the_store(broker: Arc<d
         .await
         .expect("beat");
     assert_eq!(broker.last_beat(&store).await.expect("beat"), Some(1234));
-    assert_eq!(broker.stores().await.expect("stores"), std::slice::from_ref(&store));
+    assert_eq!(
+        broker.stores().await.expect("stores"),
+        std::slice::from_ref(&store)
+    );
     broker.withdraw(&store).await.expect("withdraw");
     assert_eq!(broker.last_beat(&store).await.expect("beat"), None);
     broker

@@ -1,0 +1,431 @@
+//! Consumers: read a consumer group's entries, apply them through a [`Handler`], ack only after
+//! the effect committed.
+//!
+//! - On start (and after any failure, reconnection, or every `reclaim_every`) a consumer first
+//!   claims entries idle too long in a dead consumer's hands (`XAUTOCLAIM`), then re-reads its
+//!   own pending entries, then reads new ones.
+//! - A batch is applied in one call (one transaction); if it fails, its events are retried one
+//!   by one so that one bad event cannot hold back the others.
+//! - An entry that cannot be decoded, that the handler rejects as permanently invalid, or that
+//!   was delivered more than `max_deliveries` times goes to the dead-letter stream with the
+//!   reason and is acked; processing goes on.
+//! - An entry trimmed from the stream while pending (no data) is acked and logged.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use stockmesh_core::Envelope;
+use tokio_util::sync::CancellationToken;
+
+use crate::Connectivity;
+use crate::backoff::Backoff;
+use crate::broker::{Broker, BrokerError, Delivery};
+
+/// Why a handler could not apply events.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Worth retrying (a busy or unreachable database): the entries stay pending.
+    #[error("transient failure: {0:#}")]
+    Transient(anyhow::Error),
+    /// The event can never be applied (it breaks an invariant): dead-letter it.
+    #[error("permanent failure: {0}")]
+    Permanent(String),
+}
+
+impl From<sqlx::Error> for HandlerError {
+    fn from(error: sqlx::Error) -> Self {
+        HandlerError::Transient(error.into())
+    }
+}
+
+/// Applies events. Implementations record each event id in the inbox in the same transaction
+/// as the effect, so that a redelivered event changes nothing.
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    /// Applies `events`, in stream order, in one transaction.
+    async fn handle(&self, events: &[Envelope]) -> Result<(), HandlerError>;
+}
+
+/// Tuning of a consumer.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// The consumer group.
+    pub group: String,
+    /// This consumer's name in the group; stable across restarts so that a restarted consumer
+    /// finds its own pending entries.
+    pub name: String,
+    /// Entries read per stream per call.
+    pub batch_size: usize,
+    /// How long a read waits for new entries.
+    pub block: Duration,
+    /// Entries idle this long in another consumer's hands are taken over.
+    pub claim_idle: Duration,
+    /// How often to look for such entries.
+    pub reclaim_every: Duration,
+    /// Deliveries after which an entry is dead-lettered.
+    pub max_deliveries: u64,
+}
+
+impl ConsumerConfig {
+    /// Defaults for consumer `name` in `group`.
+    pub fn new(group: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            group: group.into(),
+            name: name.into(),
+            batch_size: 256,
+            block: Duration::from_secs(1),
+            claim_idle: Duration::from_secs(30),
+            reclaim_every: Duration::from_secs(5),
+            max_deliveries: 5,
+        }
+    }
+}
+
+/// The streams a consumer reads; more can be added while it runs (Central discovers stores).
+#[derive(Debug, Clone, Default)]
+pub struct StreamSet(Arc<Mutex<BTreeSet<String>>>);
+
+impl StreamSet {
+    /// A set holding `streams`.
+    pub fn new(streams: impl IntoIterator<Item = String>) -> Self {
+        Self(Arc::new(Mutex::new(streams.into_iter().collect())))
+    }
+
+    /// Adds a stream; returns whether it is new.
+    pub fn add(&self, stream: String) -> bool {
+        self.0.lock().map(|mut s| s.insert(stream)).unwrap_or(false)
+    }
+
+    /// The streams now.
+    pub fn snapshot(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// What one pass of a consumer did.
+#[derive(Debug)]
+pub enum ConsumeOutcome {
+    /// Entries were handled: `applied` acked after their effect, `dead` dead-lettered,
+    /// `retry` left pending after a transient failure.
+    Handled {
+        /// Applied and acked.
+        applied: usize,
+        /// Sent to the dead-letter stream.
+        dead: usize,
+        /// Left pending for a later retry.
+        retry: usize,
+    },
+    /// Nothing arrived within the block time.
+    Idle,
+    /// The node is disconnected; nothing was consumed.
+    Disconnected,
+    /// The broker failed.
+    BrokerFailed(BrokerError),
+}
+
+/// One consumer in a group, over a set of streams.
+pub struct Consumer<H: Handler> {
+    broker: Arc<dyn Broker>,
+    handler: Arc<H>,
+    streams: StreamSet,
+    link: Option<Connectivity>,
+    config: ConsumerConfig,
+    /// Streams whose group is known to exist.
+    ready: HashSet<String>,
+    /// Whether the next pass must claim and re-read pending entries first.
+    recover: bool,
+    last_recovery: tokio::time::Instant,
+}
+
+impl<H: Handler> Consumer<H> {
+    /// A consumer of `streams` applying entries through `handler`. With a `link`, it consumes
+    /// only while the node is connected.
+    pub fn new(
+        broker: Arc<dyn Broker>,
+        handler: Arc<H>,
+        streams: StreamSet,
+        link: Option<Connectivity>,
+        config: ConsumerConfig,
+    ) -> Self {
+        Self {
+            broker,
+            handler,
+            streams,
+            link,
+            config,
+            ready: HashSet::new(),
+            recover: true,
+            last_recovery: tokio::time::Instant::now(),
+        }
+    }
+
+    fn connected(&self) -> bool {
+        self.link.as_ref().is_none_or(Connectivity::is_connected)
+    }
+
+    /// Ensures the group on every stream not yet known; new streams get a recovery pass.
+    async fn prepare_streams(&mut self) -> Result<Vec<String>, BrokerError> {
+        let streams = self.streams.snapshot();
+        for stream in &streams {
+            if !self.ready.contains(stream) {
+                self.broker.ensure_group(stream, &self.config.group).await?;
+                self.ready.insert(stream.clone());
+                self.recover = true;
+            }
+        }
+        Ok(streams)
+    }
+
+    /// One pass: recovery if due, else one read of new entries.
+    pub async fn try_once(&mut self) -> ConsumeOutcome {
+        if !self.connected() {
+            self.recover = true;
+            return ConsumeOutcome::Disconnected;
+        }
+        let result = self.pass().await;
+        if let ConsumeOutcome::BrokerFailed(_) = &result {
+            // Redis may have lost its data: recreate the groups and re-read pending entries.
+            self.ready.clear();
+            self.recover = true;
+        }
+        result
+    }
+
+    async fn pass(&mut self) -> ConsumeOutcome {
+        let streams = match self.prepare_streams().await {
+            Ok(streams) => streams,
+            Err(e) => return ConsumeOutcome::BrokerFailed(e),
+        };
+        if self.recover || self.last_recovery.elapsed() >= self.config.reclaim_every {
+            return match self.recover_pending(&streams).await {
+                Ok(outcome) => outcome,
+                Err(e) => ConsumeOutcome::BrokerFailed(e),
+            };
+        }
+        let read = self
+            .broker
+            .read_new(
+                &self.config.group,
+                &self.config.name,
+                &streams,
+                self.config.batch_size,
+                self.config.block,
+            )
+            .await;
+        match read {
+            Ok(entries) if entries.is_empty() => ConsumeOutcome::Idle,
+            // Disconnected while the read waited: leave the entries pending for later.
+            Ok(_) if !self.connected() => {
+                self.recover = true;
+                ConsumeOutcome::Disconnected
+            }
+            Ok(entries) => match self.process(entries).await {
+                Ok(outcome) => outcome,
+                Err(e) => ConsumeOutcome::BrokerFailed(e),
+            },
+            Err(e) => ConsumeOutcome::BrokerFailed(e),
+        }
+    }
+
+    /// Takes over idle entries of dead consumers, then handles this consumer's pending ones.
+    async fn recover_pending(&mut self, streams: &[String]) -> Result<ConsumeOutcome, BrokerError> {
+        self.recover = false;
+        self.last_recovery = tokio::time::Instant::now();
+        let (mut applied, mut dead, mut retry) = (0, 0, 0);
+        for stream in streams {
+            let claimed = self
+                .broker
+                .claim_idle(
+                    &self.config.group,
+                    &self.config.name,
+                    stream,
+                    self.config.claim_idle,
+                    self.config.batch_size,
+                )
+                .await?;
+            if claimed > 0 {
+                tracing::info!(stream, claimed, "claimed entries of an idle consumer");
+            }
+            let mut after = "0".to_owned();
+            loop {
+                let pending = self
+                    .broker
+                    .read_pending(
+                        &self.config.group,
+                        &self.config.name,
+                        stream,
+                        &after,
+                        self.config.batch_size,
+                    )
+                    .await?;
+                let Some(last) = pending.last() else { break };
+                after = last.id.clone();
+                if let ConsumeOutcome::Handled {
+                    applied: a,
+                    dead: d,
+                    retry: r,
+                } = self.process(pending).await?
+                {
+                    (applied, dead, retry) = (applied + a, dead + d, retry + r);
+                }
+            }
+        }
+        Ok(if applied + dead + retry == 0 {
+            ConsumeOutcome::Idle
+        } else {
+            ConsumeOutcome::Handled {
+                applied,
+                dead,
+                retry,
+            }
+        })
+    }
+
+    /// Applies `entries`: dead-letters the hopeless, acks the trimmed, handles the rest.
+    async fn process(&mut self, entries: Vec<Delivery>) -> Result<ConsumeOutcome, BrokerError> {
+        let group = self.config.group.clone();
+        let (mut dead, mut retry) = (0, 0);
+        let mut good: Vec<(Delivery, Envelope)> = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let Some(data) = entry.data.as_deref() else {
+                tracing::warn!(stream = %entry.stream, id = %entry.id, "pending entry was trimmed from the stream; acking it");
+                self.broker
+                    .ack(&group, &entry.stream, std::slice::from_ref(&entry.id))
+                    .await?;
+                continue;
+            };
+            if entry.deliveries > self.config.max_deliveries {
+                let reason = format!("delivered {} times without success", entry.deliveries);
+                self.dead_letter(&entry, &reason).await?;
+                dead += 1;
+                continue;
+            }
+            match Envelope::from_json(data) {
+                Ok(envelope) => good.push((entry, envelope)),
+                Err(error) => {
+                    self.dead_letter(&entry, &format!("cannot decode: {error}"))
+                        .await?;
+                    dead += 1;
+                }
+            }
+        }
+        let applied = self.apply(&good, &mut dead, &mut retry).await?;
+        Ok(ConsumeOutcome::Handled {
+            applied,
+            dead,
+            retry,
+        })
+    }
+
+    /// Applies decoded entries as one batch, or one by one if the batch fails.
+    async fn apply(
+        &mut self,
+        good: &[(Delivery, Envelope)],
+        dead: &mut usize,
+        retry: &mut usize,
+    ) -> Result<usize, BrokerError> {
+        if good.is_empty() {
+            return Ok(0);
+        }
+        let envelopes: Vec<Envelope> = good.iter().map(|(_, e)| e.clone()).collect();
+        if self.handler.handle(&envelopes).await.is_ok() {
+            self.ack_all(good.iter().map(|(d, _)| d)).await?;
+            return Ok(good.len());
+        }
+        let mut applied = 0;
+        for (entry, envelope) in good {
+            match self.handler.handle(std::slice::from_ref(envelope)).await {
+                Ok(()) => {
+                    self.ack_all(std::iter::once(entry)).await?;
+                    applied += 1;
+                }
+                Err(HandlerError::Permanent(reason)) => {
+                    self.dead_letter(entry, &reason).await?;
+                    *dead += 1;
+                }
+                Err(HandlerError::Transient(error)) => {
+                    tracing::warn!(id = %entry.id, error = %format!("{error:#}"), "event not applied; will retry");
+                    self.recover = true;
+                    *retry += 1;
+                }
+            }
+        }
+        Ok(applied)
+    }
+
+    async fn ack_all(&self, entries: impl Iterator<Item = &Delivery>) -> Result<(), BrokerError> {
+        let mut by_stream: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+        for entry in entries {
+            by_stream
+                .entry(&entry.stream)
+                .or_default()
+                .push(entry.id.clone());
+        }
+        for (stream, ids) in by_stream {
+            self.broker.ack(&self.config.group, stream, &ids).await?;
+        }
+        Ok(())
+    }
+
+    async fn dead_letter(&self, entry: &Delivery, reason: &str) -> Result<(), BrokerError> {
+        tracing::warn!(stream = %entry.stream, id = %entry.id, reason, "dead-lettering entry");
+        metrics::counter!("stockmesh_events_dead_lettered_total").increment(1);
+        self.broker
+            .dead_letter(&self.config.group, entry, reason)
+            .await
+    }
+
+    /// Consumes until `cancel` fires.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
+        let mut failing = false;
+        loop {
+            let outcome = tokio::select! {
+                () = cancel.cancelled() => return,
+                outcome = self.try_once() => outcome,
+            };
+            let pause = match outcome {
+                ConsumeOutcome::Handled { retry, .. } => {
+                    if failing {
+                        tracing::info!(group = %self.config.group, "consumer: broker reachable again");
+                        failing = false;
+                    }
+                    if retry > 0 {
+                        backoff.next_delay()
+                    } else {
+                        backoff.reset();
+                        continue;
+                    }
+                }
+                ConsumeOutcome::Idle => {
+                    backoff.reset();
+                    continue;
+                }
+                ConsumeOutcome::Disconnected => {
+                    let link = self.link.clone().unwrap_or_default();
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        () = link.wait_connected() => {}
+                    }
+                    continue;
+                }
+                ConsumeOutcome::BrokerFailed(error) => {
+                    if !failing {
+                        tracing::warn!(%error, group = %self.config.group, "consumer: broker unavailable, retrying");
+                        failing = true;
+                    }
+                    backoff.next_delay()
+                }
+            };
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! A store's heartbeat: a broker key holding the time of the last beat, with a TTL, refreshed
+//! every interval while the store is connected and withdrawn at once when it disconnects.
+//! Central reads its age to tell whether the store is online.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use stockmesh_core::{StoreId, now};
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::{Broker, BrokerError};
+use crate::{Connectivity, LinkState};
+
+/// Timing of heartbeats.
+#[derive(Debug, Clone, Copy)]
+pub struct HeartbeatConfig {
+    /// Time between beats (default 30 s).
+    pub interval: Duration,
+    /// How long a beat stays valid; also the age past which Central calls a store offline
+    /// (default 50 s).
+    pub timeout: Duration,
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(50),
+        }
+    }
+}
+
+/// A store's heartbeat worker.
+#[derive(Debug, Clone)]
+pub struct Heartbeat {
+    broker: Arc<dyn Broker>,
+    store: StoreId,
+    link: Connectivity,
+    config: HeartbeatConfig,
+}
+
+impl Heartbeat {
+    /// The heartbeat of `store`.
+    pub fn new(
+        broker: Arc<dyn Broker>,
+        store: StoreId,
+        link: Connectivity,
+        config: HeartbeatConfig,
+    ) -> Self {
+        Self {
+            broker,
+            store,
+            link,
+            config,
+        }
+    }
+
+    /// Beats once now.
+    pub async fn beat(&self) -> Result<(), BrokerError> {
+        self.broker
+            .beat(&self.store, now().timestamp_millis(), self.config.timeout)
+            .await?;
+        metrics::counter!("stockmesh_heartbeats_sent_total").increment(1);
+        Ok(())
+    }
+
+    /// Withdraws the heartbeat now, so Central sees the store offline at once.
+    pub async fn withdraw(&self) -> Result<(), BrokerError> {
+        self.broker.withdraw(&self.store).await
+    }
+
+    /// Beats every interval while connected; withdraws on disconnection; until `cancel`.
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut link = self.link.subscribe();
+        loop {
+            let state = *link.borrow_and_update();
+            let result = match state {
+                LinkState::Connected => self.beat().await,
+                LinkState::Disconnected => self.withdraw().await,
+            };
+            // A failed beat is retried soon; a missed one only makes the store look offline.
+            let wait = match result {
+                Ok(()) if state == LinkState::Connected => self.config.interval,
+                Ok(()) => Duration::MAX,
+                Err(error) => {
+                    tracing::debug!(%error, "heartbeat failed, retrying");
+                    Duration::from_secs(1).min(self.config.interval)
+                }
+            };
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                changed = link.changed() => if changed.is_err() { return },
+                () = tokio::time::sleep(wait.min(Duration::from_secs(86_400))) => {}
+            }
+        }
+    }
+}
+
+/// Whether a heartbeat taken at `last_beat` (unix ms) still counts at `now_ms`.
+pub fn is_fresh(last_beat: Option<i64>, now_ms: i64, timeout: Duration) -> bool {
+    let timeout = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+    last_beat.is_some_and(|at| now_ms.saturating_sub(at) <= timeout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freshness_follows_the_timeout() {
+        let timeout = Duration::from_secs(50);
+        assert!(is_fresh(Some(1_000), 51_000, timeout));
+        assert!(!is_fresh(Some(1_000), 51_001, timeout));
+        assert!(!is_fresh(None, 0, timeout));
+    }
+}

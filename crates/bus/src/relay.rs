@@ -1,0 +1,198 @@
+//! The outbox relay: publishes committed outbox rows to the broker, in order, and marks them
+//! published only after the broker accepted them.
+//!
+//! It wakes at once when a transaction commits ([`OutboxSignal`]), polls slowly as a fallback,
+//! backs off with jitter while the broker is unreachable and resumes by itself, pauses while
+//! the node is disconnected and drains at once on reconnect, and prunes old published rows.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use stockmesh_core::now;
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::Backoff;
+use crate::broker::{Broker, BrokerError, Outgoing};
+use crate::{Connectivity, Database, Outbox, OutboxSignal};
+
+/// Tuning of the relay.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Rows published per pipelined round trip.
+    pub batch_size: u32,
+    /// How often to look for rows when no commit signal arrives.
+    pub poll_interval: Duration,
+    /// How long published rows are kept (for audits) before pruning.
+    pub retention: Duration,
+    /// Approximate cap of each stream (`XADD … MAXLEN ~`). It must exceed what a consumer group
+    /// can fall behind by (events produced during the longest consumer outage), or unread
+    /// entries would be trimmed; see the README.
+    pub max_stream_len: u64,
+    /// First retry delay while the broker is unreachable.
+    pub backoff_min: Duration,
+    /// Longest retry delay.
+    pub backoff_max: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 512,
+            poll_interval: Duration::from_secs(1),
+            retention: Duration::from_secs(3600),
+            max_stream_len: 1_000_000,
+            backoff_min: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What one pass of the relay did.
+#[derive(Debug)]
+pub enum RelayOutcome {
+    /// Published this many rows.
+    Published(usize),
+    /// Nothing waited.
+    Empty,
+    /// The node is disconnected; nothing was sent.
+    Disconnected,
+    /// The broker failed; the rows stay unpublished and will be sent again.
+    BrokerFailed(BrokerError),
+}
+
+/// The relay of one node's outbox.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    db: Database,
+    broker: Arc<dyn Broker>,
+    signal: OutboxSignal,
+    link: Connectivity,
+    config: RelayConfig,
+}
+
+impl Relay {
+    /// A relay publishing `db`'s outbox to `broker`.
+    pub fn new(
+        db: Database,
+        broker: Arc<dyn Broker>,
+        signal: OutboxSignal,
+        link: Connectivity,
+        config: RelayConfig,
+    ) -> Self {
+        Self {
+            db,
+            broker,
+            signal,
+            link,
+            config,
+        }
+    }
+
+    /// Publishes the next batch, if any.
+    pub async fn try_once(&self) -> Result<RelayOutcome, sqlx::Error> {
+        if !self.link.is_connected() {
+            return Ok(RelayOutcome::Disconnected);
+        }
+        let rows = Outbox::next_batch(&self.db.reader, self.config.batch_size).await?;
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+            return Ok(RelayOutcome::Empty);
+        };
+        let entries: Vec<Outgoing<'_>> = rows
+            .iter()
+            .map(|row| Outgoing {
+                stream: &row.stream,
+                event_type: &row.event_type,
+                data: &row.data,
+            })
+            .collect();
+        let span = tracing::debug_span!("relay_batch", rows = rows.len());
+        let published = {
+            let _enter = span.enter();
+            self.broker
+                .publish(&entries, self.config.max_stream_len)
+                .await
+        };
+        if let Err(error) = published {
+            return Ok(RelayOutcome::BrokerFailed(error));
+        }
+        Outbox::mark_published(
+            &self.db.writer,
+            first.seq,
+            last.seq,
+            now().timestamp_millis(),
+        )
+        .await?;
+        for row in &rows {
+            metrics::counter!("stockmesh_events_published_total", "type" => row.event_type.clone())
+                .increment(1);
+        }
+        Ok(RelayOutcome::Published(rows.len()))
+    }
+
+    /// Relays until `cancel` fires.
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut backoff = Backoff::new(self.config.backoff_min, self.config.backoff_max);
+        let mut last_prune = tokio::time::Instant::now();
+        let mut failing = false;
+        loop {
+            let outcome = tokio::select! {
+                () = cancel.cancelled() => return,
+                outcome = self.try_once() => outcome,
+            };
+            let pause = match outcome {
+                Ok(RelayOutcome::Published(_)) => {
+                    if failing {
+                        tracing::info!("outbox relay: broker reachable again");
+                        failing = false;
+                    }
+                    backoff.reset();
+                    continue;
+                }
+                Ok(RelayOutcome::Empty) => {
+                    if last_prune.elapsed() >= Duration::from_secs(60) {
+                        last_prune = tokio::time::Instant::now();
+                        self.prune().await;
+                    }
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        () = self.signal.notified() => {}
+                        () = tokio::time::sleep(self.config.poll_interval) => {}
+                    }
+                    continue;
+                }
+                Ok(RelayOutcome::Disconnected) => {
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        () = self.link.wait_connected() => {}
+                    }
+                    continue;
+                }
+                Ok(RelayOutcome::BrokerFailed(error)) => {
+                    if !failing {
+                        tracing::warn!(%error, "outbox relay: broker unavailable, retrying");
+                        failing = true;
+                    }
+                    backoff.next_delay()
+                }
+                Err(error) => {
+                    tracing::error!(%error, "outbox relay: database error");
+                    backoff.next_delay()
+                }
+            };
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    async fn prune(&self) {
+        let retention = i64::try_from(self.config.retention.as_millis()).unwrap_or(i64::MAX);
+        let before = now().timestamp_millis().saturating_sub(retention);
+        match Outbox::prune(&self.db.writer, before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(rows = n, "pruned published outbox rows"),
+            Err(error) => tracing::warn!(%error, "cannot prune the outbox"),
+        }
+    }
+}

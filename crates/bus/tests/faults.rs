@@ -1,0 +1,513 @@
+//! Fault tests of the bus on a real, private `redis-server`: broker crashes, consumer crashes,
+//! poison entries. Each checks the guarantees: nothing lost, every effect applied exactly once,
+//! in per-store order, and a bad entry never blocks the others.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::Migrator;
+use stockmesh_bus::broker::{Broker, Outgoing};
+use stockmesh_bus::{
+    ConsumeOutcome, Consumer, ConsumerConfig, Database, DbConfig, Handler, HandlerError, Inbox,
+    Outbox, OutboxSignal, RedisBroker, RedisConfig, Relay, RelayConfig, StreamSet, topology,
+};
+use stockmesh_core::{Envelope, Event, ItemState, ProductId, Quantity, StoreId, Version};
+use stockmesh_testkit::{Persistence, RedisServer};
+use tokio_util::sync::CancellationToken;
+
+static EFFECTS: Migrator = sqlx::migrate!("tests/migrations");
+static NO_MIGRATIONS: Migrator = sqlx::migrate!("tests/no_migrations");
+
+const GROUP: &str = "central";
+
+async fn database(dir: &tempfile::TempDir, name: &str, migrations: &Migrator) -> Database {
+    let path = dir.path().join(name);
+    Database::open(&DbConfig::new(path.display().to_string()), migrations)
+        .await
+        .expect("database opens")
+}
+
+fn store() -> StoreId {
+    StoreId::parse("store-1").expect("valid")
+}
+
+fn event(version: u64) -> Envelope {
+    let mut v = Version::FIRST;
+    for _ in 1..version {
+        v = v.next();
+    }
+    Envelope::new(
+        store(),
+        Event::InventoryItemUpdated(ItemState {
+            product_id: ProductId::parse("p").expect("valid"),
+            quantity: Quantity::new(i64::try_from(version % 1000).expect("small")).expect("valid"),
+            version: v,
+            updated_at: stockmesh_core::now(),
+        }),
+        None,
+    )
+}
+
+/// Writes `count` events to the outbox, 500 per transaction.
+async fn fill_outbox(db: &Database, count: u64) {
+    let stream = topology::events_stream(&store());
+    let mut version = 1;
+    while version <= count {
+        let mut tx = db.writer.begin().await.expect("begin");
+        for _ in 0..500.min(count - version + 1) {
+            Outbox::append(&mut tx, &stream, &event(version))
+                .await
+                .expect("append");
+            version += 1;
+        }
+        tx.commit().await.expect("commit");
+    }
+}
+
+/// Applies events as rows of `effects`, deduplicated through the inbox in the same transaction.
+/// It can be told to hang after committing (a crash before the ack) or before (a crash holding
+/// entries).
+struct Recorder {
+    db: Database,
+    hang_after_commit: AtomicBool,
+    hang_before_commit: AtomicBool,
+    reached: tokio::sync::Notify,
+}
+
+impl Recorder {
+    fn new(db: Database) -> Arc<Self> {
+        Arc::new(Self {
+            db,
+            hang_after_commit: AtomicBool::new(false),
+            hang_before_commit: AtomicBool::new(false),
+            reached: tokio::sync::Notify::new(),
+        })
+    }
+
+    async fn versions(&self) -> Vec<i64> {
+        sqlx::query_scalar("SELECT version FROM effects ORDER BY seq")
+            .fetch_all(&self.db.reader)
+            .await
+            .expect("effects readable")
+    }
+
+    async fn distinct_events(&self) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(DISTINCT event_id) FROM effects")
+            .fetch_one(&self.db.reader)
+            .await
+            .expect("effects readable")
+    }
+}
+
+#[async_trait]
+impl Handler for Recorder {
+    async fn handle(&self, events: &[Envelope]) -> Result<(), HandlerError> {
+        if self.hang_before_commit.load(Ordering::SeqCst) {
+            self.reached.notify_one();
+            std::future::pending::<()>().await;
+        }
+        let mut tx = self.db.writer.begin().await?;
+        for envelope in events {
+            if !Inbox::record(&mut tx, envelope.id, 0).await? {
+                continue;
+            }
+            let Event::InventoryItemUpdated(item) = &envelope.event else {
+                return Err(HandlerError::Permanent("unexpected event".into()));
+            };
+            sqlx::query("INSERT INTO effects (event_id, store_id, version) VALUES (?, ?, ?)")
+                .bind(envelope.id.to_string())
+                .bind(envelope.store_id.as_str())
+                .bind(i64::from(item.version))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        if self.hang_after_commit.load(Ordering::SeqCst) {
+            self.reached.notify_one();
+            std::future::pending::<()>().await;
+        }
+        Ok(())
+    }
+}
+
+fn consumer_config(name: &str) -> ConsumerConfig {
+    ConsumerConfig {
+        claim_idle: Duration::from_millis(300),
+        reclaim_every: Duration::from_millis(200),
+        ..ConsumerConfig::new(GROUP, name)
+    }
+}
+
+fn consumer(broker: &Arc<dyn Broker>, recorder: &Arc<Recorder>, name: &str) -> Consumer<Recorder> {
+    Consumer::new(
+        broker.clone(),
+        recorder.clone(),
+        StreamSet::new([topology::events_stream(&store())]),
+        None,
+        consumer_config(name),
+    )
+}
+
+fn redis_broker(server: &RedisServer) -> Arc<dyn Broker> {
+    Arc::new(RedisBroker::new(RedisConfig::new(server.url())).expect("broker"))
+}
+
+async fn wait_for(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !done().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// (a) Redis is killed -9 while 10,000 outbox rows are relayed, then restarted on its AOF:
+/// every event arrives, each applied exactly once, in the store's order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_crash_mid_relay_loses_nothing_and_applies_everything_once_in_order() {
+    const N: u64 = 10_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = RedisServer::start_with(Persistence::AofAlways).await;
+    let broker = redis_broker(&server);
+    let producer = database(&dir, "producer.db", &NO_MIGRATIONS).await;
+    let recorder = Recorder::new(database(&dir, "consumer.db", &EFFECTS).await);
+    fill_outbox(&producer, N).await;
+
+    let cancel = CancellationToken::new();
+    let relay = Relay::new(
+        producer.clone(),
+        broker.clone(),
+        OutboxSignal::default(),
+        Default::default(),
+        RelayConfig {
+            batch_size: 200,
+            backoff_max: Duration::from_millis(200),
+            ..RelayConfig::default()
+        },
+    );
+    let tasks = [
+        tokio::spawn(relay.run(cancel.clone())),
+        tokio::spawn(consumer(&broker, &recorder, "c1").run(cancel.clone())),
+    ];
+
+    wait_for(
+        "a fifth of the rows to be published",
+        Duration::from_secs(30),
+        async || {
+            Outbox::backlog(&producer.reader)
+                .await
+                .expect("backlog")
+                .pending
+                <= 8_000
+        },
+    )
+    .await;
+    server.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stalled = Outbox::backlog(&producer.reader)
+        .await
+        .expect("backlog")
+        .pending;
+    assert!(stalled > 0, "the crash must hit mid-relay");
+    server.restart().await;
+
+    wait_for("every event applied", Duration::from_secs(60), async || {
+        recorder.distinct_events().await == i64::try_from(N).expect("small")
+    })
+    .await;
+    cancel.cancel();
+    for task in tasks {
+        task.await.expect("worker");
+    }
+    let versions = recorder.versions().await;
+    let expected: Vec<i64> = (1..=i64::try_from(N).expect("small")).collect();
+    assert_eq!(
+        versions.len(),
+        expected.len(),
+        "each event applied exactly once"
+    );
+    assert!(versions == expected, "effects applied out of order");
+    assert_eq!(
+        Outbox::backlog(&producer.reader)
+            .await
+            .expect("backlog")
+            .pending,
+        0
+    );
+    let info = broker
+        .group_info(&topology::events_stream(&store()), GROUP)
+        .await
+        .expect("info");
+    assert_eq!(info.pending, 0, "nothing left pending");
+}
+
+async fn publish_events(broker: &Arc<dyn Broker>, versions: std::ops::RangeInclusive<u64>) {
+    let stream = topology::events_stream(&store());
+    let envelopes: Vec<Envelope> = versions.map(event).collect();
+    let jsons: Vec<String> = envelopes.iter().map(Envelope::to_json).collect();
+    let entries: Vec<_> = jsons
+        .iter()
+        .map(|data| Outgoing {
+            stream: &stream,
+            event_type: "INVENTORY_ITEM_UPDATED",
+            data,
+        })
+        .collect();
+    broker.publish(&entries, 1_000_000).await.expect("publish");
+}
+
+/// (b) A consumer dies after committing the effect but before acking: the redelivery to its
+/// successor is a no-op.
+#[tokio::test]
+async fn b_a_consumer_killed_between_commit_and_ack_causes_no_second_effect() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = RedisServer::start().await;
+    let broker = redis_broker(&server);
+    let recorder = Recorder::new(database(&dir, "consumer.db", &EFFECTS).await);
+    let stream = topology::events_stream(&store());
+    broker.ensure_group(&stream, GROUP).await.expect("group");
+    publish_events(&broker, 1..=20).await;
+
+    recorder.hang_after_commit.store(true, Ordering::SeqCst);
+    let doomed = tokio::spawn(consumer(&broker, &recorder, "c1").run(CancellationToken::new()));
+    recorder.reached.notified().await;
+    doomed.abort();
+    let _ = doomed.await;
+    assert_eq!(recorder.distinct_events().await, 20, "effects committed");
+    assert_eq!(
+        broker
+            .group_info(&stream, GROUP)
+            .await
+            .expect("info")
+            .pending,
+        20,
+        "not acked"
+    );
+
+    recorder.hang_after_commit.store(false, Ordering::SeqCst);
+    let mut successor = consumer(&broker, &recorder, "c1");
+    let outcome = successor.try_once().await;
+    assert!(
+        matches!(
+            outcome,
+            ConsumeOutcome::Handled {
+                applied: 20,
+                dead: 0,
+                retry: 0
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        recorder.versions().await.len(),
+        20,
+        "no effect applied twice"
+    );
+    assert_eq!(
+        broker
+            .group_info(&stream, GROUP)
+            .await
+            .expect("info")
+            .pending,
+        0
+    );
+}
+
+/// (c) A consumer dies holding pending entries it never applied: another consumer of the group
+/// reclaims them once they are idle long enough, and applies each once.
+#[tokio::test]
+async fn c_entries_held_by_a_dead_consumer_are_reclaimed_by_another() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = RedisServer::start().await;
+    let broker = redis_broker(&server);
+    let recorder = Recorder::new(database(&dir, "consumer.db", &EFFECTS).await);
+    let stream = topology::events_stream(&store());
+    broker.ensure_group(&stream, GROUP).await.expect("group");
+    publish_events(&broker, 1..=30).await;
+
+    recorder.hang_before_commit.store(true, Ordering::SeqCst);
+    let doomed = tokio::spawn(consumer(&broker, &recorder, "dies").run(CancellationToken::new()));
+    recorder.reached.notified().await;
+    doomed.abort();
+    let _ = doomed.await;
+    assert_eq!(recorder.distinct_events().await, 0);
+    assert_eq!(
+        broker
+            .group_info(&stream, GROUP)
+            .await
+            .expect("info")
+            .pending,
+        30
+    );
+
+    recorder.hang_before_commit.store(false, Ordering::SeqCst);
+    let cancel = CancellationToken::new();
+    let rescuer = tokio::spawn(consumer(&broker, &recorder, "rescuer").run(cancel.clone()));
+    wait_for(
+        "the rescuer to apply everything",
+        Duration::from_secs(10),
+        async || recorder.distinct_events().await == 30,
+    )
+    .await;
+    wait_for(
+        "the pending list to empty",
+        Duration::from_secs(5),
+        async || {
+            broker
+                .group_info(&stream, GROUP)
+                .await
+                .expect("info")
+                .pending
+                == 0
+        },
+    )
+    .await;
+    cancel.cancel();
+    rescuer.await.expect("rescuer");
+    assert_eq!(recorder.versions().await, (1..=30).collect::<Vec<i64>>());
+}
+
+/// (d) An undecodable entry goes to the dead-letter stream with its reason; the entries behind
+/// it are applied.
+#[tokio::test]
+async fn d_a_poison_entry_is_dead_lettered_and_the_rest_flow_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = RedisServer::start().await;
+    let broker = redis_broker(&server);
+    let recorder = Recorder::new(database(&dir, "consumer.db", &EFFECTS).await);
+    let stream = topology::events_stream(&store());
+    broker.ensure_group(&stream, GROUP).await.expect("group");
+    publish_events(&broker, 1..=2).await;
+    let poison = Outgoing {
+        stream: &stream,
+        event_type: "INVENTORY_ITEM_UPDATED",
+        data: "{not json",
+    };
+    broker.publish(&[poison], 1_000_000).await.expect("publish");
+    publish_events(&broker, 3..=4).await;
+
+    let mut worker = consumer(&broker, &recorder, "c1");
+    let mut dead = 0;
+    for _ in 0..3 {
+        if let ConsumeOutcome::Handled { dead: d, .. } = worker.try_once().await {
+            dead += d;
+        }
+    }
+    assert_eq!(dead, 1);
+    assert_eq!(recorder.versions().await, [1, 2, 3, 4]);
+    let letters = broker
+        .entries(&topology::dead_letter_stream(&stream))
+        .await
+        .expect("dead letters");
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].data.as_deref(), Some(&b"{not json"[..]));
+    assert_eq!(
+        broker
+            .group_info(&stream, GROUP)
+            .await
+            .expect("info")
+            .pending,
+        0
+    );
+}
+
+/// An event the handler keeps failing on is retried, then dead-lettered after `max_deliveries`,
+/// without holding back the events around it.
+#[tokio::test]
+async fn an_event_that_always_fails_is_dead_lettered_after_the_delivery_limit() {
+    struct FailsOnVersion3(Arc<Recorder>);
+    #[async_trait]
+    impl Handler for FailsOnVersion3 {
+        async fn handle(&self, events: &[Envelope]) -> Result<(), HandlerError> {
+            let bad = events.iter().any(
+                |e| matches!(&e.event, Event::InventoryItemUpdated(i) if i.version.get() == 3),
+            );
+            if bad {
+                return Err(HandlerError::Transient(anyhow::anyhow!("database says no")));
+            }
+            self.0.handle(events).await
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker: Arc<dyn Broker> = Arc::new(stockmesh_bus::MemoryBroker::new());
+    let recorder = Recorder::new(database(&dir, "consumer.db", &EFFECTS).await);
+    let stream = topology::events_stream(&store());
+    broker.ensure_group(&stream, GROUP).await.expect("group");
+    publish_events(&broker, 1..=5).await;
+    let mut worker = Consumer::new(
+        broker.clone(),
+        Arc::new(FailsOnVersion3(recorder.clone())),
+        StreamSet::new([stream.clone()]),
+        None,
+        ConsumerConfig {
+            max_deliveries: 3,
+            ..consumer_config("c1")
+        },
+    );
+    for _ in 0..10 {
+        worker.try_once().await;
+    }
+    assert_eq!(recorder.versions().await, [1, 2, 4, 5]);
+    let letters = broker
+        .entries(&topology::dead_letter_stream(&stream))
+        .await
+        .expect("dead letters");
+    assert_eq!(letters.len(), 1);
+    assert_eq!(
+        broker
+            .group_info(&stream, GROUP)
+            .await
+            .expect("info")
+            .pending,
+        0
+    );
+}
+
+/// The relay publishes nothing while disconnected and drains at once on reconnect.
+#[tokio::test]
+async fn the_relay_pauses_while_disconnected_and_drains_on_reconnect() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker: Arc<dyn Broker> = Arc::new(stockmesh_bus::MemoryBroker::new());
+    let producer = database(&dir, "producer.db", &NO_MIGRATIONS).await;
+    fill_outbox(&producer, 50).await;
+    let link = stockmesh_bus::Connectivity::new(stockmesh_bus::LinkState::Disconnected);
+    let cancel = CancellationToken::new();
+    let signal = OutboxSignal::default();
+    let relay = Relay::new(
+        producer.clone(),
+        broker.clone(),
+        signal.clone(),
+        link.clone(),
+        RelayConfig {
+            poll_interval: Duration::from_secs(3600),
+            ..RelayConfig::default()
+        },
+    );
+    assert!(matches!(
+        relay.try_once().await.expect("db"),
+        stockmesh_bus::RelayOutcome::Disconnected
+    ));
+    let task = tokio::spawn(relay.run(cancel.clone()));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stream = topology::events_stream(&store());
+    assert!(broker.entries(&stream).await.expect("entries").is_empty());
+
+    link.set(stockmesh_bus::LinkState::Connected);
+    wait_for("the outbox to drain", Duration::from_secs(2), async || {
+        broker.entries(&stream).await.expect("entries").len() == 50
+    })
+    .await;
+    // New commits are relayed at once, not at the (hour-long) poll.
+    fill_outbox(&producer, 1).await;
+    signal.notify();
+    wait_for("the new row", Duration::from_secs(2), async || {
+        broker.entries(&stream).await.expect("entries").len() == 51
+    })
+    .await;
+    cancel.cancel();
+    task.await.expect("relay");
+}
