@@ -18,17 +18,17 @@ async fn run_store(args: StoreArgs) -> anyhow::Result<()> {
     let db_url = args
         .db
         .unwrap_or_else(|| format!("sqlite://./data/{}.db", args.id));
-    let config = StoreConfig {
-        id: args.id,
-        db: DbConfig {
+    let config = StoreConfig::new(
+        args.id,
+        DbConfig {
             durability: args.storage.durability,
             ..DbConfig::new(db_url)
         },
-    };
+    );
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let node = StoreNode::start(config, listener).await?;
+    let node = StoreNode::start(config, listener, None).await?;
     println!(
         "store {} listening on http://{}",
         node.service().id(),

@@ -85,12 +85,12 @@ async fn status(State(store): State<AppState>) -> Result<Response, Problem> {
 }
 
 async fn connect(State(store): State<AppState>) -> Result<Response, Problem> {
-    store.set_link(LinkState::Connected);
+    store.set_link(LinkState::Connected).await;
     status(State(store)).await
 }
 
 async fn disconnect(State(store): State<AppState>) -> Result<Response, Problem> {
-    store.set_link(LinkState::Disconnected);
+    store.set_link(LinkState::Disconnected).await;
     status(State(store)).await
 }
 

@@ -8,10 +8,12 @@
 //! - [`service`]: the store's operations; each change is one transaction holding the item, its
 //!   version bump, a movement row and the outbox row of its event.
 //! - [`error`]: what can go wrong, as a type.
+//! - [`commands`]: applies Central's commands (remote purchases, snapshot requests).
 //! - [`api`]: the HTTP routes (thin handlers: extract, call the service, map the result).
 //! - [`node`]: starts and stops a whole store (database, HTTP server, background workers).
 
 pub mod api;
+pub mod commands;
 pub mod error;
 pub mod node;
 pub mod repository;

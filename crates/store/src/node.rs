@@ -1,16 +1,22 @@
-//! Starts and stops a whole store: its database, its HTTP server and its background workers, all
-//! tied to one cancellation token so that shutdown stops everything and waits for it.
+//! Starts and stops a whole store: its database, its HTTP server and its background workers
+//! (outbox relay, heartbeat, command consumer), all tied to one cancellation token so that
+//! shutdown stops everything and waits for it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use stockmesh_bus::{Connectivity, Database, DbConfig, LinkState, OutboxSignal};
+use stockmesh_bus::{
+    Broker, Connectivity, Consumer, ConsumerConfig, Database, DbConfig, Heartbeat, HeartbeatConfig,
+    LinkState, OutboxSignal, Relay, RelayConfig, StreamSet, topology,
+};
 use stockmesh_core::StoreId;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::commands::CommandHandler;
 use crate::service::StoreService;
 
 /// Everything a store needs to start.
@@ -20,6 +26,25 @@ pub struct StoreConfig {
     pub id: StoreId,
     /// Its database.
     pub db: DbConfig,
+    /// Outbox relay tuning.
+    pub relay: RelayConfig,
+    /// Heartbeat timing.
+    pub heartbeat: HeartbeatConfig,
+    /// Entries idle this long in a dead consumer's hands are reclaimed.
+    pub claim_idle: Duration,
+}
+
+impl StoreConfig {
+    /// Defaults for store `id` over database `db`.
+    pub fn new(id: StoreId, db: DbConfig) -> Self {
+        Self {
+            id,
+            db,
+            relay: RelayConfig::default(),
+            heartbeat: HeartbeatConfig::default(),
+            claim_idle: Duration::from_secs(30),
+        }
+    }
 }
 
 /// A running store.
@@ -33,17 +58,57 @@ pub struct StoreNode {
 
 impl StoreNode {
     /// Opens the database, then serves the API on `listener` until [`shutdown`](Self::shutdown).
-    pub async fn start(config: StoreConfig, listener: TcpListener) -> anyhow::Result<Self> {
+    /// With a `broker`, it also relays its outbox, beats its heartbeat and applies Central's
+    /// commands; without one it works alone (its events wait in the outbox).
+    pub async fn start(
+        config: StoreConfig,
+        listener: TcpListener,
+        broker: Option<Arc<dyn Broker>>,
+    ) -> anyhow::Result<Self> {
         let addr = listener.local_addr().context("listener has no address")?;
         let db = Database::open(&config.db, &crate::MIGRATIONS).await?;
-        let service = Arc::new(StoreService::new(
-            config.id.clone(),
-            db,
-            Connectivity::new(LinkState::Connected),
-            OutboxSignal::default(),
-        ));
+        let link = Connectivity::new(LinkState::Connected);
+        let signal = OutboxSignal::default();
+        let mut service =
+            StoreService::new(config.id.clone(), db.clone(), link.clone(), signal.clone());
+        let heartbeat = broker.as_ref().map(|broker| {
+            Heartbeat::new(
+                broker.clone(),
+                config.id.clone(),
+                link.clone(),
+                config.heartbeat,
+            )
+        });
+        if let Some(heartbeat) = &heartbeat {
+            service = service.with_heartbeat(heartbeat.clone());
+        }
+        let service = Arc::new(service);
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
+
+        if let (Some(broker), Some(heartbeat)) = (broker, heartbeat) {
+            let relay = Relay::new(
+                db,
+                broker.clone(),
+                signal,
+                link.clone(),
+                config.relay.clone(),
+            );
+            tasks.spawn(relay.run(cancel.clone()));
+            tasks.spawn(heartbeat.run(cancel.clone()));
+            let consumer = Consumer::new(
+                broker,
+                Arc::new(CommandHandler::new(service.clone())),
+                StreamSet::new([topology::commands_stream(&config.id)]),
+                Some(link),
+                ConsumerConfig {
+                    claim_idle: config.claim_idle,
+                    ..ConsumerConfig::new(topology::STORE_GROUP, config.id.as_str())
+                },
+            );
+            tasks.spawn(consumer.run(cancel.clone()));
+        }
+
         let app = crate::api::router(service.clone());
         let stop = cancel.clone();
         tasks.spawn(async move {

@@ -61,7 +61,7 @@ pub async fn list_items(pool: &SqlitePool, page: Page) -> sqlx::Result<(Vec<Item
 
 /// Every item in product order, `limit` at a time after `after` (for snapshots).
 pub async fn items_after(
-    pool: &SqlitePool,
+    conn: impl sqlx::SqliteExecutor<'_>,
     after: Option<&ProductId>,
     limit: i64,
 ) -> sqlx::Result<Vec<ItemState>> {
@@ -71,7 +71,7 @@ pub async fn items_after(
     )
     .bind(after.map_or("", ProductId::as_str))
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
     items_from_rows(rows)
 }
@@ -208,4 +208,40 @@ pub async fn list_movements(
         .map(movement_from_row)
         .collect::<sqlx::Result<_>>()?;
     Ok((movements, total.unsigned_abs()))
+}
+
+/// Whether the store has already decided this remote purchase.
+pub async fn remote_purchase_decided(
+    conn: impl sqlx::SqliteExecutor<'_>,
+    purchase: PurchaseId,
+) -> sqlx::Result<bool> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM remote_purchases WHERE purchase_id = ?")
+            .bind(purchase.to_string())
+            .fetch_optional(conn)
+            .await?;
+    Ok(found.is_some())
+}
+
+/// Records the decision on a remote purchase.
+pub async fn record_remote_purchase(
+    conn: &mut SqliteConnection,
+    purchase: PurchaseId,
+    product: &ProductId,
+    amount: PurchaseQuantity,
+    outcome: &str,
+    at: Timestamp,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO remote_purchases (purchase_id, product_id, quantity, outcome, decided_at)
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(purchase.to_string())
+    .bind(product.as_str())
+    .bind(i64::from(amount))
+    .bind(outcome)
+    .bind(at.timestamp_millis())
+    .execute(conn)
+    .await?;
+    Ok(())
 }

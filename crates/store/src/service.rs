@@ -5,10 +5,11 @@
 use serde::Serialize;
 use sqlx::SqliteConnection;
 use stockmesh_bus::outbox::Backlog;
-use stockmesh_bus::{Connectivity, Database, LinkState, Outbox, OutboxSignal, topology};
+use stockmesh_bus::{Connectivity, Database, Heartbeat, LinkState, Outbox, OutboxSignal, topology};
 use stockmesh_core::{
     CorrelationId, Envelope, Event, Item, ItemState, Movement, MovementKind, ProductId, PurchaseId,
-    PurchaseQuantity, Quantity, StoreId,
+    PurchaseQuantity, Quantity, RejectionReason, RemotePurchaseCommand, RemotePurchaseConfirmed,
+    RemotePurchaseRejected, StoreId,
 };
 use stockmesh_http::Page;
 
@@ -44,6 +45,8 @@ pub struct StoreService {
     events_stream: String,
     outbox: OutboxSignal,
     connectivity: Connectivity,
+    /// Set when the store runs with a broker: `POST /disconnected` withdraws it at once.
+    heartbeat: Option<Heartbeat>,
 }
 
 impl StoreService {
@@ -60,7 +63,19 @@ impl StoreService {
             db,
             outbox,
             connectivity,
+            heartbeat: None,
         }
+    }
+
+    /// Lets link changes beat or withdraw the heartbeat immediately.
+    pub fn with_heartbeat(mut self, heartbeat: Heartbeat) -> Self {
+        self.heartbeat = Some(heartbeat);
+        self
+    }
+
+    /// The signal that wakes the outbox relay.
+    pub fn outbox_signal(&self) -> &OutboxSignal {
+        &self.outbox
     }
 
     /// This store's id.
@@ -88,13 +103,13 @@ impl StoreService {
         }
     }
 
-    /// Writes the ledger line and the outbox row for `state`, the item after `change`.
-    async fn record(
+    /// Writes the ledger line for `state`, the item after `change`.
+    async fn record_movement(
         &self,
         conn: &mut SqliteConnection,
         state: &ItemState,
         change: Change,
-        correlation: Option<CorrelationId>,
+        correlation: Option<&CorrelationId>,
     ) -> Result<(), StoreError> {
         let movement = Movement {
             kind: change.kind,
@@ -102,17 +117,40 @@ impl StoreService {
             quantity: state.quantity,
             version: state.version,
             at: state.updated_at,
-            correlation_id: correlation.clone(),
+            correlation_id: correlation.cloned(),
             purchase_id: change.purchase,
         };
         repo::append_movement(conn, &state.product_id, &movement).await?;
+        Ok(())
+    }
+
+    /// Appends `event` to the outbox, bound for Central.
+    async fn emit(
+        &self,
+        conn: &mut SqliteConnection,
+        event: Event,
+        correlation: Option<CorrelationId>,
+    ) -> Result<(), StoreError> {
+        let envelope = Envelope::new(self.id.clone(), event, correlation);
+        Outbox::append(conn, &self.events_stream, &envelope).await?;
+        Ok(())
+    }
+
+    /// Writes the ledger line and the item event of a local change.
+    async fn record(
+        &self,
+        conn: &mut SqliteConnection,
+        state: &ItemState,
+        change: Change,
+        correlation: Option<CorrelationId>,
+    ) -> Result<(), StoreError> {
         let event = match change.kind {
             MovementKind::Created => Event::InventoryItemCreated(state.clone()),
             _ => Event::InventoryItemUpdated(state.clone()),
         };
-        let envelope = Envelope::new(self.id.clone(), event, correlation);
-        Outbox::append(conn, &self.events_stream, &envelope).await?;
-        Ok(())
+        self.record_movement(conn, state, change, correlation.as_ref())
+            .await?;
+        self.emit(conn, event, correlation).await
     }
 
     /// Creates an item with quantity 0.
@@ -219,10 +257,117 @@ impl StoreService {
         Ok(repo::list_movements(&self.db.reader, product, page).await?)
     }
 
-    /// Sets the link state (`POST /connected`, `POST /disconnected`).
-    pub fn set_link(&self, state: LinkState) {
+    /// Sets the link state (`POST /connected`, `POST /disconnected`). Disconnecting withdraws
+    /// the heartbeat before returning, so Central refuses remote purchases at once; connecting
+    /// beats at once. The relay and the command consumer follow the switch by themselves.
+    pub async fn set_link(&self, state: LinkState) {
         if self.connectivity.set(state) != state {
             tracing::info!(store = %self.id, ?state, "link state changed");
+        }
+        let Some(heartbeat) = &self.heartbeat else {
+            return;
+        };
+        let result = match state {
+            LinkState::Connected => heartbeat.beat().await,
+            LinkState::Disconnected => heartbeat.withdraw().await,
+        };
+        // The broker may be down: the heartbeat task retries, and a stale beat expires anyway.
+        if let Err(error) = result {
+            tracing::warn!(%error, "cannot update the heartbeat now");
+        }
+    }
+
+    /// Decides a remote purchase inside the caller's transaction: applies it if stock suffices
+    /// and the deadline holds, and appends the reply for Central. A purchase already decided is
+    /// left alone (its reply is already in the outbox): returns `false` then.
+    pub async fn apply_remote_purchase(
+        &self,
+        conn: &mut SqliteConnection,
+        command: &RemotePurchaseCommand,
+        correlation: Option<CorrelationId>,
+    ) -> Result<bool, StoreError> {
+        if repo::remote_purchase_decided(&mut *conn, command.purchase_id).await? {
+            return Ok(false);
+        }
+        let now = stockmesh_core::now();
+        let product = &command.product_id;
+        let decision = if now > command.deadline {
+            Err((
+                RejectionReason::Expired,
+                repo::find_item(&mut *conn, product).await?,
+            ))
+        } else {
+            match repo::take_stock(conn, product, command.quantity, now).await? {
+                Some(state) => Ok(state),
+                None => match repo::find_item(&mut *conn, product).await? {
+                    None => Err((RejectionReason::ProductNotFound, None)),
+                    Some(item) => Err((RejectionReason::InsufficientStock, Some(item))),
+                },
+            }
+        };
+        let outcome = match &decision {
+            Ok(_) => "CONFIRMED",
+            Err((reason, _)) => reason.as_str(),
+        };
+        repo::record_remote_purchase(
+            conn,
+            command.purchase_id,
+            product,
+            command.quantity,
+            outcome,
+            now,
+        )
+        .await?;
+        let reply = match decision {
+            Ok(state) => {
+                let change = Change {
+                    kind: MovementKind::RemoteSale,
+                    delta: -i64::from(command.quantity),
+                    purchase: Some(command.purchase_id),
+                };
+                self.record_movement(conn, &state, change, correlation.as_ref())
+                    .await?;
+                Event::RemotePurchaseConfirmed(RemotePurchaseConfirmed {
+                    purchase_id: command.purchase_id,
+                    quantity: command.quantity,
+                    item: state,
+                })
+            }
+            Err((reason, item)) => Event::RemotePurchaseRejected(RemotePurchaseRejected {
+                purchase_id: command.purchase_id,
+                product_id: product.clone(),
+                reason,
+                item,
+            }),
+        };
+        self.emit(conn, reply, correlation).await?;
+        Ok(true)
+    }
+
+    /// Appends an `INVENTORY_ITEM_UPDATED` with the current state of every item (Central asked
+    /// for a snapshot to rebuild its view).
+    pub async fn append_snapshot(
+        &self,
+        conn: &mut SqliteConnection,
+        correlation: Option<CorrelationId>,
+    ) -> Result<usize, StoreError> {
+        let mut after: Option<ProductId> = None;
+        let mut count = 0;
+        loop {
+            let page = repo::items_after(&mut *conn, after.as_ref(), 1000).await?;
+            let Some(last) = page.last() else {
+                return Ok(count);
+            };
+            after = Some(last.product_id.clone());
+            count += page.len();
+            for state in page {
+                self.emit(
+                    conn,
+                    Event::InventoryItemUpdated(state),
+                    correlation.clone(),
+                )
+                .await?;
+            }
         }
     }
 

@@ -4,15 +4,21 @@
 //! 127.0.0.1 with its own fresh SQLite file in a temporary directory.
 //!
 //! ## Layout
+//! - [`cluster`]: [`TestCluster`]: Central and N stores over a private Redis or the
+//!   in-process broker, in this process.
+//! - [`demo`]: the original specification's demo as one reusable scenario.
 //! - [`http`]: a small typed HTTP client ([`Api`]) with helpers for the calls tests make.
 //! - [`redis`]: [`RedisServer`]: a private `redis-server` on a free port that can be killed
 //!   and restarted.
 //! - [`store`]: [`spawn_store`] / [`TestStore`]: a Store node on port 0, restartable on its file.
 
+pub mod cluster;
+pub mod demo;
 pub mod http;
 pub mod redis;
 pub mod store;
 
+pub use cluster::{BrokerKind, TestCluster, eventually};
 pub use http::Api;
 pub use redis::{Persistence, RedisServer};
 pub use store::{TestStore, spawn_store};

@@ -30,10 +30,10 @@ pub async fn spawn_store() -> TestStore {
 pub async fn spawn_store_with(adjust: impl FnOnce(&mut StoreConfig)) -> TestStore {
     let dir = Arc::new(tempfile::tempdir().expect("cannot create a temporary directory"));
     let db = dir.path().join("store.db");
-    let mut config = StoreConfig {
-        id: StoreId::parse("store-1").expect("valid id"),
-        db: DbConfig::new(db.display().to_string()),
-    };
+    let mut config = StoreConfig::new(
+        StoreId::parse("store-1").expect("valid id"),
+        DbConfig::new(db.display().to_string()),
+    );
     adjust(&mut config);
     let node = start(config.clone()).await;
     TestStore {
@@ -48,7 +48,7 @@ async fn start(config: StoreConfig) -> StoreNode {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("cannot bind port 0");
-    StoreNode::start(config, listener)
+    StoreNode::start(config, listener, None)
         .await
         .expect("store failed to start")
 }

@@ -1,0 +1,187 @@
+//! Central's HTTP API. Handlers extract, call the service and map the result; every error is a
+//! problem+json response.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use stockmesh_core::{ProductId, PurchaseId, StoreId};
+use stockmesh_http::bodies::PurchaseRequest;
+use stockmesh_http::pagination::PageParams;
+use stockmesh_http::{ApiJson, ApiPath, ApiQuery, Correlation, Page, Paged, Problem};
+
+use crate::error::CentralError;
+use crate::purchase::IdempotencyKey;
+use crate::service::{CentralService, PurchaseAnswer};
+
+type AppState = Arc<CentralService>;
+
+/// The header that makes a purchase safe to retry.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Central's routes, with the shared conventions applied.
+pub fn router(service: Arc<CentralService>) -> Router {
+    let routes = Router::new()
+        .route("/", get(health))
+        .route("/inventory", get(list_items))
+        .route("/inventory/{store_id}/{product_id}", get(get_item))
+        .route("/products/{product_id}", get(product))
+        .route("/stores", get(stores))
+        .route("/purchase/{store_id}/{product_id}", post(purchase))
+        .route("/purchases/{purchase_id}", get(purchase_status))
+        .with_state(service);
+    stockmesh_http::router::finish(routes)
+}
+
+impl From<CentralError> for Problem {
+    fn from(error: CentralError) -> Problem {
+        let detail = error.to_string();
+        match error {
+            CentralError::StoreNotFound(_) => {
+                Problem::new(StatusCode::NOT_FOUND, "Store Not Found", detail)
+            }
+            CentralError::ProductNotFound { .. } | CentralError::ProductUnknown(_) => {
+                Problem::new(StatusCode::NOT_FOUND, "Product Not Found", detail)
+            }
+            CentralError::PurchaseNotFound(_) => {
+                Problem::new(StatusCode::NOT_FOUND, "Purchase Not Found", detail)
+            }
+            CentralError::StoreUnavailable { .. } => {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Store Unavailable", detail)
+            }
+            CentralError::InsufficientStock { .. } => {
+                Problem::new(StatusCode::CONFLICT, "Insufficient Stock", detail)
+            }
+            CentralError::IdempotencyMismatch(_) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Idempotency Key Mismatch",
+                detail,
+            ),
+            CentralError::BadRequest(_) => Problem::bad_request(detail),
+            CentralError::Database(cause) => {
+                tracing::error!(error = %cause, "central database failure");
+                Problem::internal()
+            }
+        }
+    }
+}
+
+async fn health() -> &'static str {
+    "Central Server: OK"
+}
+
+/// `?page&size&storeId&productId`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InventoryQuery {
+    page: Option<i64>,
+    size: Option<i64>,
+    store_id: Option<StoreId>,
+    product_id: Option<ProductId>,
+}
+
+async fn list_items(
+    State(central): State<AppState>,
+    ApiQuery(query): ApiQuery<InventoryQuery>,
+) -> Result<Response, Problem> {
+    let page = Page::parse(PageParams {
+        page: query.page,
+        size: query.size,
+    })?;
+    let (items, total) = central
+        .items(query.store_id.as_ref(), query.product_id.as_ref(), page)
+        .await?;
+    let mut filters = Vec::new();
+    if let Some(store) = &query.store_id {
+        filters.push(("storeId", store.to_string()));
+    }
+    if let Some(product) = &query.product_id {
+        filters.push(("productId", product.to_string()));
+    }
+    Ok(Paged {
+        items,
+        page,
+        total,
+        path: "/inventory".into(),
+        filters,
+    }
+    .into_response())
+}
+
+async fn get_item(
+    State(central): State<AppState>,
+    ApiPath((store, product)): ApiPath<(StoreId, ProductId)>,
+) -> Result<Response, Problem> {
+    Ok(Json(central.item(&store, &product).await?).into_response())
+}
+
+async fn product(
+    State(central): State<AppState>,
+    ApiPath(product): ApiPath<ProductId>,
+) -> Result<Response, Problem> {
+    Ok(Json(central.product(&product).await?).into_response())
+}
+
+async fn stores(State(central): State<AppState>) -> Result<Response, Problem> {
+    Ok(Json(central.stores().await?).into_response())
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, Problem> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| Problem::bad_request("Idempotency-Key must be visible ASCII"))?;
+    IdempotencyKey::parse(text)
+        .map(Some)
+        .map_err(Problem::bad_request)
+}
+
+async fn purchase(
+    State(central): State<AppState>,
+    Correlation(correlation): Correlation,
+    headers: HeaderMap,
+    ApiPath((store, product)): ApiPath<(StoreId, ProductId)>,
+    ApiJson(body): ApiJson<PurchaseRequest>,
+) -> Result<Response, Problem> {
+    let key = idempotency_key(&headers)?;
+    let answer = central
+        .purchase(store, product, body.quantity, key, correlation)
+        .await?;
+    Ok(match answer {
+        PurchaseAnswer::Confirmed(item) => Json(item).into_response(),
+        PurchaseAnswer::Pending(purchase) => {
+            let location = format!("/purchases/{}", purchase.purchase_id);
+            let mut response = (StatusCode::ACCEPTED, Json(purchase)).into_response();
+            if let Ok(location) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            response
+        }
+    })
+}
+
+/// The purchase id in `/purchases/{id}`, parsed as a UUID.
+#[derive(Debug)]
+struct PurchasePath(PurchaseId);
+
+impl<'de> Deserialize<'de> for PurchasePath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        PurchaseId::parse(&text)
+            .map(PurchasePath)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+async fn purchase_status(
+    State(central): State<AppState>,
+    ApiPath(PurchasePath(id)): ApiPath<PurchasePath>,
+) -> Result<Response, Problem> {
+    Ok(Json(central.purchase_status(id).await?).into_response())
+}

@@ -1,0 +1,56 @@
+//! Central's errors.
+
+use stockmesh_core::{ProductId, PurchaseId, PurchaseQuantity, Quantity, StoreId};
+
+/// Why a Central operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CentralError {
+    /// Central knows no such store (404).
+    #[error("store {0} is not known to Central")]
+    StoreNotFound(StoreId),
+    /// The store does not carry the product (404).
+    #[error("product {product} not found at store {store}")]
+    ProductNotFound {
+        /// The store.
+        store: StoreId,
+        /// The product.
+        product: ProductId,
+    },
+    /// The product is carried by no store (404).
+    #[error("product {0} is carried by no store")]
+    ProductUnknown(ProductId),
+    /// No such purchase (404).
+    #[error("purchase {0} not found")]
+    PurchaseNotFound(PurchaseId),
+    /// The store is offline, disconnected, or did not get the purchase in time (503).
+    #[error("store {store} is unavailable: {why}")]
+    StoreUnavailable {
+        /// The store.
+        store: StoreId,
+        /// Why.
+        why: String,
+    },
+    /// The store holds fewer units than asked (409).
+    #[error(
+        "insufficient stock for product {product} at store {store}: {available} available, {requested} requested"
+    )]
+    InsufficientStock {
+        /// The store.
+        store: StoreId,
+        /// The product.
+        product: ProductId,
+        /// Units available.
+        available: Quantity,
+        /// Units asked for.
+        requested: PurchaseQuantity,
+    },
+    /// An `Idempotency-Key` reused with a different request (422).
+    #[error("Idempotency-Key was first used for a different purchase ({0})")]
+    IdempotencyMismatch(String),
+    /// A malformed header (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The database failed (500; logged, not shown).
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}

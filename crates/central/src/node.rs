@@ -1,0 +1,163 @@
+//! Starts and stops Central: its database, HTTP server and workers (outbox relay, the consumer
+//! of every store's events, store discovery), tied to one cancellation token.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use stockmesh_bus::{
+    Broker, Connectivity, Consumer, ConsumerConfig, Database, DbConfig, OutboxSignal, Relay,
+    RelayConfig, StreamSet, topology,
+};
+use stockmesh_core::StoreId;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::discovery::Discovery;
+use crate::liveness::Liveness;
+use crate::repository as repo;
+use crate::service::{CentralService, PurchaseTiming};
+use crate::view::ViewUpdater;
+use crate::waiters::Waiters;
+
+/// Everything Central needs to start.
+#[derive(Debug, Clone)]
+pub struct CentralConfig {
+    /// Its database.
+    pub db: DbConfig,
+    /// A store whose heartbeat is older than this is offline (default 50 s).
+    pub heartbeat_timeout: Duration,
+    /// Remote purchase timing.
+    pub purchase: PurchaseTiming,
+    /// This Central's consumer name (unique per replica, stable across restarts).
+    pub consumer_name: String,
+    /// Stores known before they announce themselves.
+    pub stores: Vec<StoreId>,
+    /// Outbox relay tuning.
+    pub relay: RelayConfig,
+    /// Entries idle this long in a dead consumer's hands are reclaimed.
+    pub claim_idle: Duration,
+    /// How often to look for new stores.
+    pub discovery_interval: Duration,
+}
+
+impl CentralConfig {
+    /// Defaults over database `db`.
+    pub fn new(db: DbConfig) -> Self {
+        Self {
+            db,
+            heartbeat_timeout: Duration::from_secs(50),
+            purchase: PurchaseTiming::default(),
+            consumer_name: "central-1".into(),
+            stores: Vec::new(),
+            relay: RelayConfig::default(),
+            claim_idle: Duration::from_secs(30),
+            discovery_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A running Central.
+#[derive(Debug)]
+pub struct CentralNode {
+    addr: SocketAddr,
+    service: Arc<CentralService>,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl CentralNode {
+    /// Opens the database, starts the workers, and serves the API on `listener`.
+    pub async fn start(
+        config: CentralConfig,
+        listener: TcpListener,
+        broker: Arc<dyn Broker>,
+    ) -> anyhow::Result<Self> {
+        let addr = listener.local_addr().context("listener has no address")?;
+        let db = Database::open(&config.db, &crate::MIGRATIONS).await?;
+        let signal = OutboxSignal::default();
+        let waiters = Arc::new(Waiters::default());
+        let service = Arc::new(CentralService::new(
+            db.clone(),
+            Liveness::new(broker.clone(), config.heartbeat_timeout),
+            waiters.clone(),
+            signal.clone(),
+            config.purchase,
+        ));
+        let streams = StreamSet::default();
+        let discovery = Discovery::new(
+            db.clone(),
+            broker.clone(),
+            streams.clone(),
+            signal.clone(),
+            config.stores.clone(),
+            config.discovery_interval,
+        );
+        // Stores known from an earlier run, and declared ones, are read from the start.
+        for row in repo::list_stores(&db.reader).await? {
+            streams.add(topology::events_stream(&row.store_id));
+        }
+        for store in &config.stores {
+            discovery.register(store).await?;
+        }
+
+        let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let relay = Relay::new(
+            db.clone(),
+            broker.clone(),
+            signal,
+            Connectivity::default(),
+            config.relay.clone(),
+        );
+        tasks.spawn(relay.run(cancel.clone()));
+        tasks.spawn(discovery.run(cancel.clone()));
+        let consumer = Consumer::new(
+            broker,
+            Arc::new(ViewUpdater::new(db, waiters)),
+            streams,
+            None,
+            ConsumerConfig {
+                claim_idle: config.claim_idle,
+                ..ConsumerConfig::new(topology::CENTRAL_GROUP, config.consumer_name.clone())
+            },
+        );
+        tasks.spawn(consumer.run(cancel.clone()));
+
+        let app = crate::api::router(service.clone());
+        let stop = cancel.clone();
+        tasks.spawn(async move {
+            let server = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
+            if let Err(error) = server.await {
+                tracing::error!(%error, "central HTTP server failed");
+            }
+        });
+        tasks.close();
+        tracing::info!(%addr, "central listening");
+        Ok(Self {
+            addr,
+            service,
+            cancel,
+            tasks,
+        })
+    }
+
+    /// The address the API listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The service (for embedding and tests).
+    pub fn service(&self) -> &Arc<CentralService> {
+        &self.service
+    }
+
+    /// Stops the server and workers and closes the database.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        self.tasks.wait().await;
+        self.service.database().close().await;
+    }
+}

@@ -1,0 +1,4 @@
+//! The whole system in one process: Central and stores over a private real `redis-server` (or
+//! the in-process broker), driven over HTTP.
+
+mod demo;

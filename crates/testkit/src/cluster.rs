@@ -1,0 +1,211 @@
+//! A whole system in the test's process: a broker (a private `redis-server` or the in-process
+//! one), Central and N stores, each on port 0 with its own SQLite file, with timings shortened so
+//! that tests run fast.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use stockmesh_bus::{Broker, DbConfig, HeartbeatConfig, MemoryBroker, RedisBroker, RedisConfig};
+use stockmesh_central::{CentralConfig, CentralNode};
+use stockmesh_core::StoreId;
+use stockmesh_store::{StoreConfig, StoreNode};
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+
+use crate::http::Api;
+use crate::redis::{Persistence, RedisServer};
+
+/// Which broker a cluster runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerKind {
+    /// A private `redis-server` (AOF, fsync always), killable.
+    Redis,
+    /// The in-process broker.
+    InProcess,
+}
+
+/// Heartbeat timing used by test clusters: beat every 100 ms, offline after 1 s.
+pub fn test_heartbeat() -> HeartbeatConfig {
+    HeartbeatConfig {
+        interval: Duration::from_millis(100),
+        timeout: Duration::from_secs(1),
+    }
+}
+
+/// A running test system.
+pub struct TestCluster {
+    /// The private Redis, when the cluster runs on Redis.
+    pub redis: Option<RedisServer>,
+    /// The broker every node shares.
+    pub broker: Arc<dyn Broker>,
+    /// Central's client.
+    pub central: Api,
+    /// Each store's client, `store-1` first.
+    pub stores: Vec<Api>,
+    central_node: Option<CentralNode>,
+    store_nodes: Vec<Option<StoreNode>>,
+    store_configs: Vec<StoreConfig>,
+    central_config: CentralConfig,
+    dir: TempDir,
+}
+
+async fn listener() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("cannot bind port 0")
+}
+
+impl TestCluster {
+    /// Central and `stores` stores over a private `redis-server`.
+    pub async fn start(stores: usize) -> Self {
+        Self::start_with(BrokerKind::Redis, stores).await
+    }
+
+    /// Central and `stores` stores over the given broker; returns once Central sees every
+    /// store online.
+    pub async fn start_with(kind: BrokerKind, stores: usize) -> Self {
+        let dir = tempfile::tempdir().expect("cannot create a temporary directory");
+        let (redis, broker): (Option<RedisServer>, Arc<dyn Broker>) = match kind {
+            BrokerKind::Redis => {
+                let server = RedisServer::start_with(Persistence::AofAlways).await;
+                let broker = RedisBroker::new(RedisConfig::new(server.url())).expect("broker");
+                (Some(server), Arc::new(broker))
+            }
+            BrokerKind::InProcess => (None, Arc::new(MemoryBroker::new())),
+        };
+        let db = |name: &str| DbConfig::new(dir.path().join(name).display().to_string());
+        let central_config = CentralConfig {
+            heartbeat_timeout: test_heartbeat().timeout,
+            claim_idle: Duration::from_secs(2),
+            discovery_interval: Duration::from_millis(50),
+            ..CentralConfig::new(db("central.db"))
+        };
+        let store_configs: Vec<StoreConfig> = (1..=stores)
+            .map(|i| {
+                let id = StoreId::parse(format!("store-{i}")).expect("valid id");
+                StoreConfig {
+                    heartbeat: test_heartbeat(),
+                    claim_idle: Duration::from_secs(2),
+                    ..StoreConfig::new(id, db(&format!("store-{i}.db")))
+                }
+            })
+            .collect();
+        let central_node =
+            CentralNode::start(central_config.clone(), listener().await, broker.clone())
+                .await
+                .expect("central starts");
+        let mut store_nodes = Vec::new();
+        for config in &store_configs {
+            let node = StoreNode::start(config.clone(), listener().await, Some(broker.clone()))
+                .await
+                .expect("store starts");
+            store_nodes.push(Some(node));
+        }
+        let cluster = Self {
+            redis,
+            broker,
+            central: Api::new(format!("http://{}", central_node.addr())),
+            stores: store_nodes
+                .iter()
+                .flatten()
+                .map(|n| Api::new(format!("http://{}", n.addr())))
+                .collect(),
+            central_node: Some(central_node),
+            store_nodes,
+            store_configs,
+            central_config,
+            dir,
+        };
+        cluster.wait_until_all_online().await;
+        cluster
+    }
+
+    /// Store `i`'s client (`1` is `store-1`).
+    pub fn store(&self, i: usize) -> &Api {
+        &self.stores[i - 1]
+    }
+
+    /// The directory holding every node's database.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Waits until Central lists every running store as online.
+    pub async fn wait_until_all_online(&self) {
+        let expected = self.store_nodes.iter().filter(|n| n.is_some()).count();
+        eventually(
+            "every store online at Central",
+            Duration::from_secs(10),
+            async || {
+                let stores = self.central.get("/stores").await.json();
+                stores
+                    .as_array()
+                    .map(|s| s.iter().filter(|s| s["online"] == true).count())
+                    == Some(expected)
+            },
+        )
+        .await;
+    }
+
+    /// Stops store `i` gracefully (its database stays).
+    pub async fn stop_store(&mut self, i: usize) {
+        if let Some(node) = self.store_nodes[i - 1].take() {
+            node.shutdown().await;
+        }
+    }
+
+    /// Starts store `i` again on its database (on a new port).
+    pub async fn restart_store(&mut self, i: usize) {
+        self.stop_store(i).await;
+        let node = StoreNode::start(
+            self.store_configs[i - 1].clone(),
+            listener().await,
+            Some(self.broker.clone()),
+        )
+        .await
+        .expect("store restarts");
+        self.stores[i - 1] = Api::new(format!("http://{}", node.addr()));
+        self.store_nodes[i - 1] = Some(node);
+    }
+
+    /// Stops Central and starts it again on its database (on a new port).
+    pub async fn restart_central(&mut self) {
+        if let Some(node) = self.central_node.take() {
+            node.shutdown().await;
+        }
+        let node = CentralNode::start(
+            self.central_config.clone(),
+            listener().await,
+            self.broker.clone(),
+        )
+        .await
+        .expect("central restarts");
+        self.central = Api::new(format!("http://{}", node.addr()));
+        self.central_node = Some(node);
+    }
+
+    /// Shuts every node down.
+    pub async fn shutdown(mut self) {
+        if let Some(node) = self.central_node.take() {
+            node.shutdown().await;
+        }
+        for node in self.store_nodes.iter_mut().filter_map(Option::take) {
+            node.shutdown().await;
+        }
+    }
+}
+
+/// Polls `condition` every 5 ms until it holds, failing the test after `limit`.
+pub async fn eventually(what: &str, limit: Duration, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if condition().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
