@@ -5,7 +5,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::middleware;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::problem::{Problem, fill_instance};
 
@@ -41,13 +41,17 @@ pub fn finish(routes: Router) -> Router {
         .layer(middleware::from_fn(fill_instance))
         .layer(middleware::from_fn(crate::correlation::correlate))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                tracing::info_span!(
-                    "http",
-                    method = %request.method(),
-                    path = %request.uri().path(),
-                    correlation_id = tracing::field::Empty,
-                )
-            }),
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    tracing::info_span!(
+                        "http",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        correlation_id = tracing::field::Empty,
+                    )
+                })
+                // A 503 "Store Unavailable" is an answer, not a fault; real 500s are logged
+                // with their cause where they arise.
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
 }

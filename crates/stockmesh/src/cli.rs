@@ -1,6 +1,8 @@
 //! The command line. Every flag has an environment variable of the same meaning.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use stockmesh_bus::Durability;
@@ -31,8 +33,81 @@ pub enum LogFormat {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a whole local cluster in one process: Central and N stores.
+    Up(UpArgs),
+    /// Run one Central node.
+    Central(CentralArgs),
     /// Run one Store node: its HTTP API over its own SQLite database.
     Store(StoreArgs),
+}
+
+/// Parses `250ms`, `30s`, `5m`, `1h` (a bare number means seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 500ms, 30s, 5m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        other => Err(format!(
+            "invalid duration unit {other:?}: use ms, s, m or h"
+        )),
+    }
+}
+
+/// Flags about the broker and liveness, shared by every node.
+#[derive(Debug, Clone, Args)]
+pub struct BusArgs {
+    /// Redis URL (`redis://host:port`, `rediss://user:pass@host:port` for TLS and ACL users).
+    /// For `up`: when absent, a Redis on 127.0.0.1:6379 is used if it answers, else a private
+    /// redis-server is started if installed, else the in-process broker.
+    #[arg(long, env = "STOCKMESH_REDIS")]
+    pub redis: Option<String>,
+
+    /// How often a store refreshes its heartbeat.
+    #[arg(long, env = "STOCKMESH_HEARTBEAT_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub heartbeat_interval: Duration,
+
+    /// A store whose heartbeat is older than this is offline: Central refuses its remote purchases.
+    #[arg(long, env = "STOCKMESH_HEARTBEAT_TIMEOUT", default_value = "50s", value_parser = parse_duration)]
+    pub heartbeat_timeout: Duration,
+
+    /// Entries idle this long in a crashed consumer's hands are taken over by another.
+    #[arg(long, env = "STOCKMESH_CLAIM_IDLE", default_value = "30s", value_parser = parse_duration)]
+    pub claim_idle: Duration,
+
+    /// Approximate cap of each stream (XADD MAXLEN ~). Must exceed the events a consumer can fall
+    /// behind by during its longest outage.
+    #[arg(long, env = "STOCKMESH_STREAM_MAX_LEN", default_value_t = 1_000_000)]
+    pub stream_max_len: u64,
+}
+
+/// Flags about local storage, shared by every node.
+#[derive(Debug, Clone, Args)]
+pub struct StorageArgs {
+    /// Commit durability: `full` (fsync every commit; survives power loss) or `normal` (may lose
+    /// the last commits on power loss, never corrupts).
+    #[arg(long, env = "STOCKMESH_DURABILITY", default_value = "full")]
+    pub durability: Durability,
+}
+
+/// Flags about remote purchases (Central).
+#[derive(Debug, Clone, Args)]
+pub struct PurchaseArgs {
+    /// How long a remote purchase request waits for the store before answering 202.
+    #[arg(long, env = "STOCKMESH_PURCHASE_WAIT", default_value = "5s", value_parser = parse_duration)]
+    pub purchase_wait: Duration,
+
+    /// A store refuses a remote purchase that reaches it later than this after it was made.
+    #[arg(long, env = "STOCKMESH_PURCHASE_DEADLINE", default_value = "30s", value_parser = parse_duration)]
+    pub purchase_deadline: Duration,
 }
 
 /// Flags of `stockmesh store`.
@@ -42,7 +117,7 @@ pub struct StoreArgs {
     #[arg(long, env = "STOCKMESH_STORE_ID")]
     pub id: StoreId,
 
-    /// Address for the HTTP API.
+    /// Address for the HTTP API (port 0 picks a free port; the URL is printed).
     #[arg(long, env = "STOCKMESH_LISTEN", default_value = "127.0.0.1:8082")]
     pub listen: SocketAddr,
 
@@ -51,15 +126,96 @@ pub struct StoreArgs {
     #[arg(long, env = "STOCKMESH_DB")]
     pub db: Option<String>,
 
+    /// Work alone, without a broker: events wait in the outbox.
+    #[arg(long, env = "STOCKMESH_STANDALONE")]
+    pub standalone: bool,
+
+    #[command(flatten)]
+    pub bus: BusArgs,
+
     #[command(flatten)]
     pub storage: StorageArgs,
 }
 
-/// Flags about local storage, shared by every node.
+/// Flags of `stockmesh central`.
 #[derive(Debug, Args)]
-pub struct StorageArgs {
-    /// Commit durability: `full` (fsync every commit; survives power loss) or `normal` (may lose
-    /// the last commits on power loss, never corrupts).
-    #[arg(long, env = "STOCKMESH_DURABILITY", default_value = "full")]
-    pub durability: Durability,
+pub struct CentralArgs {
+    /// Address for the HTTP API (port 0 picks a free port; the URL is printed).
+    #[arg(long, env = "STOCKMESH_LISTEN", default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+
+    /// Central's SQLite database (created with its directory if missing).
+    #[arg(
+        long,
+        env = "STOCKMESH_DB",
+        default_value = "sqlite://./data/central.db"
+    )]
+    pub db: String,
+
+    /// This replica's consumer name: unique per replica, stable across restarts.
+    #[arg(long, env = "STOCKMESH_CONSUMER_NAME", default_value = "central-1")]
+    pub consumer_name: String,
+
+    /// Stores to know before they announce themselves (comma-separated).
+    #[arg(long, env = "STOCKMESH_STORES", value_delimiter = ',')]
+    pub stores: Vec<StoreId>,
+
+    #[command(flatten)]
+    pub purchase: PurchaseArgs,
+
+    #[command(flatten)]
+    pub bus: BusArgs,
+
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// Flags of `stockmesh up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// How many stores (`store-1` … `store-N`).
+    #[arg(long, env = "STOCKMESH_STORES_COUNT", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub stores: u16,
+
+    /// Directory for every node's SQLite file (and a private Redis's data).
+    #[arg(long, env = "STOCKMESH_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Address to listen on.
+    #[arg(long, env = "STOCKMESH_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// Central's port; stores take the next ones (0: every node picks a free port).
+    #[arg(long, env = "STOCKMESH_PORT", default_value_t = 8081)]
+    pub port: u16,
+
+    #[command(flatten)]
+    pub purchase: PurchaseArgs,
+
+    #[command(flatten)]
+    pub bus: BusArgs,
+
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("abc").is_err());
+        assert!(parse_duration("5 days").is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

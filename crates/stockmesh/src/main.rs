@@ -1,6 +1,8 @@
 //! # stockmesh
 //!
 //! The one binary of stockmesh. Subcommands:
+//! - `stockmesh up`: Central and N stores in one process.
+//! - `stockmesh central`: one Central node.
 //! - `stockmesh store --id store-1`: one Store node.
 //!
 //! Every flag also reads an environment variable (`STOCKMESH_…`), so the same binary runs under

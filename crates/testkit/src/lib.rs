@@ -8,6 +8,7 @@
 //!   in-process broker, in this process.
 //! - [`demo`]: the original specification's demo as one reusable scenario.
 //! - [`http`]: a small typed HTTP client ([`Api`]) with helpers for the calls tests make.
+//! - [`process`]: [`process::NodeProcess`]: a node as a separate OS process of the real binary.
 //! - [`redis`]: [`RedisServer`]: a private `redis-server` on a free port that can be killed
 //!   and restarted.
 //! - [`store`]: [`spawn_store`] / [`TestStore`]: a Store node on port 0, restartable on its file.
@@ -15,6 +16,7 @@
 pub mod cluster;
 pub mod demo;
 pub mod http;
+pub mod process;
 pub mod redis;
 pub mod store;
 

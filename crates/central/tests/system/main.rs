@@ -2,3 +2,4 @@
 //! the in-process broker), driven over HTTP.
 
 mod demo;
+mod race;

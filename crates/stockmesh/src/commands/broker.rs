@@ -1,0 +1,108 @@
+//! Choosing and configuring the broker and the node configurations from the flags.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use stockmesh_bus::redis_server::{Persistence, RedisProcess, SpawnError, answers_ping};
+use stockmesh_bus::{
+    Broker, DbConfig, HeartbeatConfig, MemoryBroker, RedisBroker, RedisConfig, RelayConfig,
+};
+use stockmesh_central::CentralConfig;
+use stockmesh_central::service::PurchaseTiming;
+use stockmesh_core::StoreId;
+use stockmesh_store::StoreConfig;
+
+use crate::cli::{BusArgs, PurchaseArgs, StorageArgs};
+
+/// The Redis a node uses when none is named.
+pub const DEFAULT_REDIS: &str = "redis://127.0.0.1:6379";
+
+/// A Redis broker for `url`.
+pub fn redis(url: &str) -> anyhow::Result<Arc<dyn Broker>> {
+    Ok(Arc::new(RedisBroker::new(RedisConfig::new(url))?))
+}
+
+/// The broker `up` uses, a private Redis it owns (if it started one), and a line saying which.
+pub async fn choose_for_up(
+    bus: &BusArgs,
+    data_dir: &Path,
+) -> anyhow::Result<(Arc<dyn Broker>, Option<RedisProcess>, String)> {
+    if let Some(url) = &bus.redis {
+        return Ok((
+            redis(url)?,
+            None,
+            format!("broker: Redis at {url} (from --redis)"),
+        ));
+    }
+    if answers_ping(6379).await {
+        let line = format!("broker: Redis at {DEFAULT_REDIS} (found running)");
+        return Ok((redis(DEFAULT_REDIS)?, None, line));
+    }
+    let dir = data_dir.join("redis");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .context("cannot find a free port for redis-server")?;
+    match RedisProcess::spawn(port, &dir, Persistence::AofEverySec).await {
+        Ok(process) => {
+            let line = format!(
+                "broker: private redis-server at {} (data in {})",
+                process.url(),
+                dir.display()
+            );
+            Ok((redis(&process.url())?, Some(process), line))
+        }
+        Err(SpawnError::NotInstalled) => Ok((
+            Arc::new(MemoryBroker::new()),
+            None,
+            "broker: in-process (no Redis running and redis-server not installed; events live \
+             only as long as this process)"
+                .into(),
+        )),
+        Err(error) => Err(error).context("cannot start a private redis-server"),
+    }
+}
+
+/// A database configuration from a URL and the storage flags.
+pub fn db(url: String, storage: &StorageArgs) -> DbConfig {
+    DbConfig {
+        durability: storage.durability,
+        ..DbConfig::new(url)
+    }
+}
+
+fn relay(bus: &BusArgs) -> RelayConfig {
+    RelayConfig {
+        max_stream_len: bus.stream_max_len,
+        ..RelayConfig::default()
+    }
+}
+
+/// A store's configuration from the flags.
+pub fn store_config(id: StoreId, db: DbConfig, bus: &BusArgs) -> StoreConfig {
+    StoreConfig {
+        relay: relay(bus),
+        heartbeat: HeartbeatConfig {
+            interval: bus.heartbeat_interval,
+            timeout: bus.heartbeat_timeout,
+        },
+        claim_idle: bus.claim_idle,
+        ..StoreConfig::new(id, db)
+    }
+}
+
+/// Central's configuration from the flags.
+pub fn central_config(db: DbConfig, bus: &BusArgs, purchase: &PurchaseArgs) -> CentralConfig {
+    CentralConfig {
+        heartbeat_timeout: bus.heartbeat_timeout,
+        purchase: PurchaseTiming {
+            wait: purchase.purchase_wait,
+            deadline: purchase.purchase_deadline,
+        },
+        relay: relay(bus),
+        claim_idle: bus.claim_idle,
+        ..CentralConfig::new(db)
+    }
+}

@@ -1,0 +1,28 @@
+//! `stockmesh central`: one Central node.
+
+use anyhow::Context;
+use stockmesh_central::CentralNode;
+use tokio::net::TcpListener;
+
+use super::broker::{self, DEFAULT_REDIS};
+use crate::cli::CentralArgs;
+
+/// Runs Central until Ctrl-C or SIGTERM.
+pub async fn run(args: CentralArgs) -> anyhow::Result<()> {
+    let mut config = broker::central_config(
+        broker::db(args.db.clone(), &args.storage),
+        &args.bus,
+        &args.purchase,
+    );
+    config.consumer_name = args.consumer_name.clone();
+    config.stores = args.stores.clone();
+    let broker = broker::redis(args.bus.redis.as_deref().unwrap_or(DEFAULT_REDIS))?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let node = CentralNode::start(config, listener, broker).await?;
+    println!("central listening on http://{}", node.addr());
+    crate::shutdown::signal().await;
+    node.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! What each subcommand runs.
+
+mod broker;
+mod central;
+mod store;
+mod up;
+
+use crate::cli::Command;
+
+/// Runs `command` until it finishes or the process is told to stop.
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Store(args) => store::run(args).await,
+        Command::Central(args) => central::run(args).await,
+        Command::Up(args) => up::run(args).await,
+    }
+}

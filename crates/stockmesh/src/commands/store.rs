@@ -1,0 +1,36 @@
+//! `stockmesh store`: one Store node.
+
+use anyhow::Context;
+use stockmesh_store::StoreNode;
+use tokio::net::TcpListener;
+
+use super::broker::{self, DEFAULT_REDIS};
+use crate::cli::StoreArgs;
+
+/// Runs a store until Ctrl-C or SIGTERM.
+pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
+    let db_url = args
+        .db
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://./data/{}.db", args.id));
+    let config = broker::store_config(
+        args.id.clone(),
+        broker::db(db_url, &args.storage),
+        &args.bus,
+    );
+    let broker = if args.standalone {
+        None
+    } else {
+        Some(broker::redis(
+            args.bus.redis.as_deref().unwrap_or(DEFAULT_REDIS),
+        )?)
+    };
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let node = StoreNode::start(config, listener, broker).await?;
+    println!("store {} listening on http://{}", args.id, node.addr());
+    crate::shutdown::signal().await;
+    node.shutdown().await;
+    Ok(())
+}
