@@ -75,7 +75,7 @@ impl ConsumerConfig {
             group: group.into(),
             name: name.into(),
             batch_size: 256,
-            block: Duration::from_secs(1),
+            block: Duration::from_millis(250),
             claim_idle: Duration::from_secs(30),
             reclaim_every: Duration::from_secs(5),
             max_deliveries: 5,
@@ -85,25 +85,55 @@ impl ConsumerConfig {
 
 /// The streams a consumer reads; more can be added while it runs (Central discovers stores).
 #[derive(Debug, Clone, Default)]
-pub struct StreamSet(Arc<Mutex<BTreeSet<String>>>);
+pub struct StreamSet(Arc<StreamSetInner>);
+
+#[derive(Debug, Default)]
+struct StreamSetInner {
+    streams: Mutex<BTreeSet<String>>,
+    added: tokio::sync::Notify,
+}
 
 impl StreamSet {
     /// A set holding `streams`.
     pub fn new(streams: impl IntoIterator<Item = String>) -> Self {
-        Self(Arc::new(Mutex::new(streams.into_iter().collect())))
+        let set = Self::default();
+        for stream in streams {
+            set.add(stream);
+        }
+        set
     }
 
     /// Adds a stream; returns whether it is new.
     pub fn add(&self, stream: String) -> bool {
-        self.0.lock().map(|mut s| s.insert(stream)).unwrap_or(false)
+        let new = self
+            .0
+            .streams
+            .lock()
+            .map(|mut s| s.insert(stream))
+            .unwrap_or(false);
+        if new {
+            self.0.added.notify_waiters();
+        }
+        new
     }
 
     /// The streams now.
     pub fn snapshot(&self) -> Vec<String> {
         self.0
+            .streams
             .lock()
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Waits until a stream is added, or `limit` passes.
+    async fn wait_for_more(&self, limit: Duration) {
+        let added = self.0.added.notified();
+        tokio::pin!(added);
+        added.as_mut().enable();
+        if self.snapshot().is_empty() {
+            let _ = tokio::time::timeout(limit, added).await;
+        }
     }
 }
 
@@ -201,6 +231,10 @@ impl<H: Handler> Consumer<H> {
             Ok(streams) => streams,
             Err(e) => return ConsumeOutcome::BrokerFailed(e),
         };
+        if streams.is_empty() {
+            self.streams.wait_for_more(self.config.block).await;
+            return ConsumeOutcome::Idle;
+        }
         if self.recover || self.last_recovery.elapsed() >= self.config.reclaim_every {
             return match self.recover_pending(&streams).await {
                 Ok(outcome) => outcome,
@@ -385,10 +419,13 @@ impl<H: Handler> Consumer<H> {
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
         let mut failing = false;
         loop {
-            let outcome = tokio::select! {
-                () = cancel.cancelled() => return,
-                outcome = self.try_once() => outcome,
-            };
+            // A pass is never cut short: a blocked read abandoned on our side would stay blocked
+            // in Redis and could still hand an entry to this consumer, to sit unread in its
+            // pending list. A pass lasts at most the block time plus the handling.
+            if cancel.is_cancelled() {
+                return;
+            }
+            let outcome = self.try_once().await;
             let pause = match outcome {
                 ConsumeOutcome::Handled { retry, .. } => {
                     if failing {

@@ -69,7 +69,7 @@ impl Heartbeat {
         self.broker.withdraw(&self.store).await
     }
 
-    /// Beats every interval while connected; withdraws on disconnection; until `cancel`.
+    /// Beats every interval while connected; withdraws on disconnection and when `cancel` fires.
     pub async fn run(self, cancel: CancellationToken) {
         let mut link = self.link.subscribe();
         loop {
@@ -88,7 +88,11 @@ impl Heartbeat {
                 }
             };
             tokio::select! {
-                () = cancel.cancelled() => return,
+                () = cancel.cancelled() => {
+                    // A store shutting down goes offline now, not when its beat expires.
+                    let _ = tokio::time::timeout(Duration::from_millis(500), self.withdraw()).await;
+                    return;
+                }
                 changed = link.changed() => if changed.is_err() { return },
                 () = tokio::time::sleep(wait.min(Duration::from_secs(86_400))) => {}
             }

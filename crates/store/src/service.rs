@@ -291,7 +291,7 @@ impl StoreService {
         }
         let now = stockmesh_core::now();
         let product = &command.product_id;
-        let decision = if now > command.deadline {
+        let decision = if now >= command.deadline {
             Err((
                 RejectionReason::Expired,
                 repo::find_item(&mut *conn, product).await?,

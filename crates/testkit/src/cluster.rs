@@ -64,6 +64,15 @@ impl TestCluster {
     /// Central and `stores` stores over the given broker; returns once Central sees every
     /// store online.
     pub async fn start_with(kind: BrokerKind, stores: usize) -> Self {
+        Self::start_tuned(kind, stores, |_| {}).await
+    }
+
+    /// Like [`start_with`](Self::start_with), with Central's configuration adjusted first.
+    pub async fn start_tuned(
+        kind: BrokerKind,
+        stores: usize,
+        tune: impl FnOnce(&mut CentralConfig),
+    ) -> Self {
         let dir = tempfile::tempdir().expect("cannot create a temporary directory");
         let (redis, broker): (Option<RedisServer>, Arc<dyn Broker>) = match kind {
             BrokerKind::Redis => {
@@ -74,12 +83,13 @@ impl TestCluster {
             BrokerKind::InProcess => (None, Arc::new(MemoryBroker::new())),
         };
         let db = |name: &str| DbConfig::new(dir.path().join(name).display().to_string());
-        let central_config = CentralConfig {
+        let mut central_config = CentralConfig {
             heartbeat_timeout: test_heartbeat().timeout,
             claim_idle: Duration::from_secs(2),
             discovery_interval: Duration::from_millis(50),
             ..CentralConfig::new(db("central.db"))
         };
+        tune(&mut central_config);
         let store_configs: Vec<StoreConfig> = (1..=stores)
             .map(|i| {
                 let id = StoreId::parse(format!("store-{i}")).expect("valid id");
@@ -168,11 +178,16 @@ impl TestCluster {
         self.store_nodes[i - 1] = Some(node);
     }
 
-    /// Stops Central and starts it again on its database (on a new port).
-    pub async fn restart_central(&mut self) {
+    /// Stops Central (its database stays).
+    pub async fn stop_central(&mut self) {
         if let Some(node) = self.central_node.take() {
             node.shutdown().await;
         }
+    }
+
+    /// Stops Central and starts it again on its database (on a new port).
+    pub async fn restart_central(&mut self) {
+        self.stop_central().await;
         let node = CentralNode::start(
             self.central_config.clone(),
             listener().await,
@@ -184,13 +199,17 @@ impl TestCluster {
         self.central_node = Some(node);
     }
 
-    /// Shuts every node down.
+    /// Shuts every node down, all at once.
     pub async fn shutdown(mut self) {
+        let mut stopping = Vec::new();
         if let Some(node) = self.central_node.take() {
-            node.shutdown().await;
+            stopping.push(tokio::spawn(node.shutdown()));
         }
         for node in self.store_nodes.iter_mut().filter_map(Option::take) {
-            node.shutdown().await;
+            stopping.push(tokio::spawn(node.shutdown()));
+        }
+        for stop in stopping {
+            let _ = stop.await;
         }
     }
 }

@@ -24,3 +24,11 @@ pub use cluster::{BrokerKind, TestCluster, eventually};
 pub use http::Api;
 pub use redis::{Persistence, RedisServer};
 pub use store::{TestStore, spawn_store};
+
+/// Installs a test log subscriber once, filtered by `RUST_LOG` (nothing when unset).
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}

@@ -8,7 +8,9 @@ use serde_json::json;
 use stockmesh_testkit::demo::wait_for_central;
 use stockmesh_testkit::{TestCluster, eventually};
 
-const STOCK: i64 = 300;
+/// Local buyers alone ask for about 400 units and remote ones as many: with 600 in stock both
+/// kinds sell, and the last units are fought over.
+const STOCK: i64 = 600;
 
 #[derive(Debug)]
 enum Scope {
