@@ -13,6 +13,7 @@
 //! - [`consumer`]: reads a consumer group, applies through a [`consumer::Handler`], acks after
 //!   the commit, reclaims, dead-letters.
 //! - [`heartbeat`]: a store's liveness key.
+//! - [`probe`]: raw SQLite and broker rates, for benchmarks.
 //! - [`redis_server`]: a `redis-server` child process (for `stockmesh up` and tests).
 //! - [`backoff`]: jittered exponential back-off.
 //! - [`connectivity`]: a node's connected/disconnected switch, watched by every worker.
@@ -26,6 +27,7 @@ pub mod db;
 pub mod heartbeat;
 pub mod inbox;
 pub mod outbox;
+pub mod probe;
 pub mod redis_server;
 pub mod relay;
 pub mod topology;

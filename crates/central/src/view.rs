@@ -95,7 +95,7 @@ impl Handler for ViewUpdater {
         for purchase in resolved {
             self.waiters.wake(purchase);
         }
-        let applied_at = stockmesh_core::now();
+        let applied_at = chrono::Utc::now();
         for (kind, outcome, envelope) in outcomes {
             metrics::counter!("stockmesh_events_consumed_total", "type" => kind, "outcome" => outcome)
                 .increment(1);

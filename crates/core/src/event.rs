@@ -31,13 +31,14 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    /// Wraps `event` in a new envelope stamped now.
+    /// Wraps `event` in a new envelope stamped now, at full precision: the stamp is taken in the
+    /// committing transaction, and consumers measure propagation latency from it.
     pub fn new(store_id: StoreId, event: Event, correlation_id: Option<CorrelationId>) -> Self {
         Self {
             id: EventId::new(),
             event,
             store_id,
-            occurred_at: crate::now(),
+            occurred_at: chrono::Utc::now(),
             correlation_id,
         }
     }

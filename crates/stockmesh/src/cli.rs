@@ -39,6 +39,8 @@ pub enum Command {
     Central(CentralArgs),
     /// Run one Store node: its HTTP API over its own SQLite database.
     Store(StoreArgs),
+    /// Measure the performance figures against their goals (see BENCHMARKS.md).
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Parses `250ms`, `30s`, `5m`, `1h` (a bare number means seconds).

@@ -4,6 +4,7 @@
 //! - `stockmesh up`: Central and N stores in one process.
 //! - `stockmesh central`: one Central node.
 //! - `stockmesh store --id store-1`: one Store node.
+//! - `stockmesh bench`: the performance figures beside their goals.
 //!
 //! Every flag also reads an environment variable (`STOCKMESH_…`), so the same binary runs under
 //! systemd, Compose or Kubernetes.
@@ -13,7 +14,9 @@
 //! - [`telemetry`]: log set-up (human or JSON).
 //! - [`shutdown`]: the signal that stops every node (Ctrl-C, SIGTERM).
 //! - [`commands`]: what each subcommand runs.
+//! - [`bench`]: `stockmesh bench`, the performance figures.
 
+mod bench;
 mod cli;
 mod commands;
 mod shutdown;

@@ -103,3 +103,58 @@ async fn a_bad_flag_is_refused_with_a_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("storeId must be"));
 }
+
+/// The benchmark suite's smoke configuration runs and reports every figure (no goals judged:
+/// timings on shared machines are noisy).
+#[tokio::test]
+async fn the_bench_smoke_run_reports_every_figure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("bench.json");
+    let out = tokio::process::Command::new(BIN)
+        .args(["bench", "--smoke", "--json"])
+        .arg(&json)
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("json written")).expect("valid json");
+    let keys: Vec<&str> = report["figures"]
+        .as_array()
+        .expect("figures")
+        .iter()
+        .filter_map(|f| f["key"].as_str())
+        .collect();
+    for key in [
+        "raw.broker_round_trip",
+        "raw.sqlite_commits",
+        "propagation.p99",
+        "purchase.p99",
+        "backlog.converged",
+        "throughput.events",
+        "throughput.ratio",
+        "local.throughput",
+        "local.ratio",
+        "rss.store_idle",
+        "rss.central_idle",
+        "rss.central_items",
+        "start.ready",
+    ] {
+        assert!(keys.contains(&key), "missing figure {key}: {keys:?}");
+    }
+    assert!(
+        report["figures"]
+            .as_array()
+            .expect("figures")
+            .iter()
+            .all(|f| f["value"]
+                .as_f64()
+                .is_some_and(|v| v.is_finite() && v > 0.0)),
+        "every figure is a positive number"
+    );
+}

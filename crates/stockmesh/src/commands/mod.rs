@@ -13,5 +13,6 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Store(args) => store::run(args).await,
         Command::Central(args) => central::run(args).await,
         Command::Up(args) => up::run(args).await,
+        Command::Bench(args) => crate::bench::run(args).await,
     }
 }

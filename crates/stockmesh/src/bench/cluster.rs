@@ -1,0 +1,116 @@
+//! The benchmark's environment: a private `redis-server` in a temporary directory, and helpers to
+//! start Central and stores in this process against it.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use stockmesh_bus::redis_server::{Persistence, RedisProcess};
+use stockmesh_bus::{Broker, DbConfig, RedisBroker, RedisConfig};
+use stockmesh_central::{CentralConfig, CentralNode};
+use stockmesh_core::StoreId;
+use stockmesh_store::{StoreConfig, StoreNode};
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+
+use super::BenchArgs;
+
+/// What every scenario shares.
+pub struct BenchEnv {
+    /// The private Redis.
+    pub redis: RedisProcess,
+    /// Files of every node.
+    pub dir: TempDir,
+}
+
+/// A running pair: Central and one store, in this process.
+pub struct Pair {
+    /// Central.
+    pub central: CentralNode,
+    /// The store.
+    pub store: StoreNode,
+}
+
+impl BenchEnv {
+    /// Starts the private Redis.
+    pub async fn start(args: &BenchArgs) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+        let persistence = match args.redis_fsync.as_str() {
+            "always" => Persistence::AofAlways,
+            "everysec" => Persistence::AofEverySec,
+            other => anyhow::bail!("--redis-fsync must be always or everysec, not {other:?}"),
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let redis_dir = dir.path().join("redis");
+        std::fs::create_dir_all(&redis_dir)?;
+        let redis = RedisProcess::spawn(port, &redis_dir, persistence).await?;
+        eprintln!(
+            "bench: private redis-server at {} (appendfsync {})",
+            redis.url(),
+            args.redis_fsync
+        );
+        Ok(Self { redis, dir })
+    }
+
+    /// A new broker client.
+    pub fn broker(&self) -> anyhow::Result<Arc<dyn Broker>> {
+        Ok(Arc::new(RedisBroker::new(RedisConfig::new(
+            self.redis.url(),
+        ))?))
+    }
+
+    /// A database file in the run's directory.
+    pub fn db(&self, name: &str) -> DbConfig {
+        DbConfig::new(self.dir.path().join(name).display().to_string())
+    }
+
+    /// Starts Central and store `store_name` with fresh databases named after `tag`.
+    pub async fn pair(&self, tag: &str) -> anyhow::Result<Pair> {
+        let broker = self.broker()?;
+        let central = CentralNode::start(
+            CentralConfig {
+                consumer_name: format!("central-{tag}"),
+                ..CentralConfig::new(self.db(&format!("central-{tag}.db")))
+            },
+            TcpListener::bind("127.0.0.1:0").await?,
+            broker.clone(),
+        )
+        .await?;
+        let id = StoreId::parse(format!("store-{tag}"))?;
+        let store = StoreNode::start(
+            StoreConfig::new(id, self.db(&format!("store-{tag}.db"))),
+            TcpListener::bind("127.0.0.1:0").await?,
+            Some(broker.clone()),
+        )
+        .await?;
+        let pair = Pair { central, store };
+        pair.wait_until_discovered().await?;
+        Ok(pair)
+    }
+}
+
+impl Pair {
+    /// Waits until Central has discovered the store (so measurements exclude discovery).
+    async fn wait_until_discovered(&self) -> anyhow::Result<()> {
+        let id = self.store.service().id().clone();
+        let started = std::time::Instant::now();
+        loop {
+            let stores = self.central.service().stores().await?;
+            if stores.iter().any(|s| s.store_id == id && s.liveness.online) {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "Central never discovered {id}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Stops both nodes.
+    pub async fn shutdown(self) {
+        self.store.shutdown().await;
+        self.central.shutdown().await;
+    }
+}

@@ -1,0 +1,83 @@
+//! `stockmesh bench`: the performance figures of stockmesh, each beside its goal and, where it
+//! has one, beside the raw limit of the same machine measured in the same run.
+//!
+//! It starts a private `redis-server`, runs Central and stores in this process (and, for memory
+//! and start-up figures, as separate processes of this binary), drives them, and prints a table
+//! (and writes it as JSON with `--json`). Latencies come from HDR histograms: propagation from the
+//! commit timestamp in each event to Central's apply, purchases at the client.
+
+mod capture;
+mod cluster;
+mod load;
+mod processes;
+mod report;
+mod scenarios;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::cli::parse_duration;
+
+pub use report::Report;
+
+/// Flags of `stockmesh bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// A tiny, fast configuration (seconds) that exercises every figure; no goals are judged on it.
+    #[arg(long)]
+    pub smoke: bool,
+
+    /// How long each timed scenario runs.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+
+    /// Changes made while a store is disconnected, then drained on reconnect.
+    #[arg(long, default_value_t = 100_000)]
+    pub backlog: u64,
+
+    /// Items Central holds when its memory is measured.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub central_items: u64,
+
+    /// Redis `appendfsync` for the private server: `always` (the durable setting) or `everysec`.
+    #[arg(long, default_value = "always")]
+    pub redis_fsync: String,
+
+    /// Write the table as JSON to this file too.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    fn sized(mut self) -> Self {
+        if self.smoke {
+            self.duration = Duration::from_secs(1);
+            self.backlog = 500;
+            self.central_items = 1_000;
+        }
+        self
+    }
+}
+
+/// Runs every scenario and reports.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let args = args.sized();
+    let capture = capture::Capture::install()?;
+    let mut report = Report::new();
+    let env = cluster::BenchEnv::start(&args).await?;
+    scenarios::run_all(&args, &env, &capture, &mut report).await?;
+    let table = report.table();
+    println!("{table}");
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    if args.smoke {
+        eprintln!("smoke run: sizes are tiny, goals are not judged");
+    }
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! Nodes as separate processes of this binary, for the figures that belong to a whole process:
+//! resident memory and the time from start to ready.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A node process and its URL.
+pub struct NodeProcess {
+    /// The child.
+    pub child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+}
+
+/// Starts this binary with `args` (listening on port 0) and waits for the line with its URL.
+pub async fn spawn(args: &[&str]) -> anyhow::Result<NodeProcess> {
+    let exe = std::env::current_exe().context("cannot find this binary")?;
+    let mut child = Command::new(exe)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot spawn a node")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let url = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(at) = line.find("http://") {
+                return Some(line[at..].trim().to_owned());
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .with_context(|| format!("node {args:?} did not print its URL"))?;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(NodeProcess { child, url })
+}
+
+/// Resident memory of `pid` in MiB (Linux `/proc`).
+pub fn rss_mib(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .context("cannot read /proc (resident memory is measured on Linux only)")?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS in /proc status")?;
+    Ok(kib / 1024.0)
+}
+
+/// Milliseconds from spawning `args` until `path` answers 200.
+pub async fn time_to_ready(args: &[&str], path: &str) -> anyhow::Result<f64> {
+    let exe = std::env::current_exe().context("cannot find this binary")?;
+    let client = reqwest::Client::new();
+    let begun = Instant::now();
+    let mut child = Command::new(exe)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot spawn a node")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    // The URL (with the port picked by the OS) comes first; then poll until ready.
+    let url = loop {
+        match lines.next_line().await? {
+            Some(line) => {
+                if let Some(at) = line.find("http://") {
+                    break line[at..].trim().to_owned();
+                }
+            }
+            None => anyhow::bail!("node exited before printing its URL"),
+        }
+    };
+    loop {
+        if let Ok(reply) = client.get(format!("{url}{path}")).send().await
+            && reply.status().is_success()
+        {
+            let ms = begun.elapsed().as_secs_f64() * 1e3;
+            let _ = child.kill().await;
+            return Ok(ms);
+        }
+        anyhow::ensure!(
+            begun.elapsed() < Duration::from_secs(30),
+            "node never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Fills a Central database at `path` with `items` items across 100 stores.
+pub async fn fill_central(path: &Path, items: u64) -> anyhow::Result<()> {
+    use stockmesh_core::{ItemState, ProductId, Quantity, StoreId, Version};
+    let db = stockmesh_bus::Database::open(
+        &stockmesh_bus::DbConfig {
+            durability: stockmesh_bus::Durability::Normal,
+            ..stockmesh_bus::DbConfig::new(path.display().to_string())
+        },
+        &stockmesh_central::MIGRATIONS,
+    )
+    .await?;
+    let now = stockmesh_core::now();
+    let stores: Vec<StoreId> = (0..100)
+        .map(|i| StoreId::parse(format!("store-{i}")))
+        .collect::<Result<_, _>>()?;
+    let mut tx = db.writer.begin().await?;
+    for store in &stores {
+        stockmesh_central::repository::touch_store(&mut tx, store, now).await?;
+    }
+    tx.commit().await?;
+    let mut done = 0;
+    while done < items {
+        let mut tx = db.writer.begin().await?;
+        for i in done..(done + 20_000).min(items) {
+            let store = &stores[usize::try_from(i % 100)?];
+            let state = ItemState {
+                product_id: ProductId::parse(format!("sku-{i:08}"))?,
+                quantity: Quantity::new(i64::try_from(i % 1000)?)?,
+                version: Version::FIRST,
+                updated_at: now,
+            };
+            stockmesh_central::repository::apply_item(&mut tx, store, &state, now).await?;
+        }
+        tx.commit().await?;
+        done = (done + 20_000).min(items);
+    }
+    db.close().await;
+    Ok(())
+}

@@ -1,0 +1,491 @@
+//! The scenarios, in the order of the table.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use serde_json::json;
+use stockmesh_bus::{Database, LinkState, probe};
+use stockmesh_core::{ProductId, Quantity};
+
+use super::BenchArgs;
+use super::capture::Capture;
+use super::cluster::BenchEnv;
+use super::load::{closed_loop, open_loop};
+use super::processes;
+use super::report::{Goal, Report};
+
+/// A typical event envelope's size, for raw broker figures at realistic payloads.
+const PAYLOAD: &str = r#"{"id":"01a20d8f-de21-77d0-a6f0-27b261bc4dd8","type":"INVENTORY_ITEM_UPDATED","storeId":"store-1","occurredAt":"2026-11-24T12:37:42.049123Z","correlationId":"01a20d8fde2177d0a6f027b261bc4dd8","payload":{"productId":"sku-000001","quantity":7,"version":12,"updatedAt":"2026-11-24T12:37:42.049Z"}}"#;
+
+fn ms(histogram: &Histogram<u64>, quantile: f64) -> f64 {
+    histogram.value_at_quantile(quantile) as f64 / 1000.0
+}
+
+fn product(i: u64) -> ProductId {
+    ProductId::parse(format!("sku-{i:06}"))
+        .unwrap_or_else(|_| unreachable!("valid by construction"))
+}
+
+/// Runs every scenario into `report`.
+pub async fn run_all(
+    args: &BenchArgs,
+    env: &BenchEnv,
+    capture: &Arc<Capture>,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let raw_rate = raw_limits(args, env, report).await?;
+    propagation(args, env, capture, report).await?;
+    remote_purchases(args, env, report).await?;
+    backlog(args, env, capture, report, raw_rate).await?;
+    local_purchases(args, env, report).await?;
+    memory_and_start(args, env, report).await?;
+    Ok(())
+}
+
+/// Raw limits: `redis-benchmark` XADD, broker round trips at the relay's and consumer's batch
+/// sizes, SQLite commits at full durability. Returns the broker round-trip rate.
+async fn raw_limits(args: &BenchArgs, env: &BenchEnv, report: &mut Report) -> anyhow::Result<f64> {
+    let requests = if args.smoke { 20_000 } else { 500_000 };
+    let out = tokio::process::Command::new("redis-benchmark")
+        .args([
+            "-p",
+            &env.redis.port().to_string(),
+            "-n",
+            &requests.to_string(),
+            "-P",
+            "512",
+            "-q",
+        ])
+        .args([
+            "XADD",
+            "bench:raw",
+            "*",
+            "type",
+            "INVENTORY_ITEM_UPDATED",
+            "data",
+            PAYLOAD,
+        ])
+        .output()
+        .await;
+    match out {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let rate = text
+                .split("requests per second")
+                .next()
+                .and_then(|head| head.rsplit(':').next())
+                .and_then(|n| n.trim().parse::<f64>().ok())
+                .context("cannot read redis-benchmark's output")?;
+            report.add(
+                "raw.redis_benchmark_xadd",
+                "raw redis-benchmark XADD (pipeline 512)",
+                rate,
+                "ops/s",
+                None,
+                "same server and payload; the broker's own ceiling",
+            );
+        }
+        _ => eprintln!("  redis-benchmark not available; raw XADD rate skipped"),
+    }
+    let broker = env.broker()?;
+    let total = if args.smoke { 5_000 } else { 200_000 };
+    let rate = probe::broker_round_trip_rate(&broker, total, 512, 256, PAYLOAD).await?;
+    report.add(
+        "raw.broker_round_trip",
+        "raw XADD+XREADGROUP+XACK (batches 512/256)",
+        rate,
+        "events/s",
+        None,
+        "through the same client, no SQLite",
+    );
+    let db = Database::open(&env.db("probe.db"), &stockmesh_central::MIGRATIONS).await?;
+    let commits = probe::sqlite_commit_rate(&db, args.duration.min(Duration::from_secs(3))).await?;
+    report.add(
+        "raw.sqlite_commits",
+        "raw SQLite commits (WAL, synchronous=FULL)",
+        commits,
+        "commits/s",
+        None,
+        "one-row update per transaction: the fsync ceiling of a durable write",
+    );
+    db.close().await;
+    Ok(rate)
+}
+
+/// Store commit → visible at Central, at 1,000 updates/s.
+async fn propagation(
+    args: &BenchArgs,
+    env: &BenchEnv,
+    capture: &Arc<Capture>,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let pair = env.pair("prop").await?;
+    let store = pair.store.service().clone();
+    let products = 100;
+    let before = capture.applied();
+    for i in 0..products {
+        store.create_item(product(i), None).await?;
+    }
+    while capture.applied() < before + products {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    capture.take_latency();
+    let result = open_loop(1000, args.duration, move |i| {
+        let store = store.clone();
+        async move {
+            let quantity = Quantity::new(i64::try_from(i % 1000).unwrap_or(0)).unwrap_or_default();
+            store
+                .set_quantity(product(i % products), quantity, None)
+                .await
+                .is_ok()
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let latency = capture.take_latency();
+    let note = format!(
+        "{:.0} updates/s sent, {} applied; commit timestamp in the event → Central's commit; max {:.1} ms",
+        result.rate(),
+        latency.len(),
+        ms(&latency, 1.0)
+    );
+    report.add(
+        "propagation.p50",
+        "store commit → visible at Central, p50 @1,000/s",
+        ms(&latency, 0.5),
+        "ms",
+        None,
+        note.clone(),
+    );
+    report.add(
+        "propagation.p99",
+        "store commit → visible at Central, p99 @1,000/s",
+        ms(&latency, 0.99),
+        "ms",
+        Some(Goal::AtMost(5.0)),
+        note,
+    );
+    pair.shutdown().await;
+    Ok(())
+}
+
+/// Remote purchase round trip at Central, at 500/s.
+async fn remote_purchases(
+    args: &BenchArgs,
+    env: &BenchEnv,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let pair = env.pair("buy").await?;
+    let store = pair.store.service().clone();
+    let products = 50;
+    for i in 0..products {
+        store.create_item(product(i), None).await?;
+        store
+            .set_quantity(product(i), Quantity::new(1_000_000)?, None)
+            .await?;
+    }
+    let central = format!("http://{}", pair.central.addr());
+    let client = reqwest::Client::new();
+    // Central must have seen the store and its stock.
+    let deadline = Instant::now() + Duration::from_secs(70);
+    loop {
+        let url = format!("{central}/purchase/store-buy/{}", product(products - 1));
+        let reply = client.post(url).json(&json!({"quantity": 1})).send().await;
+        if reply.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "Central never accepted purchases"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let result = open_loop(500, args.duration, move |i| {
+        let request = client
+            .post(format!(
+                "{central}/purchase/store-buy/{}",
+                product(i % products)
+            ))
+            .json(&json!({"quantity": 1}))
+            .send();
+        async move { request.await.is_ok_and(|r| r.status() == 200) }
+    })
+    .await;
+    let note = format!(
+        "{:.0}/s answered 200, {} failed; HTTP at the client, open loop; max {:.1} ms",
+        result.rate(),
+        result.failed,
+        ms(&result.latency, 1.0)
+    );
+    report.add(
+        "purchase.p50",
+        "remote purchase round trip at Central, p50 @500/s",
+        ms(&result.latency, 0.5),
+        "ms",
+        None,
+        note.clone(),
+    );
+    report.add(
+        "purchase.p99",
+        "remote purchase round trip at Central, p99 @500/s",
+        ms(&result.latency, 0.99),
+        "ms",
+        Some(Goal::AtMost(10.0)),
+        note,
+    );
+    pair.shutdown().await;
+    Ok(())
+}
+
+/// Changes made while disconnected, then the drain after reconnecting: convergence time and the
+/// sustained store → Central rate.
+async fn backlog(
+    args: &BenchArgs,
+    env: &BenchEnv,
+    capture: &Arc<Capture>,
+    report: &mut Report,
+    raw_rate: f64,
+) -> anyhow::Result<()> {
+    let pair = env.pair("backlog").await?;
+    let store = pair.store.service().clone();
+    store.set_link(LinkState::Disconnected).await;
+    let products = 1000;
+    for i in 0..products {
+        store.create_item(product(i), None).await?;
+    }
+    let changes = args.backlog;
+    let fill_started = Instant::now();
+    let writers: Vec<_> = (0..16u64)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut i = w;
+                while i < changes {
+                    let quantity =
+                        Quantity::new(i64::try_from(i % 1000).unwrap_or(0)).unwrap_or_default();
+                    store
+                        .set_quantity(product(i % products), quantity, None)
+                        .await?;
+                    i += 16;
+                }
+                Ok::<(), stockmesh_store::StoreError>(())
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await??;
+    }
+    let fill_rate = changes as f64 / fill_started.elapsed().as_secs_f64();
+    let expected = capture.applied() + changes + products;
+    let reconnected = Instant::now();
+    store.set_link(LinkState::Connected).await;
+    while capture.applied() < expected {
+        anyhow::ensure!(
+            reconnected.elapsed() < Duration::from_secs(600),
+            "backlog never drained"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let converged = reconnected.elapsed().as_secs_f64();
+    let rate = (changes + products) as f64 / converged;
+    report.add(
+        "backlog.converged",
+        format!("{changes} changes made while disconnected → Central converged after reconnect"),
+        converged,
+        "s",
+        Some(Goal::AtMost(5.0)),
+        format!("the changes were committed at {fill_rate:.0}/s (16 writers, fsync each)"),
+    );
+    report.add(
+        "throughput.events",
+        "sustained store → Central events/s",
+        rate,
+        "events/s",
+        Some(Goal::AtLeast(20_000.0)),
+        "outbox → relay → Redis → Central apply (batched transactions) → ack",
+    );
+    report.add(
+        "throughput.ratio",
+        "… ratio to the raw XADD+XREADGROUP+XACK rate",
+        rate / raw_rate,
+        "×",
+        Some(Goal::AtLeast(0.3)),
+        "same batch sizes, same run",
+    );
+    capture.take_latency();
+    pair.shutdown().await;
+    Ok(())
+}
+
+/// Local purchases over HTTP at one store, beside raw SQLite commits.
+async fn local_purchases(
+    args: &BenchArgs,
+    env: &BenchEnv,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let pair = env.pair("local").await?;
+    let store = pair.store.service().clone();
+    let products = 100;
+    for i in 0..products {
+        store.create_item(product(i), None).await?;
+        store
+            .set_quantity(product(i), Quantity::new(1_000_000_000)?, None)
+            .await?;
+    }
+    let base = format!("http://{}", pair.store.addr());
+    let client = reqwest::Client::new();
+    let result = closed_loop(32, args.duration, move |i| {
+        let request = client
+            .post(format!("{base}/purchase/{}", product(i % products)))
+            .json(&json!({"quantity": 1}))
+            .send();
+        async move { request.await.is_ok_and(|r| r.status() == 200) }
+    })
+    .await;
+    let db = Database::open(&env.db("probe-local.db"), &stockmesh_central::MIGRATIONS).await?;
+    let raw = probe::sqlite_commit_rate(&db, args.duration.min(Duration::from_secs(3))).await?;
+    db.close().await;
+    let note = format!(
+        "32 HTTP clients; p50 {:.2} ms, p99 {:.2} ms",
+        ms(&result.latency, 0.5),
+        ms(&result.latency, 0.99)
+    );
+    report.add(
+        "local.throughput",
+        "local purchase HTTP throughput at one store",
+        result.rate(),
+        "purchases/s",
+        None,
+        note,
+    );
+    report.add(
+        "local.ratio",
+        "… ratio to raw SQLite commits/s (same durability)",
+        result.rate() / raw,
+        "×",
+        None,
+        format!("raw {raw:.0} commits/s measured alongside"),
+    );
+    pair.shutdown().await;
+    Ok(())
+}
+
+/// Resident memory of idle nodes and of Central holding many items; start to ready.
+async fn memory_and_start(
+    args: &BenchArgs,
+    env: &BenchEnv,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let redis = env.redis.url();
+    let store_db = env.dir.path().join("rss-store.db").display().to_string();
+    let store = processes::spawn(&[
+        "store",
+        "--id",
+        "rss",
+        "--listen",
+        "127.0.0.1:0",
+        "--db",
+        &store_db,
+        "--redis",
+        &redis,
+    ])
+    .await?;
+    let central_db = env.dir.path().join("rss-central.db").display().to_string();
+    let central = processes::spawn(&[
+        "central",
+        "--listen",
+        "127.0.0.1:0",
+        "--db",
+        &central_db,
+        "--redis",
+        &redis,
+        "--consumer-name",
+        "rss",
+    ])
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pid = |p: &processes::NodeProcess| p.child.id().context("node exited");
+    report.add(
+        "rss.store_idle",
+        "idle RSS of a store",
+        processes::rss_mib(pid(&store)?)?,
+        "MiB",
+        Some(Goal::AtMost(15.0)),
+        "separate process, 1 s after start",
+    );
+    report.add(
+        "rss.central_idle",
+        "idle RSS of Central",
+        processes::rss_mib(pid(&central)?)?,
+        "MiB",
+        Some(Goal::AtMost(25.0)),
+        "separate process, 1 s after start",
+    );
+    drop(store);
+    drop(central);
+
+    let full_db = env.dir.path().join("rss-central-full.db");
+    processes::fill_central(&full_db, args.central_items).await?;
+    let full_db = full_db.display().to_string();
+    let central = processes::spawn(&[
+        "central",
+        "--listen",
+        "127.0.0.1:0",
+        "--db",
+        &full_db,
+        "--redis",
+        &redis,
+        "--consumer-name",
+        "rss-full",
+    ])
+    .await?;
+    let client = reqwest::Client::new();
+    for path in [
+        "/inventory?size=1000&page=50",
+        "/stores",
+        "/products/sku-00000042",
+    ] {
+        client
+            .get(format!("{}{path}", central.url))
+            .send()
+            .await?
+            .error_for_status()?;
+    }
+    report.add(
+        "rss.central_items",
+        format!("RSS of Central holding {} items", args.central_items),
+        processes::rss_mib(pid(&central)?)?,
+        "MiB",
+        None,
+        "after paging the view and listing stores",
+    );
+    drop(central);
+
+    let ready_db = env.dir.path().join("ready-store.db").display().to_string();
+    let ready = processes::time_to_ready(
+        &[
+            "store",
+            "--id",
+            "ready",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            &ready_db,
+            "--redis",
+            &redis,
+        ],
+        "/",
+    )
+    .await?;
+    report.add(
+        "start.ready",
+        "process start → ready (fresh database, migrations included)",
+        ready,
+        "ms",
+        Some(Goal::AtMost(100.0)),
+        "store process; polled every 1 ms",
+    );
+    Ok(())
+}
