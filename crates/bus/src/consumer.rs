@@ -367,7 +367,11 @@ impl<H: Handler> Consumer<H> {
             return Ok(0);
         }
         let envelopes: Vec<Envelope> = good.iter().map(|(_, e)| e.clone()).collect();
-        if self.handler.handle(&envelopes).await.is_ok() {
+        let started = std::time::Instant::now();
+        let handled = self.handler.handle(&envelopes).await;
+        metrics::histogram!("stockmesh_event_handling_seconds", "node" => self.config.name.clone())
+            .record(started.elapsed().as_secs_f64());
+        if handled.is_ok() {
             self.ack_all(good.iter().map(|(d, _)| d)).await?;
             return Ok(good.len());
         }
@@ -408,7 +412,20 @@ impl<H: Handler> Consumer<H> {
 
     async fn dead_letter(&self, entry: &Delivery, reason: &str) -> Result<(), BrokerError> {
         tracing::warn!(stream = %entry.stream, id = %entry.id, reason, "dead-lettering entry");
-        metrics::counter!("stockmesh_events_dead_lettered_total").increment(1);
+        // The type of a poison entry is whatever its sender wrote: keep the label set bounded.
+        let kind = match entry.event_type.as_deref() {
+            Some(
+                t @ ("INVENTORY_ITEM_CREATED"
+                | "INVENTORY_ITEM_UPDATED"
+                | "INVENTORY_ITEM_REMOTE_PURCHASE"
+                | "REMOTE_PURCHASE_CONFIRMED"
+                | "REMOTE_PURCHASE_REJECTED"
+                | "SNAPSHOT_REQUESTED"),
+            ) => t.to_owned(),
+            _ => "unknown".to_owned(),
+        };
+        metrics::counter!("stockmesh_events_consumed_total", "node" => self.config.name.clone(), "type" => kind, "outcome" => "dead_lettered")
+            .increment(1);
         self.broker
             .dead_letter(&self.config.group, entry, reason)
             .await

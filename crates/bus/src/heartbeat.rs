@@ -60,7 +60,8 @@ impl Heartbeat {
         self.broker
             .beat(&self.store, now().timestamp_millis(), self.config.timeout)
             .await?;
-        metrics::counter!("stockmesh_heartbeats_sent_total").increment(1);
+        metrics::counter!("stockmesh_heartbeats_sent_total", "node" => self.store.to_string())
+            .increment(1);
         Ok(())
     }
 

@@ -15,6 +15,7 @@
 //! - [`heartbeat`]: a store's liveness key.
 //! - [`probe`]: raw SQLite and broker rates, for benchmarks.
 //! - [`redis_server`]: a `redis-server` child process (for `stockmesh up` and tests).
+//! - [`gauges`]: outbox and consumer-group gauges, refreshed at scrape time.
 //! - [`backoff`]: jittered exponential back-off.
 //! - [`connectivity`]: a node's connected/disconnected switch, watched by every worker.
 //! - [`topology`]: stream and key names (hash-tagged by store for Redis Cluster).
@@ -24,6 +25,7 @@ pub mod broker;
 pub mod connectivity;
 pub mod consumer;
 pub mod db;
+pub mod gauges;
 pub mod heartbeat;
 pub mod inbox;
 pub mod outbox;

@@ -63,6 +63,7 @@ pub enum RelayOutcome {
 /// The relay of one node's outbox.
 #[derive(Debug, Clone)]
 pub struct Relay {
+    node: String,
     db: Database,
     broker: Arc<dyn Broker>,
     signal: OutboxSignal,
@@ -71,8 +72,9 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// A relay publishing `db`'s outbox to `broker`.
+    /// A relay publishing `db`'s outbox to `broker`, for `node` (the metrics label).
     pub fn new(
+        node: impl Into<String>,
         db: Database,
         broker: Arc<dyn Broker>,
         signal: OutboxSignal,
@@ -80,6 +82,7 @@ impl Relay {
         config: RelayConfig,
     ) -> Self {
         Self {
+            node: node.into(),
             db,
             broker,
             signal,
@@ -123,7 +126,7 @@ impl Relay {
         )
         .await?;
         for row in &rows {
-            metrics::counter!("stockmesh_events_published_total", "type" => row.event_type.clone())
+            metrics::counter!("stockmesh_events_published_total", "node" => self.node.clone(), "type" => row.event_type.clone())
                 .increment(1);
         }
         Ok(RelayOutcome::Published(rows.len()))

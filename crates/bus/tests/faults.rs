@@ -179,6 +179,7 @@ async fn a_redis_crash_mid_relay_loses_nothing_and_applies_everything_once_in_or
 
     let cancel = CancellationToken::new();
     let relay = Relay::new(
+        "store-1",
         producer.clone(),
         broker.clone(),
         OutboxSignal::default(),
@@ -478,6 +479,7 @@ async fn the_relay_pauses_while_disconnected_and_drains_on_reconnect() {
     let cancel = CancellationToken::new();
     let signal = OutboxSignal::default();
     let relay = Relay::new(
+        "store-1",
         producer.clone(),
         broker.clone(),
         signal.clone(),

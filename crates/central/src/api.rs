@@ -33,8 +33,10 @@ pub fn router(service: Arc<CentralService>) -> Router {
         .route("/stores", get(stores))
         .route("/purchase/{store_id}/{product_id}", post(purchase))
         .route("/purchases/{purchase_id}", get(purchase_status))
-        .with_state(service);
-    stockmesh_http::router::finish(routes)
+        .route("/metrics", get(metrics))
+        .route("/readyz", get(readyz))
+        .with_state(service.clone());
+    stockmesh_http::router::finish(routes, service.node())
 }
 
 impl From<CentralError> for Problem {
@@ -50,7 +52,7 @@ impl From<CentralError> for Problem {
             CentralError::PurchaseNotFound(_) => {
                 Problem::new(StatusCode::NOT_FOUND, "Purchase Not Found", detail)
             }
-            CentralError::StoreUnavailable { .. } => {
+            CentralError::StoreUnavailable { .. } | CentralError::PurchaseExpired(_) => {
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Store Unavailable", detail)
             }
             CentralError::InsufficientStock { .. } => {
@@ -72,6 +74,26 @@ impl From<CentralError> for Problem {
 
 async fn health() -> &'static str {
     "Central Server: OK"
+}
+
+async fn metrics(State(central): State<AppState>) -> Result<Response, Problem> {
+    central.refresh_gauges().await?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        stockmesh_http::metrics::render(),
+    )
+        .into_response())
+}
+
+async fn readyz(State(central): State<AppState>) -> Result<Json<serde_json::Value>, Problem> {
+    match central.readiness().await {
+        Ok(()) => Ok(Json(serde_json::json!({ "status": "ready" }))),
+        Err(why) => Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Not Ready",
+            why,
+        )),
+    }
 }
 
 /// `?page&size&storeId&productId`.

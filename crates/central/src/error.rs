@@ -30,6 +30,11 @@ pub enum CentralError {
         /// Why.
         why: String,
     },
+    /// The command reached the store after its deadline; nothing was bought (503).
+    #[error(
+        "store {0} is unavailable: the purchase reached it after its deadline; nothing was bought"
+    )]
+    PurchaseExpired(StoreId),
     /// The store holds fewer units than asked (409).
     #[error(
         "insufficient stock for product {product} at store {store}: {available} available, {requested} requested"

@@ -80,6 +80,8 @@ impl CentralNode {
         let signal = OutboxSignal::default();
         let waiters = Arc::new(Waiters::default());
         let service = Arc::new(CentralService::new(
+            config.consumer_name.clone(),
+            broker.clone(),
             db.clone(),
             Liveness::new(broker.clone(), config.heartbeat_timeout),
             waiters.clone(),
@@ -106,6 +108,7 @@ impl CentralNode {
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
         let relay = Relay::new(
+            config.consumer_name.clone(),
             db.clone(),
             broker.clone(),
             signal,
@@ -116,7 +119,7 @@ impl CentralNode {
         tasks.spawn(discovery.run(cancel.clone()));
         let consumer = Consumer::new(
             broker,
-            Arc::new(ViewUpdater::new(db, waiters)),
+            Arc::new(ViewUpdater::new(config.consumer_name.clone(), db, waiters)),
             streams,
             None,
             ConsumerConfig {

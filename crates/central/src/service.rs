@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use stockmesh_bus::{Database, Outbox, OutboxSignal, topology};
+use stockmesh_bus::{Broker, Database, Outbox, OutboxSignal, gauges, topology};
 use stockmesh_core::{
     CorrelationId, Envelope, Event, Item, ProductId, PurchaseId, PurchaseQuantity, RejectionReason,
     RemotePurchaseCommand, StoreId, Timestamp,
@@ -111,6 +111,9 @@ pub enum PurchaseAnswer {
 /// Central's view and purchases.
 #[derive(Debug, Clone)]
 pub struct CentralService {
+    /// This replica's name: the `node` label of its metrics.
+    node: String,
+    broker: Arc<dyn Broker>,
     db: Database,
     liveness: Liveness,
     waiters: Arc<Waiters>,
@@ -119,8 +122,10 @@ pub struct CentralService {
 }
 
 impl CentralService {
-    /// A service over `db`.
+    /// A service named `node` over `db` and `broker`.
     pub fn new(
+        node: impl Into<String>,
+        broker: Arc<dyn Broker>,
         db: Database,
         liveness: Liveness,
         waiters: Arc<Waiters>,
@@ -128,6 +133,8 @@ impl CentralService {
         timing: PurchaseTiming,
     ) -> Self {
         Self {
+            node: node.into(),
+            broker,
             db,
             liveness,
             waiters,
@@ -139,6 +146,50 @@ impl CentralService {
     /// Central's database.
     pub fn database(&self) -> &Database {
         &self.db
+    }
+
+    /// This replica's name (its metrics' `node` label).
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Refreshes the gauges that `GET /metrics` shows: outbox, and per store its heartbeat and
+    /// Central's consumer group on its events stream.
+    pub async fn refresh_gauges(&self) -> Result<(), CentralError> {
+        gauges::report_outbox(&self.node, &self.db).await?;
+        for store in repo::list_stores(&self.db.reader).await? {
+            let liveness = self.liveness.of(&store.store_id).await;
+            let labels = [
+                ("node", self.node.clone()),
+                ("store", store.store_id.to_string()),
+            ];
+            let age = liveness
+                .heartbeat_age_ms
+                .map_or(f64::INFINITY, |ms| ms as f64 / 1000.0);
+            metrics::gauge!("stockmesh_store_heartbeat_age_seconds", &labels).set(age);
+            metrics::gauge!("stockmesh_store_online", &labels)
+                .set(f64::from(u8::from(liveness.online)));
+            let stream = topology::events_stream(&store.store_id);
+            gauges::report_group(&self.node, &self.broker, &stream, topology::CENTRAL_GROUP).await;
+        }
+        Ok(())
+    }
+
+    /// Whether Central can serve: its database and its broker answer.
+    pub async fn readiness(&self) -> Result<(), String> {
+        let probe = async {
+            sqlx::query("SELECT 1")
+                .execute(&self.db.reader)
+                .await
+                .map_err(|e| format!("database unreachable: {e}"))?;
+            self.broker
+                .ping()
+                .await
+                .map_err(|e| format!("broker unreachable: {e}"))
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(2), probe)
+            .await
+            .unwrap_or_else(|_| Err("readiness checks timed out".into()))
     }
 
     async fn known_store(&self, store: &StoreId) -> Result<(), CentralError> {
@@ -224,8 +275,38 @@ impl CentralService {
             .ok_or(CentralError::PurchaseNotFound(purchase))
     }
 
-    /// A remote purchase of `quantity` units of `product` from `store`.
+    /// A remote purchase of `quantity` units of `product` from `store`, counted and timed.
     pub async fn purchase(
+        &self,
+        store: StoreId,
+        product: ProductId,
+        quantity: PurchaseQuantity,
+        key: Option<IdempotencyKey>,
+        correlation: CorrelationId,
+    ) -> Result<PurchaseAnswer, CentralError> {
+        let started = std::time::Instant::now();
+        let answer = self
+            .purchase_untimed(store, product, quantity, key, correlation)
+            .await;
+        let outcome = match &answer {
+            Ok(PurchaseAnswer::Confirmed(_)) => "confirmed",
+            Ok(PurchaseAnswer::Pending(_)) => "pending",
+            Err(CentralError::InsufficientStock { .. }) => "insufficient",
+            Err(CentralError::StoreUnavailable { .. }) => "unavailable",
+            Err(CentralError::PurchaseExpired(_)) => "expired",
+            Err(CentralError::StoreNotFound(_) | CentralError::ProductNotFound { .. }) => {
+                "not_found"
+            }
+            Err(_) => "error",
+        };
+        metrics::counter!("stockmesh_purchases_total", "node" => self.node.clone(), "scope" => "remote", "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("stockmesh_remote_purchase_seconds", "node" => self.node.clone())
+            .record(started.elapsed().as_secs_f64());
+        answer
+    }
+
+    async fn purchase_untimed(
         &self,
         store: StoreId,
         product: ProductId,
@@ -400,10 +481,7 @@ fn outcome(purchase: Purchase) -> Result<PurchaseAnswer, CentralError> {
                 store: purchase.store_id,
                 product: purchase.product_id,
             },
-            Some(RejectionReason::Expired) => CentralError::StoreUnavailable {
-                store: purchase.store_id,
-                why: "the purchase reached it after its deadline; nothing was bought".into(),
-            },
+            Some(RejectionReason::Expired) => CentralError::PurchaseExpired(purchase.store_id),
         }),
     }
 }

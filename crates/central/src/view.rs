@@ -15,14 +15,19 @@ use crate::waiters::Waiters;
 /// The consumer handler of every store's events stream.
 #[derive(Debug, Clone)]
 pub struct ViewUpdater {
+    node: String,
     db: Database,
     waiters: Arc<Waiters>,
 }
 
 impl ViewUpdater {
-    /// Applies events to `db` and wakes `waiters`.
-    pub fn new(db: Database, waiters: Arc<Waiters>) -> Self {
-        Self { db, waiters }
+    /// Applies events to `db` and wakes `waiters`; `node` labels its metrics.
+    pub fn new(node: impl Into<String>, db: Database, waiters: Arc<Waiters>) -> Self {
+        Self {
+            node: node.into(),
+            db,
+            waiters,
+        }
     }
 }
 
@@ -62,6 +67,11 @@ impl Handler for ViewUpdater {
                     )
                     .await?
                     {
+                        tracing::debug!(
+                            purchase = %reply.purchase_id,
+                            correlation_id = ?envelope.correlation_id,
+                            "remote purchase confirmed by the store"
+                        );
                         resolved.push(reply.purchase_id);
                     }
                 }
@@ -80,6 +90,12 @@ impl Handler for ViewUpdater {
                     )
                     .await?
                     {
+                        tracing::debug!(
+                            purchase = %reply.purchase_id,
+                            reason = reply.reason.as_str(),
+                            correlation_id = ?envelope.correlation_id,
+                            "remote purchase rejected by the store"
+                        );
                         resolved.push(reply.purchase_id);
                     }
                 }
@@ -97,13 +113,13 @@ impl Handler for ViewUpdater {
         }
         let applied_at = chrono::Utc::now();
         for (kind, outcome, envelope) in outcomes {
-            metrics::counter!("stockmesh_events_consumed_total", "type" => kind, "outcome" => outcome)
+            metrics::counter!("stockmesh_events_consumed_total", "node" => self.node.clone(), "type" => kind, "outcome" => outcome)
                 .increment(1);
             if outcome == "applied" {
                 let lag = (applied_at - envelope.occurred_at)
                     .num_microseconds()
                     .unwrap_or(0);
-                metrics::histogram!("stockmesh_propagation_seconds", "type" => kind)
+                metrics::histogram!("stockmesh_propagation_seconds", "node" => self.node.clone(), "type" => kind)
                     .record(lag.max(0) as f64 / 1e6);
             }
         }

@@ -11,11 +11,13 @@
 //! - [`pagination`]: `?page&size` parsing and the `X-Total-Count` / `Link` response headers.
 //! - [`correlation`]: the correlation id of each request (from `X-Request-Id` or `traceparent`,
 //!   else new), echoed in the response and handed to handlers.
+//! - [`metrics`]: the Prometheus recorder, request metrics, and every metric's description.
 //! - [`router`]: the layers every service router gets (body limit, fallbacks, tracing).
 
 pub mod bodies;
 pub mod correlation;
 pub mod extract;
+pub mod metrics;
 pub mod pagination;
 pub mod problem;
 pub mod router;

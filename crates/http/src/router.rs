@@ -1,5 +1,6 @@
-//! The layers every service router gets: a body limit, problem responses for unknown routes and
-//! wrong methods, `instance` on problems, correlation ids and a tracing span per request.
+//! The layers every service router gets: `GET /healthz`, request metrics, a body limit, problem
+//! responses for unknown routes and wrong methods, `instance` on problems, correlation ids and a
+//! tracing span per request.
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -32,12 +33,24 @@ async fn method_not_allowed(request: Request) -> Problem {
     )
 }
 
-/// Wraps a service's routes with the shared conventions.
-pub fn finish(routes: Router) -> Router {
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Wraps a service's routes with the shared conventions: `GET /healthz`, request metrics labelled
+/// with `node`, body limit, problem fallbacks, correlation ids and tracing.
+pub fn finish(routes: Router, node: &str) -> Router {
+    // Installing the recorder here makes every node's metrics visible from its first request.
+    let _ = crate::metrics::handle();
     routes
+        .route("/healthz", axum::routing::get(healthz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            crate::metrics::NodeLabel(node.to_owned()),
+            crate::metrics::track,
+        ))
         .layer(middleware::from_fn(fill_instance))
         .layer(middleware::from_fn(crate::correlation::correlate))
         .layer(

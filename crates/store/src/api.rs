@@ -32,8 +32,10 @@ pub fn router(service: Arc<StoreService>) -> Router {
         .route("/inventory/{product_id}", get(get_item).put(set_quantity))
         .route("/inventory/{product_id}/history", get(history))
         .route("/purchase/{product_id}", post(purchase))
-        .with_state(service);
-    stockmesh_http::router::finish(routes)
+        .route("/metrics", get(metrics))
+        .route("/readyz", get(readyz))
+        .with_state(service.clone());
+    stockmesh_http::router::finish(routes, service.id().as_str())
 }
 
 impl From<StoreError> for Problem {
@@ -78,6 +80,26 @@ struct SetQuantityRequest {
 
 async fn health(State(store): State<AppState>) -> String {
     format!("Store Server {}: OK", store.id())
+}
+
+async fn metrics(State(store): State<AppState>) -> Result<Response, Problem> {
+    store.refresh_gauges().await?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        stockmesh_http::metrics::render(),
+    )
+        .into_response())
+}
+
+async fn readyz(State(store): State<AppState>) -> Result<Json<serde_json::Value>, Problem> {
+    match store.readiness().await {
+        Ok(()) => Ok(Json(serde_json::json!({ "status": "ready" }))),
+        Err(why) => Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Not Ready",
+            why,
+        )),
+    }
 }
 
 async fn status(State(store): State<AppState>) -> Result<Response, Problem> {

@@ -82,7 +82,7 @@ impl Handler for CommandHandler {
         tx.commit().await?;
         service.outbox_signal().notify();
         for (kind, outcome) in outcomes {
-            metrics::counter!("stockmesh_events_consumed_total", "type" => kind, "outcome" => outcome)
+            metrics::counter!("stockmesh_events_consumed_total", "node" => service.id().to_string(), "type" => kind, "outcome" => outcome)
                 .increment(1);
         }
         Ok(())

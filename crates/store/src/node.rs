@@ -79,8 +79,8 @@ impl StoreNode {
                 config.heartbeat,
             )
         });
-        if let Some(heartbeat) = &heartbeat {
-            service = service.with_heartbeat(heartbeat.clone());
+        if let (Some(broker), Some(heartbeat)) = (&broker, &heartbeat) {
+            service = service.with_broker(broker.clone(), heartbeat.clone());
         }
         let service = Arc::new(service);
         let cancel = CancellationToken::new();
@@ -88,6 +88,7 @@ impl StoreNode {
 
         if let (Some(broker), Some(heartbeat)) = (broker, heartbeat) {
             let relay = Relay::new(
+                config.id.as_str(),
                 db,
                 broker.clone(),
                 signal,

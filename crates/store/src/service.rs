@@ -4,8 +4,12 @@
 
 use serde::Serialize;
 use sqlx::SqliteConnection;
+use std::sync::Arc;
 use stockmesh_bus::outbox::Backlog;
-use stockmesh_bus::{Connectivity, Database, Heartbeat, LinkState, Outbox, OutboxSignal, topology};
+
+use stockmesh_bus::{
+    Broker, Connectivity, Database, Heartbeat, LinkState, Outbox, OutboxSignal, gauges, topology,
+};
 use stockmesh_core::{
     CorrelationId, Envelope, Event, Item, ItemState, Movement, MovementKind, ProductId, PurchaseId,
     PurchaseQuantity, Quantity, RejectionReason, RemotePurchaseCommand, RemotePurchaseConfirmed,
@@ -47,6 +51,8 @@ pub struct StoreService {
     connectivity: Connectivity,
     /// Set when the store runs with a broker: `POST /disconnected` withdraws it at once.
     heartbeat: Option<Heartbeat>,
+    /// The broker, when the store runs with one (for readiness and gauges).
+    broker: Option<Arc<dyn Broker>>,
 }
 
 impl StoreService {
@@ -64,13 +70,26 @@ impl StoreService {
             outbox,
             connectivity,
             heartbeat: None,
+            broker: None,
         }
     }
 
-    /// Lets link changes beat or withdraw the heartbeat immediately.
-    pub fn with_heartbeat(mut self, heartbeat: Heartbeat) -> Self {
+    /// Connects the service to its broker: link changes beat or withdraw the heartbeat at once,
+    /// and readiness and gauges include the broker.
+    pub fn with_broker(mut self, broker: Arc<dyn Broker>, heartbeat: Heartbeat) -> Self {
+        self.broker = Some(broker);
         self.heartbeat = Some(heartbeat);
         self
+    }
+
+    fn count_mutation(&self, kind: MovementKind) {
+        metrics::counter!("stockmesh_inventory_mutations_total", "node" => self.id.to_string(), "kind" => kind.as_str())
+            .increment(1);
+    }
+
+    fn count_local_purchase(&self, outcome: &'static str) {
+        metrics::counter!("stockmesh_purchases_total", "node" => self.id.to_string(), "scope" => "local", "outcome" => outcome)
+            .increment(1);
     }
 
     /// The signal that wakes the outbox relay.
@@ -171,6 +190,7 @@ impl StoreService {
         self.record(&mut tx, &state, change, correlation).await?;
         tx.commit().await?;
         self.outbox.notify();
+        self.count_mutation(MovementKind::Created);
         Ok(self.item(state))
     }
 
@@ -196,6 +216,7 @@ impl StoreService {
         self.record(&mut tx, &state, change, correlation).await?;
         tx.commit().await?;
         self.outbox.notify();
+        self.count_mutation(MovementKind::Set);
         Ok(self.item(state))
     }
 
@@ -211,12 +232,18 @@ impl StoreService {
             repo::take_stock(&mut tx, &product, amount, stockmesh_core::now()).await?
         else {
             let error = match repo::find_item(&mut *tx, &product).await? {
-                None => StoreError::ProductNotFound(product),
-                Some(item) => StoreError::InsufficientStock {
-                    product,
-                    available: item.quantity,
-                    requested: amount,
-                },
+                None => {
+                    self.count_local_purchase("not_found");
+                    StoreError::ProductNotFound(product)
+                }
+                Some(item) => {
+                    self.count_local_purchase("insufficient");
+                    StoreError::InsufficientStock {
+                        product,
+                        available: item.quantity,
+                        requested: amount,
+                    }
+                }
             };
             return Err(error);
         };
@@ -228,6 +255,8 @@ impl StoreService {
         self.record(&mut tx, &state, change, correlation).await?;
         tx.commit().await?;
         self.outbox.notify();
+        self.count_mutation(MovementKind::LocalSale);
+        self.count_local_purchase("confirmed");
         Ok(self.item(state))
     }
 
@@ -320,6 +349,7 @@ impl StoreService {
         .await?;
         let reply = match decision {
             Ok(state) => {
+                self.count_mutation(MovementKind::RemoteSale);
                 let change = Change {
                     kind: MovementKind::RemoteSale,
                     delta: -i64::from(command.quantity),
@@ -369,6 +399,40 @@ impl StoreService {
                 .await?;
             }
         }
+    }
+
+    /// Refreshes the gauges that `GET /metrics` shows: link, outbox, the commands stream.
+    pub async fn refresh_gauges(&self) -> Result<(), StoreError> {
+        let node = self.id.as_str();
+        let connected = f64::from(u8::from(self.connectivity.is_connected()));
+        metrics::gauge!("stockmesh_link_connected", "node" => node.to_owned()).set(connected);
+        gauges::report_outbox(node, &self.db).await?;
+        if let Some(broker) = &self.broker {
+            let stream = topology::commands_stream(&self.id);
+            gauges::report_group(node, broker, &stream, topology::STORE_GROUP).await;
+        }
+        Ok(())
+    }
+
+    /// Whether the store can serve: its database answers, and its broker if it has one.
+    /// A store without its broker still sells, but is not *ready* as part of the system.
+    pub async fn readiness(&self) -> Result<(), String> {
+        let probe = async {
+            sqlx::query("SELECT 1")
+                .execute(&self.db.reader)
+                .await
+                .map_err(|e| format!("database unreachable: {e}"))?;
+            if let Some(broker) = &self.broker {
+                broker
+                    .ping()
+                    .await
+                    .map_err(|e| format!("broker unreachable: {e}"))?;
+            }
+            Ok(())
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(2), probe)
+            .await
+            .unwrap_or_else(|_| Err("readiness checks timed out".into()))
     }
 
     /// The store's state.
