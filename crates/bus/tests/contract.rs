@@ -191,6 +191,11 @@ async fn a_dead_lettered_entry_is_copied_and_acked(broker: Arc<dyn Broker>) {
         .expect("dead letter");
     let dead = broker.entries("s:dead").await.expect("entries");
     assert_eq!(datas(&dead), ["poison"]);
+    let info = broker.group_info("s:dead", G).await.expect("info");
+    assert_eq!(
+        info.length, 1,
+        "a stream without the group still reports its length"
+    );
     let pending = broker
         .read_pending(G, "c1", "s", "0", 10)
         .await

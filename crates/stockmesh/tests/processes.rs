@@ -1,73 +1,13 @@
 //! The real binary: Central and stores as separate OS processes over a private `redis-server`.
 
 use stockmesh_testkit::demo::walk_the_spec_demo;
-use stockmesh_testkit::eventually;
-use stockmesh_testkit::process::NodeProcess;
-use stockmesh_testkit::{Persistence, RedisServer};
+use stockmesh_testkit::process::ProcessCluster;
 
 const BIN: &str = env!("CARGO_BIN_EXE_stockmesh");
 
-struct ProcessCluster {
-    _redis: RedisServer,
-    _dir: tempfile::TempDir,
-    central: NodeProcess,
-    stores: Vec<NodeProcess>,
-}
-
-async fn start_processes(stores: usize) -> ProcessCluster {
-    let redis = RedisServer::start_with(Persistence::AofAlways).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = redis.url();
-    let timing = [
-        "--heartbeat-interval",
-        "100ms",
-        "--heartbeat-timeout",
-        "1s",
-        "--redis",
-        url.as_str(),
-    ];
-    let db = dir.path().join("central.db").display().to_string();
-    let mut args = vec!["central", "--listen", "127.0.0.1:0", "--db", db.as_str()];
-    args.extend(timing);
-    let central = NodeProcess::start(BIN, &args).await;
-    let mut nodes = Vec::new();
-    for i in 1..=stores {
-        let id = format!("store-{i}");
-        let db = dir.path().join(format!("{id}.db")).display().to_string();
-        let mut args = vec![
-            "store",
-            "--id",
-            id.as_str(),
-            "--listen",
-            "127.0.0.1:0",
-            "--db",
-            db.as_str(),
-        ];
-        args.extend(timing);
-        nodes.push(NodeProcess::start(BIN, &args).await);
-    }
-    eventually(
-        "every store online",
-        std::time::Duration::from_secs(10),
-        async || {
-            let listed = central.api.get("/stores").await.json();
-            listed
-                .as_array()
-                .is_some_and(|s| s.len() == stores && s.iter().all(|s| s["online"] == true))
-        },
-    )
-    .await;
-    ProcessCluster {
-        _redis: redis,
-        _dir: dir,
-        central,
-        stores: nodes,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_spec_demo_passes_with_every_node_a_separate_process() {
-    let mut cluster = start_processes(2).await;
+    let mut cluster = ProcessCluster::start(BIN, 2).await;
     walk_the_spec_demo(&cluster.central.api, &cluster.stores[0].api).await;
     for store in &mut cluster.stores {
         assert!(store.terminate().await, "a store exits cleanly on SIGTERM");

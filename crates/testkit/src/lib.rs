@@ -8,6 +8,7 @@
 //!   in-process broker, in this process.
 //! - [`demo`]: the original specification's demo as one reusable scenario.
 //! - [`http`]: a small typed HTTP client ([`Api`]) with helpers for the calls tests make.
+//! - [`metrics`]: reading samples out of `GET /metrics`.
 //! - [`process`]: [`process::NodeProcess`]: a node as a separate OS process of the real binary.
 //! - [`redis`]: [`RedisServer`]: a private `redis-server` on a free port that can be killed
 //!   and restarted.
@@ -16,6 +17,7 @@
 pub mod cluster;
 pub mod demo;
 pub mod http;
+pub mod metrics;
 pub mod process;
 pub mod redis;
 pub mod store;

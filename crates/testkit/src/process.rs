@@ -100,3 +100,65 @@ impl NodeProcess {
         self.child = Some(child);
     }
 }
+
+/// Central and stores as separate processes of `binary` over a private `redis-server` (AOF),
+/// with a 100 ms heartbeat and a 1 s timeout; returns once Central sees every store online.
+pub struct ProcessCluster {
+    /// The private Redis.
+    pub redis: crate::RedisServer,
+    /// Central's process.
+    pub central: NodeProcess,
+    /// The stores' processes, `store-1` first.
+    pub stores: Vec<NodeProcess>,
+    _dir: tempfile::TempDir,
+}
+
+impl ProcessCluster {
+    /// Starts the cluster.
+    pub async fn start(binary: &str, stores: usize) -> Self {
+        let redis = crate::RedisServer::start_with(crate::Persistence::AofAlways).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = redis.url();
+        let common = [
+            "--heartbeat-interval",
+            "100ms",
+            "--heartbeat-timeout",
+            "1s",
+            "--redis",
+            url.as_str(),
+        ];
+        let db = dir.path().join("central.db").display().to_string();
+        let mut args = vec!["central", "--listen", "127.0.0.1:0", "--db", db.as_str()];
+        args.extend(common);
+        let central = NodeProcess::start(binary, &args).await;
+        let mut nodes = Vec::new();
+        for i in 1..=stores {
+            let id = format!("store-{i}");
+            let db = dir.path().join(format!("{id}.db")).display().to_string();
+            let mut args = vec![
+                "store",
+                "--id",
+                id.as_str(),
+                "--listen",
+                "127.0.0.1:0",
+                "--db",
+                db.as_str(),
+            ];
+            args.extend(common);
+            nodes.push(NodeProcess::start(binary, &args).await);
+        }
+        crate::eventually("every store online", Duration::from_secs(10), async || {
+            let listed = central.api.get("/stores").await.json();
+            listed
+                .as_array()
+                .is_some_and(|s| s.len() == stores && s.iter().all(|s| s["online"] == true))
+        })
+        .await;
+        Self {
+            redis,
+            central,
+            stores: nodes,
+            _dir: dir,
+        }
+    }
+}

@@ -359,29 +359,27 @@ impl Broker for RedisBroker {
     }
 
     async fn group_info(&self, stream: &str, group: &str) -> Result<GroupInfo, BrokerError> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("XLEN").arg(stream);
-        pipe.cmd("XINFO").arg("GROUPS").arg(stream);
-        pipe.cmd("XPENDING").arg(stream).arg(group);
-        let replies = match self.query_pipe(&pipe).await {
-            Ok(replies) => replies,
-            // No stream yet (XINFO fails on a missing key), or no group: nothing to report.
+        let mut len = redis::cmd("XLEN");
+        len.arg(stream);
+        let length = self.query::<u64>(&len).await?;
+        let mut groups = redis::cmd("XINFO");
+        groups.arg("GROUPS").arg(stream);
+        let groups: Value = match self.query(&groups).await {
+            Ok(groups) => groups,
+            // No such stream: nothing to report.
             Err(BrokerError::Refused(_)) => return Ok(GroupInfo::default()),
             Err(e) => return Err(e),
         };
-        let [len, groups, pending] = replies.as_slice() else {
-            return Err(BrokerError::Protocol(
-                "pipeline reply of the wrong size".into(),
-            ));
-        };
-        let length = parse::int(len).unwrap_or(0).unsigned_abs();
-        let Some(info) = parse::group_entry(groups, group) else {
+        let Some(info) = parse::group_entry(&groups, group) else {
             return Ok(GroupInfo {
                 length,
                 ..GroupInfo::default()
             });
         };
-        let (pending_count, oldest_pending) = parse::pending_summary(pending);
+        let mut pending = redis::cmd("XPENDING");
+        pending.arg(stream).arg(group);
+        let pending: Value = self.query(&pending).await?;
+        let (pending_count, oldest_pending) = parse::pending_summary(&pending);
         let lag = info.lag;
         // The oldest entry the group has not acked: the oldest pending one, or else the first
         // entry after the last delivered one when the group lags.

@@ -3,4 +3,5 @@
 
 mod api;
 mod demo;
+mod observability;
 mod race;
