@@ -16,6 +16,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "STOCKMESH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
 
+    /// Export traces over OTLP/gRPC to this collector (e.g. http://127.0.0.1:4317). Off when absent.
+    #[arg(long, global = true, env = "STOCKMESH_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
     /// What to run.
     #[command(subcommand)]
     pub command: Command,

@@ -11,7 +11,7 @@
 //!
 //! ## Layout
 //! - [`cli`]: the command line, flags and their environment variables.
-//! - [`telemetry`]: log set-up (human or JSON).
+//! - [`telemetry`]: logs (human or JSON) and optional OTLP trace export.
 //! - [`shutdown`]: the signal that stops every node (Ctrl-C, SIGTERM).
 //! - [`commands`]: what each subcommand runs.
 //! - [`bench`]: `stockmesh bench`, the performance figures.
@@ -27,13 +27,21 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
-    telemetry::init(cli.log_format);
-    match commands::run(cli.command).await {
+    let telemetry = match telemetry::init(cli.log_format, cli.otlp_endpoint.as_deref()) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("stockmesh: {error:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let code = match commands::run(cli.command).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
             eprintln!("stockmesh: {error:#}");
             std::process::ExitCode::FAILURE
         }
-    }
+    };
+    telemetry.shutdown();
+    code
 }

@@ -1,17 +1,70 @@
-//! Log set-up: human-readable by default, JSON lines on request; `RUST_LOG` filters.
+//! Logs and traces: human-readable logs by default, JSON lines with `--log-format json`, `RUST_LOG`
+//! filters; with `--otlp-endpoint`, spans are also exported over OTLP/gRPC (plain HTTP/2, no TLS)
+//! to a collector such as the OpenTelemetry Collector, Jaeger or Tempo.
 
-use tracing_subscriber::EnvFilter;
+use anyhow::Context;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::cli::LogFormat;
 
-/// Installs the global subscriber.
-pub fn init(format: LogFormat) {
+/// Keeps the trace exporter alive; [`shutdown`](Telemetry::shutdown) flushes it.
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+/// Installs the global subscriber: logs to stderr, and spans to `otlp_endpoint` if given.
+pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match format {
+        LogFormat::Human => logs.boxed(),
+        LogFormat::Json => logs.json().boxed(),
+    };
+    let provider = match otlp_endpoint {
+        None => None,
+        Some(endpoint) => {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint)
+                .build()
+                .with_context(|| format!("cannot set up OTLP export to {endpoint}"))?;
+            let resource = opentelemetry_sdk::Resource::builder()
+                .with_service_name("stockmesh")
+                .build();
+            Some(
+                SdkTracerProvider::builder()
+                    .with_batch_exporter(exporter)
+                    .with_resource(resource)
+                    .build(),
+            )
+        }
+    };
+    let traces = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("stockmesh"))
+            .boxed()
+    });
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(logs)
+        .with(traces)
+        .try_init()
+        .context("cannot install the log subscriber")?;
+    Ok(Telemetry { provider })
+}
+
+impl Telemetry {
+    /// Flushes spans still buffered for export.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider
+            && let Err(error) = provider.shutdown()
+        {
+            eprintln!("stockmesh: trace export did not flush: {error}");
+        }
     }
 }

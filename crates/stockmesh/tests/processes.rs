@@ -98,3 +98,49 @@ async fn the_bench_smoke_run_reports_every_figure() {
         "every figure is a positive number"
     );
 }
+
+/// `--log-format json` writes one JSON object per line, and `--otlp-endpoint` to a collector that
+/// is not there neither stops the node nor its requests.
+#[tokio::test]
+async fn json_logs_and_an_absent_trace_collector_do_not_stop_a_node() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("s.db");
+    let mut child = tokio::process::Command::new(BIN)
+        .args([
+            "--log-format",
+            "json",
+            "--otlp-endpoint",
+            "http://127.0.0.1:9",
+        ])
+        .args([
+            "store",
+            "--id",
+            "store-j",
+            "--standalone",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+        ])
+        .arg(&db)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starts");
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let line = stdout.next_line().await.expect("read").expect("a line");
+    let url = &line[line.find("http://").expect("a URL")..];
+    let api = stockmesh_testkit::Api::new(url.trim());
+    api.create_item("p").await.expect(201);
+    api.get("/readyz").await.expect(200);
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let log = stderr.next_line().await.expect("read").expect("a log line");
+    let parsed: serde_json::Value = serde_json::from_str(&log).expect("a JSON log line");
+    assert!(
+        parsed["level"].is_string() && parsed["fields"].is_object(),
+        "{log}"
+    );
+    let _ = child.kill().await;
+}
