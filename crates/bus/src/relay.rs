@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use stockmesh_core::now;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::backoff::Backoff;
 use crate::broker::{Broker, BrokerError, Outgoing};
@@ -109,12 +110,11 @@ impl Relay {
             })
             .collect();
         let span = tracing::debug_span!("relay_batch", rows = rows.len());
-        let published = {
-            let _enter = span.enter();
-            self.broker
-                .publish(&entries, self.config.max_stream_len)
-                .await
-        };
+        let published = self
+            .broker
+            .publish(&entries, self.config.max_stream_len)
+            .instrument(span)
+            .await;
         if let Err(error) = published {
             return Ok(RelayOutcome::BrokerFailed(error));
         }
