@@ -45,6 +45,8 @@ pub enum Command {
     Store(StoreArgs),
     /// Measure the performance figures against their goals (see BENCHMARKS.md).
     Bench(crate::bench::BenchArgs),
+    /// Run the fault suite: a randomized workload with injected faults, then the invariant checker.
+    Chaos(crate::chaos::ChaosArgs),
 }
 
 /// Parses `250ms`, `30s`, `5m`, `1h` (a bare number means seconds).

@@ -5,6 +5,7 @@
 //! - `stockmesh central`: one Central node.
 //! - `stockmesh store --id store-1`: one Store node.
 //! - `stockmesh bench`: the performance figures beside their goals.
+//! - `stockmesh chaos`: the fault suite.
 //!
 //! Every flag also reads an environment variable (`STOCKMESH_…`), so the same binary runs under
 //! systemd, Compose or Kubernetes.
@@ -14,11 +15,15 @@
 //! - [`telemetry`]: logs (human or JSON) and optional OTLP trace export.
 //! - [`shutdown`]: the signal that stops every node (Ctrl-C, SIGTERM).
 //! - [`commands`]: what each subcommand runs.
+//! - [`nodes`]: nodes as child processes (for `bench` and `chaos`).
+//! - [`chaos`]: `stockmesh chaos`, the fault suite and its invariant checker.
 //! - [`bench`]: `stockmesh bench`, the performance figures.
 
 mod bench;
+mod chaos;
 mod cli;
 mod commands;
+mod nodes;
 mod shutdown;
 mod telemetry;
 

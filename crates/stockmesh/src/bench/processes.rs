@@ -1,5 +1,4 @@
-//! Nodes as separate processes of this binary, for the figures that belong to a whole process:
-//! resident memory and the time from start to ready.
+//! Figures that belong to a whole process: resident memory and the time from start to ready.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -7,44 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-/// A node process and its URL.
-pub struct NodeProcess {
-    /// The child.
-    pub child: Child,
-    /// `http://127.0.0.1:<port>`.
-    pub url: String,
-}
-
-/// Starts this binary with `args` (listening on port 0) and waits for the line with its URL.
-pub async fn spawn(args: &[&str]) -> anyhow::Result<NodeProcess> {
-    let exe = std::env::current_exe().context("cannot find this binary")?;
-    let mut child = Command::new(exe)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot spawn a node")?;
-    let stdout = child.stdout.take().context("no stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let url = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(at) = line.find("http://") {
-                return Some(line[at..].trim().to_owned());
-            }
-        }
-        None
-    })
-    .await
-    .ok()
-    .flatten()
-    .with_context(|| format!("node {args:?} did not print its URL"))?;
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(NodeProcess { child, url })
-}
+use tokio::process::Command;
 
 /// Resident memory of `pid` in MiB (Linux `/proc`).
 pub fn rss_mib(pid: u32) -> anyhow::Result<f64> {

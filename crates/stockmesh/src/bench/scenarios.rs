@@ -15,6 +15,7 @@ use super::cluster::BenchEnv;
 use super::load::{closed_loop, open_loop};
 use super::processes;
 use super::report::{Goal, Report};
+use crate::nodes::NodeProcess;
 
 /// A typical event envelope's size, for raw broker figures at realistic payloads.
 const PAYLOAD: &str = r#"{"id":"01a20d8f-de21-77d0-a6f0-27b261bc4dd8","type":"INVENTORY_ITEM_UPDATED","storeId":"store-1","occurredAt":"2026-11-24T12:37:42.049123Z","correlationId":"01a20d8fde2177d0a6f027b261bc4dd8","payload":{"productId":"sku-000001","quantity":7,"version":12,"updatedAt":"2026-11-24T12:37:42.049Z"}}"#;
@@ -380,7 +381,7 @@ async fn memory_and_start(
 ) -> anyhow::Result<()> {
     let redis = env.redis.url();
     let store_db = env.dir.path().join("rss-store.db").display().to_string();
-    let store = processes::spawn(&[
+    let store = NodeProcess::spawn(&[
         "store",
         "--id",
         "rss",
@@ -393,7 +394,7 @@ async fn memory_and_start(
     ])
     .await?;
     let central_db = env.dir.path().join("rss-central.db").display().to_string();
-    let central = processes::spawn(&[
+    let central = NodeProcess::spawn(&[
         "central",
         "--listen",
         "127.0.0.1:0",
@@ -406,7 +407,7 @@ async fn memory_and_start(
     ])
     .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let pid = |p: &processes::NodeProcess| p.child.id().context("node exited");
+    let pid = |p: &NodeProcess| p.pid().context("node exited");
     report.add(
         "rss.store_idle",
         "idle RSS of a store",
@@ -429,7 +430,7 @@ async fn memory_and_start(
     let full_db = env.dir.path().join("rss-central-full.db");
     processes::fill_central(&full_db, args.central_items).await?;
     let full_db = full_db.display().to_string();
-    let central = processes::spawn(&[
+    let central = NodeProcess::spawn(&[
         "central",
         "--listen",
         "127.0.0.1:0",

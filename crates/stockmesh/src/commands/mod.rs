@@ -14,5 +14,6 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Central(args) => central::run(args).await,
         Command::Up(args) => up::run(args).await,
         Command::Bench(args) => crate::bench::run(args).await,
+        Command::Chaos(args) => crate::chaos::run(args).await,
     }
 }

@@ -1,0 +1,790 @@
+//! The checker: given the recorded history and what was observed once the cluster was quiet,
+//! decides each invariant of DESIGN.md §3. It is a pure function, so it is tested with fabricated
+//! histories that break each invariant.
+//!
+//! The store's ledger is the serial order of what happened to an item: every movement carries the
+//! correlation id of the request that caused it (and remote sales their purchase id), so each
+//! answered request can be matched to exactly the movements it caused.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::history::{Call, Outcome, Record};
+use super::observe::{MovementView, Observed};
+
+/// One invariant's verdict.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// The invariant.
+    pub name: &'static str,
+    /// What broke it (empty when it holds).
+    pub violations: Vec<String>,
+}
+
+impl Verdict {
+    /// Whether the invariant holds.
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// Every verdict.
+#[derive(Debug, Clone)]
+pub struct Verdicts(pub Vec<Verdict>);
+
+impl Verdicts {
+    /// Whether every invariant holds.
+    pub fn all_passed(&self) -> bool {
+        self.0.iter().all(Verdict::passed)
+    }
+}
+
+/// Movements of one store, indexed for matching.
+struct Ledger<'a> {
+    by_correlation: BTreeMap<&'a str, Vec<(&'a str, &'a MovementView)>>,
+    by_purchase: BTreeMap<&'a str, Vec<(&'a str, &'a MovementView)>>,
+}
+
+fn ledgers(observed: &Observed) -> Vec<Ledger<'_>> {
+    observed
+        .stores
+        .iter()
+        .map(|truth| {
+            let mut ledger = Ledger {
+                by_correlation: BTreeMap::new(),
+                by_purchase: BTreeMap::new(),
+            };
+            for (product, moves) in &truth.ledgers {
+                for m in moves {
+                    if let Some(c) = &m.correlation_id {
+                        ledger
+                            .by_correlation
+                            .entry(c)
+                            .or_default()
+                            .push((product, m));
+                    }
+                    if let Some(p) = &m.purchase_id {
+                        ledger.by_purchase.entry(p).or_default().push((product, m));
+                    }
+                }
+            }
+            ledger
+        })
+        .collect()
+}
+
+/// Decides every invariant.
+pub fn check(
+    history: &[Record],
+    observed: &Observed,
+    poison: &str,
+    convergence_limit: Duration,
+) -> Verdicts {
+    let ledgers = ledgers(observed);
+    Verdicts(vec![
+        never_below_zero(history, observed),
+        ledgers_add_up(observed),
+        changes_applied_exactly_once(history, observed, &ledgers),
+        no_unexplained_movement(history, observed),
+        pending_purchases_resolved(history, observed),
+        idempotency_keys_buy_once(history, &ledgers),
+        final_quantity_is_last_set_minus_confirmed(history, observed),
+        central_converged(observed, convergence_limit),
+        nothing_lost(observed, poison),
+    ])
+}
+
+fn never_below_zero(history: &[Record], observed: &Observed) -> Verdict {
+    let mut v = Vec::new();
+    for r in history {
+        if let Some(q) = r.seen_quantity.filter(|q| *q < 0) {
+            v.push(format!(
+                "{} ({:?} store-{} {}) answered quantity {q}",
+                r.id, r.call, r.store, r.product
+            ));
+        }
+    }
+    for (i, truth) in observed.stores.iter().enumerate() {
+        for (p, item) in &truth.items {
+            if item.quantity < 0 {
+                v.push(format!("store-{}/{p} holds {}", i + 1, item.quantity));
+            }
+        }
+        for (p, moves) in &truth.ledgers {
+            for m in moves.iter().filter(|m| m.quantity < 0) {
+                v.push(format!(
+                    "store-{}/{p} ledger v{} at {}",
+                    i + 1,
+                    m.version,
+                    m.quantity
+                ));
+            }
+        }
+    }
+    for ((s, p), item) in &observed.central {
+        if item.quantity < 0 {
+            v.push(format!("Central shows store-{s}/{p} at {}", item.quantity));
+        }
+    }
+    Verdict {
+        name: "no stock ever observed below zero",
+        violations: v,
+    }
+}
+
+fn ledgers_add_up(observed: &Observed) -> Verdict {
+    let mut v = Vec::new();
+    for (i, truth) in observed.stores.iter().enumerate() {
+        let store = i + 1;
+        for (p, moves) in &truth.ledgers {
+            let mut previous: Option<&MovementView> = None;
+            for (n, m) in moves.iter().enumerate() {
+                if m.version != n as i64 + 1 {
+                    v.push(format!(
+                        "store-{store}/{p}: movement {} has version {}",
+                        n + 1,
+                        m.version
+                    ));
+                }
+                let expected = previous.map_or(0, |prev| prev.quantity) + m.delta;
+                if m.quantity != expected {
+                    v.push(format!(
+                        "store-{store}/{p} v{}: {} {:+} gives {}, not {expected}",
+                        m.version,
+                        previous.map_or(0, |x| x.quantity),
+                        m.delta,
+                        m.quantity
+                    ));
+                }
+                previous = Some(m);
+            }
+            let last = moves.last().map(|m| (m.quantity, m.version));
+            let item = truth.items.get(p).map(|i| (i.quantity, i.version));
+            if last != item {
+                v.push(format!(
+                    "store-{store}/{p}: item {item:?} but ledger ends at {last:?}"
+                ));
+            }
+        }
+    }
+    Verdict {
+        name: "every store ledger adds up to its item",
+        violations: v,
+    }
+}
+
+fn changes_applied_exactly_once(
+    history: &[Record],
+    observed: &Observed,
+    ledgers: &[Ledger<'_>],
+) -> Verdict {
+    let mut v = Vec::new();
+    for r in history {
+        let Some(ledger) = ledgers.get(r.store - 1) else {
+            continue;
+        };
+        let by_id: Vec<&MovementView> = ledger
+            .by_correlation
+            .get(r.id.as_str())
+            .map(|ms| ms.iter().map(|(_, m)| *m).collect())
+            .unwrap_or_default();
+        let kind = match r.call {
+            Call::Create => "created",
+            Call::Set => "set",
+            Call::Local => "local_sale",
+            Call::Remote => "remote_sale",
+            Call::ReadStore | Call::ReadCentral => {
+                if !by_id.is_empty() {
+                    v.push(format!(
+                        "{}: a read caused {} movement(s)",
+                        r.id,
+                        by_id.len()
+                    ));
+                }
+                continue;
+            }
+        };
+        let caused = by_id.iter().filter(|m| m.kind == kind).count();
+        let success = match r.call {
+            Call::Create => 201,
+            Call::Set => 204,
+            _ => 200,
+        };
+        // A remote purchase's movement may carry the first request's id (an idempotent retry),
+        // so an answered one is matched by its purchase id.
+        let remote_confirmed =
+            |id: &str| -> usize { ledger.by_purchase.get(id).map_or(0, Vec::len) };
+        match (&r.outcome, r.call) {
+            (Outcome::Answered(200), Call::Remote) => match r.purchase_id.as_deref() {
+                Some(id) => {
+                    let n = remote_confirmed(id);
+                    if n != 1 {
+                        v.push(format!(
+                            "{}: remote purchase {id} answered 200 but applied {n} times",
+                            r.id
+                        ));
+                    }
+                }
+                None => v.push(format!(
+                    "{}: remote purchase answered 200 without a purchase id",
+                    r.id
+                )),
+            },
+            (Outcome::Answered(202), Call::Remote) => {
+                if let Some(id) = r.purchase_id.as_deref() {
+                    let n = remote_confirmed(id);
+                    let status = observed.purchases.get(id).map(|(s, _)| s.as_str());
+                    let want = usize::from(status == Some("CONFIRMED"));
+                    if n != want {
+                        v.push(format!(
+                            "{}: purchase {id} resolved {status:?} but applied {n} times",
+                            r.id
+                        ));
+                    }
+                }
+            }
+            (Outcome::Answered(s), _) if *s == success => {
+                if caused != 1 {
+                    v.push(format!(
+                        "{}: {:?} answered {s} but caused {caused} movements",
+                        r.id, r.call
+                    ));
+                }
+                let matched = by_id.iter().find(|m| m.kind == kind);
+                if let (Call::Set, Some(m), Some(q)) = (r.call, matched, r.quantity)
+                    && m.quantity != q
+                {
+                    v.push(format!("{}: set to {q} recorded as {}", r.id, m.quantity));
+                }
+                if let (Call::Local, Some(m), Some(q)) = (r.call, matched, r.quantity) {
+                    if m.delta != -q {
+                        v.push(format!("{}: bought {q}, ledger took {}", r.id, -m.delta));
+                    }
+                    if r.seen_quantity != Some(m.quantity) {
+                        v.push(format!(
+                            "{}: answered {:?} left, ledger says {}",
+                            r.id, r.seen_quantity, m.quantity
+                        ));
+                    }
+                }
+            }
+            (Outcome::Answered(s), _) if (400..500).contains(s) || *s == 503 => {
+                if caused != 0 {
+                    v.push(format!(
+                        "{}: {:?} answered {s} yet caused {caused} movement(s)",
+                        r.id, r.call
+                    ));
+                }
+            }
+            // No answer, or a 500: the effect is unknown, but never twice.
+            _ => {
+                if caused > 1 {
+                    v.push(format!(
+                        "{}: unanswered {:?} caused {caused} movements",
+                        r.id, r.call
+                    ));
+                }
+            }
+        }
+    }
+    Verdict {
+        name: "every answered change applied exactly once, every refusal not at all",
+        violations: v,
+    }
+}
+
+fn no_unexplained_movement(history: &[Record], observed: &Observed) -> Verdict {
+    let ids: std::collections::BTreeSet<&str> = history.iter().map(|r| r.id.as_str()).collect();
+    let purchases: std::collections::BTreeSet<&str> = history
+        .iter()
+        .filter_map(|r| r.purchase_id.as_deref())
+        .collect();
+    let mut v = Vec::new();
+    for (i, truth) in observed.stores.iter().enumerate() {
+        for (p, moves) in &truth.ledgers {
+            for m in moves {
+                let explained = m.correlation_id.as_deref().is_some_and(|c| ids.contains(c))
+                    || m.purchase_id
+                        .as_deref()
+                        .is_some_and(|id| purchases.contains(id));
+                if !explained {
+                    v.push(format!(
+                        "store-{}/{p} v{}: {} {:+} caused by no request of the run",
+                        i + 1,
+                        m.version,
+                        m.kind,
+                        m.delta
+                    ));
+                }
+            }
+        }
+    }
+    Verdict {
+        name: "no movement without a request",
+        violations: v,
+    }
+}
+
+fn pending_purchases_resolved(history: &[Record], observed: &Observed) -> Verdict {
+    let mut v = Vec::new();
+    for r in history.iter().filter(|r| r.status() == Some(202)) {
+        let id = r.purchase_id.as_deref().unwrap_or("?");
+        match observed.purchases.get(id).map(|(s, _)| s.as_str()) {
+            Some("CONFIRMED" | "REJECTED") => {}
+            other => v.push(format!("{}: 202 purchase {id} ended {other:?}", r.id)),
+        }
+    }
+    Verdict {
+        name: "every 202 resolved to CONFIRMED or REJECTED",
+        violations: v,
+    }
+}
+
+fn idempotency_keys_buy_once(history: &[Record], ledgers: &[Ledger<'_>]) -> Verdict {
+    let mut by_key: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
+    for r in history {
+        if let Some(key) = r.key.as_deref() {
+            by_key.entry(key).or_default().push(r);
+        }
+    }
+    let mut v = Vec::new();
+    for (key, records) in by_key {
+        let ids: std::collections::BTreeSet<&str> = records
+            .iter()
+            .filter_map(|r| r.purchase_id.as_deref())
+            .collect();
+        if ids.len() > 1 {
+            v.push(format!(
+                "key {key}: {} different purchases {ids:?}",
+                ids.len()
+            ));
+        }
+        let ok = records.iter().any(|r| r.status() == Some(200));
+        let refused = records.iter().any(|r| r.status() == Some(409));
+        if ok && refused {
+            v.push(format!("key {key}: answered both 200 and 409"));
+        }
+        for id in ids {
+            let store = records[0].store;
+            let n = ledgers
+                .get(store - 1)
+                .and_then(|l| l.by_purchase.get(id))
+                .map_or(0, Vec::len);
+            if n > 1 {
+                v.push(format!("key {key}: purchase {id} applied {n} times"));
+            }
+        }
+    }
+    Verdict {
+        name: "a retried Idempotency-Key buys once",
+        violations: v,
+    }
+}
+
+fn final_quantity_is_last_set_minus_confirmed(history: &[Record], observed: &Observed) -> Verdict {
+    // Purchases the history knows to be confirmed: answered 200 (either scope), or resolved
+    // CONFIRMED after a 202.
+    let mut confirmed: BTreeMap<&str, i64> = BTreeMap::new();
+    for r in history {
+        let q = r.quantity.unwrap_or(0);
+        match (r.call, r.status()) {
+            (Call::Local, Some(200)) => {
+                confirmed.insert(r.id.as_str(), q);
+            }
+            (Call::Remote, Some(200 | 202)) => {
+                if let Some(id) = r.purchase_id.as_deref()
+                    && observed
+                        .purchases
+                        .get(id)
+                        .is_some_and(|(s, _)| s == "CONFIRMED")
+                {
+                    confirmed.insert(id, q);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut v = Vec::new();
+    for (i, truth) in observed.stores.iter().enumerate() {
+        for (p, moves) in &truth.ledgers {
+            let last_set = moves
+                .iter()
+                .rposition(|m| m.kind == "set" || m.kind == "created");
+            let Some(at) = last_set else { continue };
+            let base = moves[at].quantity;
+            let mut taken = 0;
+            let mut counted = std::collections::BTreeSet::new();
+            for m in &moves[at + 1..] {
+                let key = m
+                    .purchase_id
+                    .as_deref()
+                    .or(m.correlation_id.as_deref())
+                    .unwrap_or("");
+                match confirmed.get(key) {
+                    // Each confirmed purchase counts once, however often the ledger shows it.
+                    Some(q) => {
+                        if counted.insert(key) {
+                            taken += q;
+                        }
+                    }
+                    // A sale the client never saw confirmed (its answer was lost): it still
+                    // left the shelf; count what the ledger says.
+                    None => taken -= m.delta,
+                }
+            }
+            let expected = base - taken;
+            let actual = truth.items.get(p).map_or(0, |i| i.quantity);
+            if actual != expected {
+                v.push(format!("store-{}/{p}: last set {base}, confirmed after it {taken}, so {expected}; store holds {actual}", i + 1));
+            }
+        }
+    }
+    Verdict {
+        name: "each item = its last set − the purchases confirmed after it",
+        violations: v,
+    }
+}
+
+fn central_converged(observed: &Observed, limit: Duration) -> Verdict {
+    let v = match &observed.convergence {
+        Ok(took) if *took <= limit => Vec::new(),
+        Ok(took) => vec![format!(
+            "Central equalled the stores only after {took:?} (limit {limit:?})"
+        )],
+        Err(diff) => vec![format!("Central never equalled the stores: {diff}")],
+    };
+    Verdict {
+        name: "Central's view equals every store's truth within 2 s of quiet",
+        violations: v,
+    }
+}
+
+fn nothing_lost(observed: &Observed, poison: &str) -> Verdict {
+    let mut v = Vec::new();
+    for (i, truth) in observed.stores.iter().enumerate() {
+        if truth.outbox_pending != 0 {
+            v.push(format!(
+                "store-{} outbox still holds {} unpublished rows",
+                i + 1,
+                truth.outbox_pending
+            ));
+        }
+    }
+    if observed.central_outbox_pending != 0 {
+        v.push(format!(
+            "Central's outbox still holds {} rows",
+            observed.central_outbox_pending
+        ));
+    }
+    for g in &observed.groups {
+        if g.pending != 0 || g.lag.unwrap_or(0) != 0 {
+            v.push(format!(
+                "{} group {}: {} pending, lag {:?}",
+                g.stream, g.group, g.pending, g.lag
+            ));
+        }
+    }
+    let poisons = observed
+        .dead_letters
+        .iter()
+        .filter(|(_, d)| d == poison)
+        .count();
+    if poisons != 1 {
+        v.push(format!(
+            "the injected poison entry is dead-lettered {poisons} times, not once"
+        ));
+    }
+    for (stream, data) in observed.dead_letters.iter().filter(|(_, d)| d != poison) {
+        v.push(format!(
+            "{stream}: unexpected dead letter {}",
+            data.chars().take(160).collect::<String>()
+        ));
+    }
+    Verdict {
+        name: "nothing lost: outboxes empty, groups drained, only the poison dead-lettered",
+        violations: v,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::history::{Call, Outcome, Record};
+    use super::super::observe::{GroupView, ItemView, MovementView, Observed, StoreTruth};
+    use super::*;
+
+    const POISON: &str = "poison";
+
+    fn record(
+        id: &str,
+        call: Call,
+        status: u16,
+        quantity: Option<i64>,
+        seen: Option<i64>,
+        purchase: Option<&str>,
+    ) -> Record {
+        Record {
+            id: id.into(),
+            call,
+            store: 1,
+            product: "p".into(),
+            quantity,
+            key: None,
+            outcome: Outcome::Answered(status),
+            seen_quantity: seen,
+            purchase_id: purchase.map(str::to_owned),
+            at_ms: 0,
+        }
+    }
+
+    fn movement(
+        kind: &str,
+        delta: i64,
+        quantity: i64,
+        version: i64,
+        corr: &str,
+        purchase: Option<&str>,
+    ) -> MovementView {
+        MovementView {
+            kind: kind.into(),
+            delta,
+            quantity,
+            version,
+            correlation_id: Some(corr.into()),
+            purchase_id: purchase.map(str::to_owned),
+        }
+    }
+
+    /// A correct run: create, set 10, local buy 2, remote buy 3, a refused remote buy.
+    fn good() -> (Vec<Record>, Observed) {
+        let history = vec![
+            record("c", Call::Create, 201, None, Some(0), None),
+            record("s", Call::Set, 204, Some(10), None, None),
+            record("l", Call::Local, 200, Some(2), Some(8), None),
+            record("r", Call::Remote, 200, Some(3), Some(5), Some("P1")),
+            record("x", Call::Remote, 409, Some(50), None, None),
+        ];
+        let moves = vec![
+            movement("created", 0, 0, 1, "c", None),
+            movement("set", 10, 10, 2, "s", None),
+            movement("local_sale", -2, 8, 3, "l", None),
+            movement("remote_sale", -3, 5, 4, "r", Some("P1")),
+        ];
+        let item = ItemView {
+            quantity: 5,
+            version: 4,
+        };
+        let observed = Observed {
+            stores: vec![StoreTruth {
+                items: [("p".to_owned(), item)].into(),
+                ledgers: [("p".to_owned(), moves)].into(),
+                outbox_pending: 0,
+            }],
+            central: [((1, "p".to_owned()), item)].into(),
+            central_outbox_pending: 0,
+            purchases: [("P1".to_owned(), ("CONFIRMED".to_owned(), None))].into(),
+            groups: vec![GroupView {
+                stream: "s".into(),
+                group: "g".into(),
+                pending: 0,
+                lag: Some(0),
+            }],
+            dead_letters: vec![("s".into(), POISON.into())],
+            convergence: Ok(Duration::from_millis(12)),
+        };
+        (history, observed)
+    }
+
+    fn failing(history: &[Record], observed: &Observed) -> Vec<&'static str> {
+        check(history, observed, POISON, Duration::from_secs(2))
+            .0
+            .into_iter()
+            .filter(|v| !v.passed())
+            .map(|v| v.name)
+            .collect()
+    }
+
+    #[test]
+    fn a_correct_history_passes_every_invariant() {
+        let (history, observed) = good();
+        assert!(
+            failing(&history, &observed).is_empty(),
+            "{:?}",
+            failing(&history, &observed)
+        );
+    }
+
+    #[test]
+    fn a_confirmed_purchase_applied_twice_is_caught() {
+        let (history, mut observed) = good();
+        let ledger = observed.stores[0].ledgers.get_mut("p").expect("ledger");
+        ledger.push(movement("remote_sale", -3, 2, 5, "r", Some("P1")));
+        observed.stores[0].items.insert(
+            "p".into(),
+            ItemView {
+                quantity: 2,
+                version: 5,
+            },
+        );
+        observed.central.insert(
+            (1, "p".into()),
+            ItemView {
+                quantity: 2,
+                version: 5,
+            },
+        );
+        let failed = failing(&history, &observed);
+        assert!(
+            failed
+                .contains(&"every answered change applied exactly once, every refusal not at all"),
+            "{failed:?}"
+        );
+        assert!(
+            failed.contains(&"each item = its last set − the purchases confirmed after it"),
+            "{failed:?}"
+        );
+    }
+
+    #[test]
+    fn a_confirmed_purchase_that_was_lost_is_caught() {
+        let (history, mut observed) = good();
+        let ledger = observed.stores[0].ledgers.get_mut("p").expect("ledger");
+        ledger.pop();
+        observed.stores[0].items.insert(
+            "p".into(),
+            ItemView {
+                quantity: 8,
+                version: 3,
+            },
+        );
+        observed.central.insert(
+            (1, "p".into()),
+            ItemView {
+                quantity: 8,
+                version: 3,
+            },
+        );
+        let failed = failing(&history, &observed);
+        assert!(
+            failed
+                .contains(&"every answered change applied exactly once, every refusal not at all"),
+            "{failed:?}"
+        );
+    }
+
+    #[test]
+    fn a_refused_purchase_that_changed_stock_is_caught() {
+        let (history, mut observed) = good();
+        let ledger = observed.stores[0].ledgers.get_mut("p").expect("ledger");
+        ledger.push(movement("remote_sale", -5, 0, 5, "x", Some("P9")));
+        observed.stores[0].items.insert(
+            "p".into(),
+            ItemView {
+                quantity: 0,
+                version: 5,
+            },
+        );
+        observed.central.insert(
+            (1, "p".into()),
+            ItemView {
+                quantity: 0,
+                version: 5,
+            },
+        );
+        let failed = failing(&history, &observed);
+        assert!(
+            failed
+                .contains(&"every answered change applied exactly once, every refusal not at all"),
+            "{failed:?}"
+        );
+    }
+
+    #[test]
+    fn stock_below_zero_and_a_broken_ledger_are_caught() {
+        let (mut history, mut observed) = good();
+        history.push(record("l2", Call::Local, 200, Some(9), Some(-4), None));
+        let ledger = observed.stores[0].ledgers.get_mut("p").expect("ledger");
+        ledger.push(movement("local_sale", -9, -4, 5, "l2", None));
+        observed.stores[0].items.insert(
+            "p".into(),
+            ItemView {
+                quantity: -4,
+                version: 5,
+            },
+        );
+        let failed = failing(&history, &observed);
+        assert!(
+            failed.contains(&"no stock ever observed below zero"),
+            "{failed:?}"
+        );
+    }
+
+    #[test]
+    fn a_phantom_sale_is_caught() {
+        let (history, mut observed) = good();
+        let ledger = observed.stores[0].ledgers.get_mut("p").expect("ledger");
+        ledger.push(movement("local_sale", -1, 4, 5, "nobody", None));
+        observed.stores[0].items.insert(
+            "p".into(),
+            ItemView {
+                quantity: 4,
+                version: 5,
+            },
+        );
+        observed.central.insert(
+            (1, "p".into()),
+            ItemView {
+                quantity: 4,
+                version: 5,
+            },
+        );
+        let failed = failing(&history, &observed);
+        assert!(
+            failed.contains(&"no movement without a request"),
+            "{failed:?}"
+        );
+    }
+
+    #[test]
+    fn an_unresolved_202_and_a_key_that_bought_twice_are_caught() {
+        let (mut history, mut observed) = good();
+        let mut first = record("k1", Call::Remote, 202, Some(1), None, Some("P2"));
+        first.key = Some("K".into());
+        let mut retry = record("k2", Call::Remote, 200, Some(1), Some(4), Some("P3"));
+        retry.key = Some("K".into());
+        history.extend([first, retry]);
+        observed
+            .purchases
+            .insert("P2".into(), ("PENDING".into(), None));
+        let failed = failing(&history, &observed);
+        assert!(
+            failed.contains(&"every 202 resolved to CONFIRMED or REJECTED"),
+            "{failed:?}"
+        );
+        assert!(
+            failed.contains(&"a retried Idempotency-Key buys once"),
+            "{failed:?}"
+        );
+    }
+
+    #[test]
+    fn a_central_that_never_converged_and_lost_events_are_caught() {
+        let (history, mut observed) = good();
+        observed.convergence = Err("store-1/p: store 5, Central 8".into());
+        observed.stores[0].outbox_pending = 3;
+        observed.groups[0].pending = 2;
+        observed
+            .dead_letters
+            .push(("s".into(), "a real event".into()));
+        let failed = failing(&history, &observed);
+        assert!(
+            failed.contains(&"Central's view equals every store's truth within 2 s of quiet"),
+            "{failed:?}"
+        );
+        assert!(
+            failed.contains(
+                &"nothing lost: outboxes empty, groups drained, only the poison dead-lettered"
+            ),
+            "{failed:?}"
+        );
+    }
+}

@@ -1,0 +1,307 @@
+//! The cluster under test: a private `redis-server` (AOF, `appendfsync always`), Central and the
+//! stores as separate processes of this binary on fixed ports (so a restarted node keeps its
+//! address), each with its own SQLite file; and the faults that can be done to it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use stockmesh_bus::broker::{Broker, Outgoing};
+use stockmesh_bus::redis_server::{Persistence, RedisProcess, SpawnError};
+use stockmesh_bus::{RedisBroker, RedisConfig, topology};
+use stockmesh_core::StoreId;
+use tempfile::TempDir;
+use tokio::sync::Mutex;
+
+use super::schedule::Fault;
+use crate::nodes::NodeProcess;
+
+/// What a poison entry carries: it can never be decoded.
+pub const POISON: &str = "{chaos: this entry is not an event";
+
+/// The running cluster.
+pub struct ChaosCluster {
+    _dir: TempDir,
+    redis_dir: PathBuf,
+    redis_port: u16,
+    redis: Mutex<Option<RedisProcess>>,
+    /// A client of the broker, for injecting entries and reading group state.
+    pub broker: Arc<dyn Broker>,
+    central: Mutex<NodeProcess>,
+    stores: Vec<Mutex<NodeProcess>>,
+    /// Central's URL (fixed for the run).
+    pub central_url: String,
+    /// Each store's URL, `store-1` first (fixed for the run).
+    pub store_urls: Vec<String>,
+    /// HTTP client for everything.
+    pub http: reqwest::Client,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A store's id.
+pub fn store_id(store: usize) -> StoreId {
+    StoreId::parse(format!("store-{store}"))
+        .unwrap_or_else(|_| unreachable!("valid by construction"))
+}
+
+impl ChaosCluster {
+    /// Starts Redis, Central and `stores` stores.
+    pub async fn start(stores: usize) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+        let redis_dir = dir.path().join("redis");
+        std::fs::create_dir_all(&redis_dir)?;
+        let redis_port = free_port()?;
+        let redis = RedisProcess::spawn(redis_port, &redis_dir, Persistence::AofAlways).await?;
+        let url = redis.url();
+        let common = |args: &mut Vec<String>| {
+            args.extend(
+                [
+                    "--redis",
+                    &url,
+                    "--heartbeat-interval",
+                    "100ms",
+                    "--heartbeat-timeout",
+                    "1s",
+                    "--claim-idle",
+                    "1s",
+                ]
+                .map(String::from),
+            );
+        };
+        let central_port = free_port()?;
+        let mut args: Vec<String> = [
+            "central",
+            "--listen",
+            &format!("127.0.0.1:{central_port}"),
+            "--db",
+            &dir.path().join("central.db").display().to_string(),
+            "--purchase-wait",
+            "2s",
+            "--purchase-deadline",
+            "10s",
+        ]
+        .map(String::from)
+        .to_vec();
+        common(&mut args);
+        let central = spawn(&args).await?;
+        let mut nodes = Vec::new();
+        for i in 1..=stores {
+            let port = free_port()?;
+            let mut args: Vec<String> = [
+                "store",
+                "--id",
+                &format!("store-{i}"),
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--db",
+                &dir.path()
+                    .join(format!("store-{i}.db"))
+                    .display()
+                    .to_string(),
+            ]
+            .map(String::from)
+            .to_vec();
+            common(&mut args);
+            nodes.push(spawn(&args).await?);
+        }
+        let cluster = Self {
+            broker: Arc::new(RedisBroker::new(RedisConfig::new(url))?),
+            central_url: central.url.clone(),
+            store_urls: nodes.iter().map(|n| n.url.clone()).collect(),
+            central: Mutex::new(central),
+            stores: nodes.into_iter().map(Mutex::new).collect(),
+            redis: Mutex::new(Some(redis)),
+            redis_dir,
+            redis_port,
+            _dir: dir,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(15))
+                .build()?,
+        };
+        cluster.wait_all_online(Duration::from_secs(30)).await?;
+        Ok(cluster)
+    }
+
+    /// Waits until Central lists every store online.
+    pub async fn wait_all_online(&self, limit: Duration) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        loop {
+            let online = async {
+                let stores: serde_json::Value = self
+                    .http
+                    .get(format!("{}/stores", self.central_url))
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                let list = stores.as_array()?;
+                Some(list.len() == self.stores.len() && list.iter().all(|s| s["online"] == true))
+            };
+            if online.await == Some(true) {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                started.elapsed() < limit,
+                "stores not all online after {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn post(&self, url: String) -> anyhow::Result<()> {
+        self.http.post(url).send().await?.error_for_status()?;
+        Ok(())
+    }
+
+    /// Injects `fault`, and heals it (restart, reconnect) before returning. Injections that go
+    /// through the broker are retried for a few seconds: the broker may be restarting.
+    pub async fn inject(&self, fault: &Fault) -> anyhow::Result<()> {
+        let mut attempt = 0;
+        loop {
+            match self.try_inject(fault).await {
+                Err(error) if attempt < 20 && fault.through_broker() => {
+                    attempt += 1;
+                    tracing::debug!(%error, "fault injection retried");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn try_inject(&self, fault: &Fault) -> anyhow::Result<()> {
+        match fault {
+            Fault::RedisCrash { down } => {
+                if let Some(mut redis) = self.redis.lock().await.take() {
+                    redis.kill();
+                }
+                tokio::time::sleep(*down).await;
+                self.ensure_redis().await?;
+            }
+            Fault::StoreCrash { store, down } => {
+                let mut node = self.stores[store - 1].lock().await;
+                node.kill().await;
+                tokio::time::sleep(*down).await;
+                node.restart().await?;
+            }
+            Fault::CentralCrash { down } => {
+                let mut node = self.central.lock().await;
+                node.kill().await;
+                tokio::time::sleep(*down).await;
+                node.restart().await?;
+            }
+            Fault::Disconnect { store, span } => {
+                let url = &self.store_urls[store - 1];
+                self.post(format!("{url}/disconnected")).await?;
+                tokio::time::sleep(*span).await;
+                self.post(format!("{url}/connected")).await?;
+            }
+            Fault::Duplicates { store } => {
+                let id = store_id(*store);
+                for stream in [topology::events_stream(&id), topology::commands_stream(&id)] {
+                    let entries = self.broker.entries(&stream).await?;
+                    let tail = entries.len().saturating_sub(20);
+                    self.republish(&stream, &entries[tail..]).await?;
+                }
+            }
+            Fault::LateEvents { store } => {
+                let stream = topology::events_stream(&store_id(*store));
+                let entries = self.broker.entries(&stream).await?;
+                let head = entries.len().min(20);
+                self.republish(&stream, &entries[..head]).await?;
+            }
+            Fault::Poison { store } => {
+                let stream = topology::events_stream(&store_id(*store));
+                let poison = Outgoing {
+                    stream: &stream,
+                    event_type: "INVENTORY_ITEM_UPDATED",
+                    data: POISON,
+                };
+                self.broker.publish(&[poison], u64::MAX / 2).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn republish(
+        &self,
+        stream: &str,
+        entries: &[stockmesh_bus::Delivery],
+    ) -> anyhow::Result<()> {
+        let datas: Vec<(String, String)> = entries
+            .iter()
+            .filter_map(|e| {
+                let data = String::from_utf8(e.data.clone()?).ok()?;
+                (data != POISON).then(|| (e.event_type.clone().unwrap_or_default(), data))
+            })
+            .collect();
+        let outgoing: Vec<Outgoing<'_>> = datas
+            .iter()
+            .map(|(t, d)| Outgoing {
+                stream,
+                event_type: t,
+                data: d,
+            })
+            .collect();
+        self.broker.publish(&outgoing, u64::MAX / 2).await?;
+        Ok(())
+    }
+
+    async fn ensure_redis(&self) -> anyhow::Result<()> {
+        let mut redis = self.redis.lock().await;
+        if redis.is_some() {
+            return Ok(());
+        }
+        for _ in 0..50 {
+            match RedisProcess::spawn(self.redis_port, &self.redis_dir, Persistence::AofAlways)
+                .await
+            {
+                Ok(process) => {
+                    *redis = Some(process);
+                    return Ok(());
+                }
+                Err(SpawnError::Exited(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        anyhow::bail!("redis-server could not restart on port {}", self.redis_port)
+    }
+
+    /// Heals everything: Redis and every node running, every store connected, all online.
+    pub async fn heal(&self) -> anyhow::Result<()> {
+        self.ensure_redis().await?;
+        for node in std::iter::once(&self.central).chain(&self.stores) {
+            let mut node = node.lock().await;
+            if !node.is_running() {
+                node.restart().await?;
+            }
+        }
+        for url in &self.store_urls {
+            self.post(format!("{url}/connected")).await?;
+        }
+        self.wait_all_online(Duration::from_secs(30)).await
+    }
+
+    /// Stops every process.
+    pub async fn stop(&self) {
+        for node in std::iter::once(&self.central).chain(&self.stores) {
+            node.lock().await.kill().await;
+        }
+        if let Some(mut redis) = self.redis.lock().await.take() {
+            redis.kill();
+        }
+    }
+}
+
+async fn spawn(args: &[String]) -> anyhow::Result<NodeProcess> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    NodeProcess::spawn(&args).await
+}

@@ -1,0 +1,135 @@
+//! `stockmesh chaos`: the fault suite. It starts a cluster of separate processes (a private
+//! `redis-server` with `appendfsync always`, Central and N stores, each on its own SQLite file),
+//! runs a randomized workload generated from a printed seed while injecting faults (kill -9 of
+//! Redis, of stores and of Central; disconnections; duplicated, late and undecodable entries),
+//! then heals the cluster and checks the recorded history against the invariants of DESIGN.md §3.
+//! It prints a summary and fails (non-zero exit) on any violation.
+
+mod checker;
+mod cluster;
+mod history;
+mod observe;
+mod schedule;
+mod workload;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+
+use self::cluster::{ChaosCluster, POISON};
+use self::history::{Call, Outcome};
+use self::schedule::Schedule;
+use crate::cli::parse_duration;
+
+/// Central must equal every store within this long after the cluster is quiet.
+const CONVERGENCE_LIMIT: Duration = Duration::from_secs(2);
+
+/// Flags of `stockmesh chaos`.
+#[derive(Debug, Clone, Args)]
+pub struct ChaosArgs {
+    /// The seed of the workload and fault schedule (random when absent; always printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+
+    /// How long the workload runs (faults stop 5 s before the end).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub duration: Duration,
+
+    /// How many stores.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
+    pub stores: u16,
+
+    /// Operations started per second.
+    #[arg(long, default_value_t = 40)]
+    pub rate: u32,
+
+    /// Requests in flight at most.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+}
+
+/// Runs the suite; an error means a violation or a cluster that could not run.
+pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let stores = usize::from(args.stores);
+    println!(
+        "chaos: seed {seed} (rerun with --seed {seed}), {:?}, {stores} stores, {} ops/s",
+        args.duration, args.rate
+    );
+    let schedule = Arc::new(Schedule::generate(seed, args.duration, stores, args.rate));
+    let cluster = Arc::new(ChaosCluster::start(stores).await?);
+    let started = Instant::now();
+    let log = workload::run(cluster.clone(), schedule.clone(), args.concurrency).await;
+    let ran_for = started.elapsed();
+
+    cluster.heal().await?;
+    let convergence = observe::converge(&cluster, Duration::from_secs(30)).await?;
+    let observed = observe::collect(&cluster, &log.history, convergence).await?;
+    cluster.stop().await;
+    let verdicts = checker::check(&log.history, &observed, POISON, CONVERGENCE_LIMIT);
+
+    print_summary(&log, &observed, ran_for, &verdicts);
+    if !log.fault_errors.is_empty() {
+        println!("faults that could not be injected:");
+        for error in &log.fault_errors {
+            println!("  {error}");
+        }
+    }
+    anyhow::ensure!(
+        verdicts.all_passed(),
+        "invariants violated (seed {seed}; rerun with --seed {seed})"
+    );
+    anyhow::ensure!(
+        log.fault_errors.is_empty(),
+        "some faults could not be injected"
+    );
+    println!("chaos: all invariants hold (seed {seed})");
+    Ok(())
+}
+
+fn print_summary(
+    log: &workload::RunLog,
+    observed: &observe::Observed,
+    ran_for: Duration,
+    verdicts: &checker::Verdicts,
+) {
+    let mut calls: BTreeMap<String, usize> = BTreeMap::new();
+    let mut answers: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &log.history {
+        *calls.entry(format!("{:?}", r.call)).or_default() += 1;
+        let answer = match &r.outcome {
+            Outcome::Answered(status) => status.to_string(),
+            Outcome::Lost(_) => "no answer".into(),
+        };
+        *answers.entry(answer).or_default() += 1;
+    }
+    let remote_pending = log
+        .history
+        .iter()
+        .filter(|r| r.call == Call::Remote && r.status() == Some(202))
+        .count();
+    println!(
+        "\nchaos summary ({:.1} s of workload)",
+        ran_for.as_secs_f64()
+    );
+    println!("  operations: {} requests {calls:?}", log.history.len());
+    println!("  answers: {answers:?} ({remote_pending} remote purchases answered 202)");
+    println!("  faults: {:?}", log.faults);
+    match &observed.convergence {
+        Ok(took) => println!("  convergence after quiet: {} ms", took.as_millis()),
+        Err(diff) => println!("  convergence after quiet: NEVER ({diff})"),
+    }
+    println!("  invariants:");
+    for verdict in &verdicts.0 {
+        let mark = if verdict.passed() { "PASS" } else { "FAIL" };
+        println!("    {mark} {}", verdict.name);
+        for violation in verdict.violations.iter().take(20) {
+            println!("         - {violation}");
+        }
+        if verdict.violations.len() > 20 {
+            println!("         … and {} more", verdict.violations.len() - 20);
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! The workload and fault schedule, generated from a seed: the same seed gives the same sequence
+//! of operations (kinds, targets, amounts, keys) and the same faults at the same offsets. The
+//! interleaving of concurrent requests is up to the machine.
+
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Products each store may carry.
+pub const PRODUCTS: usize = 8;
+
+/// What one operation does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpKind {
+    /// `POST /inventory` at the store.
+    Create,
+    /// `PUT /inventory/{p}` at the store.
+    Set(i64),
+    /// `POST /purchase/{p}` at the store.
+    Local(i64),
+    /// `POST /purchase/{s}/{p}` at Central, with an idempotency key or not.
+    Remote(i64, Option<String>),
+    /// The same remote purchase again, with the key of operation `of`.
+    Retry { of: usize },
+    /// A local and a remote purchase of one item at the same moment.
+    Race(i64),
+    /// `GET /inventory/{p}` at the store.
+    ReadStore,
+    /// `GET /inventory/{s}/{p}` at Central.
+    ReadCentral,
+}
+
+/// One scheduled operation.
+#[derive(Debug, Clone)]
+pub struct Op {
+    /// Position in the schedule.
+    pub index: usize,
+    /// Target store, 1-based.
+    pub store: usize,
+    /// Target product.
+    pub product: String,
+    /// What to do.
+    pub kind: OpKind,
+}
+
+/// An injected fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// kill -9 the broker, restart it after `down`.
+    RedisCrash { down: Duration },
+    /// kill -9 a store, restart it after `down`.
+    StoreCrash { store: usize, down: Duration },
+    /// kill -9 Central, restart it after `down`.
+    CentralCrash { down: Duration },
+    /// `POST /disconnected`, then `/connected` after `span`.
+    Disconnect { store: usize, span: Duration },
+    /// Re-publish entries already delivered (events and commands of a store).
+    Duplicates { store: usize },
+    /// Re-publish a store's oldest events now (out of order).
+    LateEvents { store: usize },
+    /// Publish one undecodable entry to a store's events stream (once per run).
+    Poison { store: usize },
+}
+
+impl Fault {
+    /// Whether injecting it means writing to the broker (which may be restarting).
+    pub fn through_broker(&self) -> bool {
+        matches!(
+            self,
+            Fault::Duplicates { .. } | Fault::LateEvents { .. } | Fault::Poison { .. }
+        )
+    }
+
+    /// A short name for the summary.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Fault::RedisCrash { .. } => "kill -9 redis-server",
+            Fault::StoreCrash { .. } => "kill -9 a store",
+            Fault::CentralCrash { .. } => "kill -9 Central",
+            Fault::Disconnect { .. } => "disconnect/reconnect a store",
+            Fault::Duplicates { .. } => "re-inject delivered entries",
+            Fault::LateEvents { .. } => "deliver old events late",
+            Fault::Poison { .. } => "undecodable entry",
+        }
+    }
+}
+
+/// The whole run, decided up front.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// The seed it came from.
+    pub seed: u64,
+    /// Operations started per second.
+    pub rate: u32,
+    /// The operations, in start order.
+    pub ops: Vec<Op>,
+    /// Faults with their offsets from the start.
+    pub faults: Vec<(Duration, Fault)>,
+}
+
+fn ms(rng: &mut StdRng, low: u64, high: u64) -> Duration {
+    Duration::from_millis(rng.random_range(low..=high))
+}
+
+impl Schedule {
+    /// The schedule for `seed`: `rate` operations a second for `duration` over `stores` stores,
+    /// with faults every few seconds until 5 s before the end (so the end is quiet).
+    pub fn generate(seed: u64, duration: Duration, stores: usize, rate: u32) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let count = (duration.as_secs_f64() * f64::from(rate)) as usize;
+        let mut ops: Vec<Op> = Vec::with_capacity(count);
+        let mut keyed: Vec<usize> = Vec::new();
+        for index in 0..count {
+            let store = rng.random_range(1..=stores);
+            let product = format!("p{}", rng.random_range(0..PRODUCTS));
+            let roll = rng.random_range(0..100);
+            let kind = match roll {
+                0..5 => OpKind::Create,
+                5..20 => OpKind::Set(rng.random_range(0..=40)),
+                20..48 => OpKind::Local(rng.random_range(1..=4)),
+                48..78 => {
+                    let key = rng.random_bool(0.5).then(|| format!("key-{seed}-{index}"));
+                    if key.is_some() {
+                        keyed.push(index);
+                    }
+                    OpKind::Remote(rng.random_range(1..=4), key)
+                }
+                78..84 if !keyed.is_empty() => OpKind::Retry {
+                    of: keyed[rng.random_range(0..keyed.len())],
+                },
+                78..90 => OpKind::Race(rng.random_range(1..=3)),
+                90..95 => OpKind::ReadStore,
+                _ => OpKind::ReadCentral,
+            };
+            // A retry goes to the same item as the purchase it repeats.
+            let (store, product) = match &kind {
+                OpKind::Retry { of } => (ops[*of].store, ops[*of].product.clone()),
+                _ => (store, product),
+            };
+            ops.push(Op {
+                index,
+                store,
+                product,
+                kind,
+            });
+        }
+
+        let mut faults = Vec::new();
+        let fault_window = duration.saturating_sub(Duration::from_secs(5));
+        let poison_at = ms(
+            &mut rng,
+            1_000,
+            (fault_window.as_millis() as u64 / 2).max(1_000),
+        );
+        faults.push((
+            poison_at,
+            Fault::Poison {
+                store: rng.random_range(1..=stores),
+            },
+        ));
+        let mut at = ms(&mut rng, 1_000, 3_000);
+        while at < fault_window {
+            let store = rng.random_range(1..=stores);
+            let fault = match rng.random_range(0..7) {
+                0 => Fault::RedisCrash {
+                    down: ms(&mut rng, 100, 1_000),
+                },
+                1 => Fault::StoreCrash {
+                    store,
+                    down: ms(&mut rng, 100, 1_500),
+                },
+                2 => Fault::CentralCrash {
+                    down: ms(&mut rng, 100, 1_500),
+                },
+                3 => Fault::Disconnect {
+                    store,
+                    span: ms(&mut rng, 300, 2_500),
+                },
+                4 => Fault::Duplicates { store },
+                5 => Fault::LateEvents { store },
+                _ => Fault::Duplicates { store },
+            };
+            faults.push((at, fault));
+            at += ms(&mut rng, 1_500, 4_000);
+        }
+        faults.sort_by_key(|(at, _)| *at);
+        Self {
+            seed,
+            rate,
+            ops,
+            faults,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_gives_the_same_schedule() {
+        let a = Schedule::generate(7, Duration::from_secs(30), 3, 40);
+        let b = Schedule::generate(7, Duration::from_secs(30), 3, 40);
+        assert_eq!(a.ops.len(), b.ops.len());
+        assert!(
+            a.ops
+                .iter()
+                .zip(&b.ops)
+                .all(|(x, y)| x.kind == y.kind && x.store == y.store && x.product == y.product)
+        );
+        assert_eq!(a.faults, b.faults);
+        let c = Schedule::generate(8, Duration::from_secs(30), 3, 40);
+        assert!(a.ops.iter().zip(&c.ops).any(|(x, y)| x.kind != y.kind));
+    }
+
+    #[test]
+    fn every_run_has_one_poison_and_ends_quietly() {
+        let s = Schedule::generate(1, Duration::from_secs(60), 3, 40);
+        let poisons = s
+            .faults
+            .iter()
+            .filter(|(_, f)| matches!(f, Fault::Poison { .. }))
+            .count();
+        assert_eq!(poisons, 1);
+        assert!(
+            s.faults
+                .iter()
+                .all(|(at, _)| *at <= Duration::from_secs(55))
+        );
+        assert!(s.faults.len() > 10);
+    }
+}
