@@ -20,7 +20,7 @@ use clap::Args;
 
 use self::cluster::{ChaosCluster, POISON};
 use self::history::{Call, Outcome};
-use self::schedule::Schedule;
+use self::schedule::{Fault, Schedule};
 use crate::cli::parse_duration;
 
 /// Central must equal every store within this long after the cluster is quiet.
@@ -61,8 +61,18 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     let schedule = Arc::new(Schedule::generate(seed, args.duration, stores, args.rate));
     let cluster = Arc::new(ChaosCluster::start(stores).await?);
     let started = Instant::now();
-    let log = workload::run(cluster.clone(), schedule.clone(), args.concurrency).await;
+    let mut log = workload::run(cluster.clone(), schedule.clone(), args.concurrency).await;
     let ran_for = started.elapsed();
+    // Once traffic has stopped, old and repeated events can no longer be hidden by newer ones:
+    // deliver every store's oldest events late, and its latest entries again.
+    for store in 1..=stores {
+        for fault in [Fault::LateEvents { store }, Fault::Duplicates { store }] {
+            match cluster.inject(&fault).await {
+                Ok(()) => *log.faults.entry(fault.name()).or_insert(0) += 1,
+                Err(error) => log.fault_errors.push(format!("{fault:?}: {error:#}")),
+            }
+        }
+    }
 
     cluster.heal().await?;
     let convergence = observe::converge(&cluster, Duration::from_secs(30)).await?;
