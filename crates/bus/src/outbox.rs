@@ -2,8 +2,9 @@
 //!
 //! A service calls [`Outbox::append`] inside the transaction that makes a change, then
 //! [`OutboxSignal::notify`] after the commit. The relay reads [`Outbox::next_batch`] in `seq`
-//! order, publishes, and only then calls [`Outbox::mark_published`]. A crash between publishing
-//! and marking republishes the batch; consumers deduplicate by event id, so that is harmless.
+//! order, publishes, and only afterwards calls [`Outbox::mark_published`]. A crash between
+//! publishing and marking republishes those rows; consumers deduplicate by event id, so that is
+//! harmless, which is why the relay may mark lazily.
 
 use std::sync::Arc;
 
@@ -63,12 +64,17 @@ impl Outbox {
         Ok(())
     }
 
-    /// The oldest unpublished rows, at most `limit`, in `seq` order.
-    pub async fn next_batch(pool: &SqlitePool, limit: u32) -> sqlx::Result<Vec<OutboxRow>> {
+    /// The oldest unpublished rows after `after_seq`, at most `limit`, in `seq` order.
+    pub async fn next_batch(
+        pool: &SqlitePool,
+        after_seq: i64,
+        limit: u32,
+    ) -> sqlx::Result<Vec<OutboxRow>> {
         sqlx::query_as(
             "SELECT seq, stream, event_id, event_type, data, created_at, published_at
-             FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT ?",
+             FROM outbox WHERE published_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
         )
+        .bind(after_seq)
         .bind(limit)
         .fetch_all(pool)
         .await

@@ -61,8 +61,14 @@ pub enum RelayOutcome {
     BrokerFailed(BrokerError),
 }
 
+/// How often published rows are stamped `published_at`. Stamping is off the critical path: until
+/// it happens the relay knows (in memory) what it has published; after a crash it republishes
+/// those rows, which consumers deduplicate. Batching the stamps keeps them from competing, one
+/// fsync'd transaction per batch, with the node's own commits on its single writer.
+const MARK_EVERY: Duration = Duration::from_millis(50);
+
 /// The relay of one node's outbox.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Relay {
     node: String,
     db: Database,
@@ -70,6 +76,11 @@ pub struct Relay {
     signal: OutboxSignal,
     link: Connectivity,
     config: RelayConfig,
+    /// The last `seq` the broker accepted.
+    published_through: i64,
+    /// Published rows not yet stamped: `(first seq, last seq)`.
+    unmarked: Option<(i64, i64)>,
+    last_mark: tokio::time::Instant,
 }
 
 impl Relay {
@@ -89,16 +100,36 @@ impl Relay {
             signal,
             link,
             config,
+            published_through: 0,
+            unmarked: None,
+            last_mark: tokio::time::Instant::now(),
         }
     }
 
-    /// Publishes the next batch, if any.
-    pub async fn try_once(&self) -> Result<RelayOutcome, sqlx::Error> {
+    /// Stamps every published row not stamped yet.
+    pub async fn flush_marks(&mut self) -> sqlx::Result<()> {
+        if let Some((first, last)) = self.unmarked {
+            Outbox::mark_published(&self.db.writer, first, last, now().timestamp_millis()).await?;
+            self.unmarked = None;
+        }
+        self.last_mark = tokio::time::Instant::now();
+        Ok(())
+    }
+
+    /// Publishes the next batch, if any; stamps published rows when due, and when idle.
+    pub async fn try_once(&mut self) -> Result<RelayOutcome, sqlx::Error> {
         if !self.link.is_connected() {
+            self.flush_marks().await?;
             return Ok(RelayOutcome::Disconnected);
         }
-        let rows = Outbox::next_batch(&self.db.reader, self.config.batch_size).await?;
+        let rows = Outbox::next_batch(
+            &self.db.reader,
+            self.published_through,
+            self.config.batch_size,
+        )
+        .await?;
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+            self.flush_marks().await?;
             return Ok(RelayOutcome::Empty);
         };
         let entries: Vec<Outgoing<'_>> = rows
@@ -118,22 +149,27 @@ impl Relay {
         if let Err(error) = published {
             return Ok(RelayOutcome::BrokerFailed(error));
         }
-        Outbox::mark_published(
-            &self.db.writer,
-            first.seq,
-            last.seq,
-            now().timestamp_millis(),
-        )
-        .await?;
+        self.published_through = last.seq;
+        self.unmarked = Some((self.unmarked.map_or(first.seq, |(f, _)| f), last.seq));
         for row in &rows {
             metrics::counter!("stockmesh_events_published_total", "node" => self.node.clone(), "type" => row.event_type.clone())
                 .increment(1);
         }
+        if self.last_mark.elapsed() >= MARK_EVERY {
+            self.flush_marks().await?;
+        }
         Ok(RelayOutcome::Published(rows.len()))
     }
 
-    /// Relays until `cancel` fires.
-    pub async fn run(self, cancel: CancellationToken) {
+    /// Relays until `cancel` fires, then stamps what it has published.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        self.relay_until(&cancel).await;
+        if let Err(error) = self.flush_marks().await {
+            tracing::warn!(%error, "outbox relay: cannot stamp published rows at shutdown");
+        }
+    }
+
+    async fn relay_until(&mut self, cancel: &CancellationToken) {
         let mut backoff = Backoff::new(self.config.backoff_min, self.config.backoff_max);
         let mut last_prune = tokio::time::Instant::now();
         let mut failing = false;

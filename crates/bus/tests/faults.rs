@@ -478,7 +478,7 @@ async fn the_relay_pauses_while_disconnected_and_drains_on_reconnect() {
     let link = stockmesh_bus::Connectivity::new(stockmesh_bus::LinkState::Disconnected);
     let cancel = CancellationToken::new();
     let signal = OutboxSignal::default();
-    let relay = Relay::new(
+    let mut relay = Relay::new(
         "store-1",
         producer.clone(),
         broker.clone(),

@@ -81,8 +81,9 @@ impl ChaosCluster {
             &format!("127.0.0.1:{central_port}"),
             "--db",
             &dir.path().join("central.db").display().to_string(),
+            // Short, so that purchases caught by a crash answer 202 and must resolve later.
             "--purchase-wait",
-            "2s",
+            "300ms",
             "--purchase-deadline",
             "10s",
         ]
