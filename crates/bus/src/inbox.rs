@@ -2,7 +2,9 @@
 //! effect. A redelivered event then finds its id already there and is skipped, so a crash between
 //! the commit and the broker ack is harmless.
 
-use sqlx::{SqliteConnection, SqlitePool};
+use std::collections::HashSet;
+
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use stockmesh_core::EventId;
 
 /// The `processed_events` table's queries.
@@ -23,6 +25,28 @@ impl Inbox {
                 .execute(conn)
                 .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Records a batch of events as processed inside the caller's transaction, in one statement
+    /// per 500 ids; returns the ids that were *not* recorded before (the ones to apply).
+    pub async fn record_many(
+        conn: &mut SqliteConnection,
+        events: &[EventId],
+        at: i64,
+    ) -> sqlx::Result<HashSet<EventId>> {
+        let mut fresh = HashSet::with_capacity(events.len());
+        for chunk in events.chunks(500) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO processed_events (event_id, processed_at) ",
+            );
+            insert.push_values(chunk, |mut row, id| {
+                row.push_bind(id.to_string()).push_bind(at);
+            });
+            insert.push(" ON CONFLICT DO NOTHING RETURNING event_id");
+            let inserted: Vec<String> = insert.build_query_scalar().fetch_all(&mut *conn).await?;
+            fresh.extend(inserted.iter().filter_map(|id| EventId::parse(id).ok()));
+        }
+        Ok(fresh)
     }
 
     /// Whether `event` was processed (read-only check, e.g. for tests and audits).

@@ -1,6 +1,6 @@
 //! Every SQL statement on Central's tables (stores, the view, purchases).
 
-use sqlx::{SqliteConnection, SqliteExecutor, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqliteExecutor, SqlitePool};
 use stockmesh_core::{
     CorrelationId, Item, ItemState, ProductId, PurchaseId, PurchaseQuantity, Quantity,
     RejectionReason, StoreId, Timestamp, Version, from_millis,
@@ -123,6 +123,36 @@ pub async fn apply_item(
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Applies many item states, each only if newer than the view's, in one statement per 400
+/// items. The caller passes at most one state per (store, product): the newest of its batch.
+pub async fn apply_items(
+    conn: &mut SqliteConnection,
+    states: &[(&StoreId, &ItemState)],
+    received_at: Timestamp,
+) -> sqlx::Result<()> {
+    for chunk in states.chunks(400) {
+        let mut upsert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO items (store_id, product_id, quantity, version, updated_at, received_at) ",
+        );
+        upsert.push_values(chunk, |mut row, (store, state)| {
+            row.push_bind(store.as_str().to_owned())
+                .push_bind(state.product_id.as_str().to_owned())
+                .push_bind(i64::from(state.quantity))
+                .push_bind(i64::from(state.version))
+                .push_bind(state.updated_at.timestamp_millis())
+                .push_bind(received_at.timestamp_millis());
+        });
+        upsert.push(
+            " ON CONFLICT (store_id, product_id) DO UPDATE SET
+                quantity = excluded.quantity, version = excluded.version,
+                updated_at = excluded.updated_at, received_at = excluded.received_at
+             WHERE excluded.version > items.version",
+        );
+        upsert.build().execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// One item of the view.

@@ -46,12 +46,22 @@ pub struct BenchArgs {
     #[arg(long, default_value = "always")]
     pub redis_fsync: String,
 
+    /// Run only these scenarios (comma-separated): raw, propagation, purchase, backlog, local,
+    /// memory. All by default.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+
     /// Write the table as JSON to this file too.
     #[arg(long)]
     pub json: Option<PathBuf>,
 }
 
 impl BenchArgs {
+    /// Whether scenario `name` is to run.
+    pub fn runs(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o == name)
+    }
+
     fn sized(mut self) -> Self {
         if self.smoke {
             self.duration = Duration::from_secs(1);

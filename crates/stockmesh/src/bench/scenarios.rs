@@ -36,12 +36,26 @@ pub async fn run_all(
     capture: &Arc<Capture>,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let raw_rate = raw_limits(args, env, report).await?;
-    propagation(args, env, capture, report).await?;
-    remote_purchases(args, env, report).await?;
-    backlog(args, env, capture, report, raw_rate).await?;
-    local_purchases(args, env, report).await?;
-    memory_and_start(args, env, report).await?;
+    let raw_rate = if args.runs("raw") || args.runs("backlog") {
+        raw_limits(args, env, report).await?
+    } else {
+        0.0
+    };
+    if args.runs("propagation") {
+        propagation(args, env, capture, report).await?;
+    }
+    if args.runs("purchase") {
+        remote_purchases(args, env, report).await?;
+    }
+    if args.runs("backlog") {
+        backlog(args, env, capture, report, raw_rate).await?;
+    }
+    if args.runs("local") {
+        local_purchases(args, env, report).await?;
+    }
+    if args.runs("memory") {
+        memory_and_start(args, env, report).await?;
+    }
     Ok(())
 }
 
