@@ -116,7 +116,23 @@ impl Relay {
         Ok(())
     }
 
-    /// Publishes the next batch, if any; stamps published rows when due, and when idle.
+    /// Stamps published rows if the last stamp is older than [`MARK_EVERY`].
+    async fn flush_marks_if_due(&mut self) -> sqlx::Result<()> {
+        if self.unmarked.is_some() && self.last_mark.elapsed() >= MARK_EVERY {
+            self.flush_marks().await?;
+        }
+        Ok(())
+    }
+
+    /// How long an idle relay may wait before its unstamped rows are due.
+    fn mark_due_in(&self) -> Duration {
+        match self.unmarked {
+            Some(_) => MARK_EVERY.saturating_sub(self.last_mark.elapsed()),
+            None => Duration::MAX,
+        }
+    }
+
+    /// Publishes the next batch, if any; stamps published rows when due.
     pub async fn try_once(&mut self) -> Result<RelayOutcome, sqlx::Error> {
         if !self.link.is_connected() {
             self.flush_marks().await?;
@@ -129,7 +145,7 @@ impl Relay {
         )
         .await?;
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
-            self.flush_marks().await?;
+            self.flush_marks_if_due().await?;
             return Ok(RelayOutcome::Empty);
         };
         let entries: Vec<Outgoing<'_>> = rows
@@ -155,9 +171,7 @@ impl Relay {
             metrics::counter!("stockmesh_events_published_total", "node" => self.node.clone(), "type" => row.event_type.clone())
                 .increment(1);
         }
-        if self.last_mark.elapsed() >= MARK_EVERY {
-            self.flush_marks().await?;
-        }
+        self.flush_marks_if_due().await?;
         Ok(RelayOutcome::Published(rows.len()))
     }
 
@@ -192,10 +206,11 @@ impl Relay {
                         last_prune = tokio::time::Instant::now();
                         self.prune().await;
                     }
+                    let wait = self.config.poll_interval.min(self.mark_due_in());
                     tokio::select! {
                         () = cancel.cancelled() => return,
                         () = self.signal.notified() => {}
-                        () = tokio::time::sleep(self.config.poll_interval) => {}
+                        () = tokio::time::sleep(wait) => {}
                     }
                     continue;
                 }
