@@ -116,6 +116,30 @@ impl Database {
         Ok(Self { writer, reader })
     }
 
+    /// Whether the node can serve: the database answers, and the broker if it has one; otherwise
+    /// why not. Bounded to 2 s so that a hung dependency cannot hang the probe.
+    pub async fn readiness(
+        &self,
+        broker: Option<&std::sync::Arc<dyn crate::Broker>>,
+    ) -> Result<(), String> {
+        let probe = async {
+            sqlx::query("SELECT 1")
+                .execute(&self.reader)
+                .await
+                .map_err(|e| format!("database unreachable: {e}"))?;
+            if let Some(broker) = broker {
+                broker
+                    .ping()
+                    .await
+                    .map_err(|e| format!("broker unreachable: {e}"))?;
+            }
+            Ok(())
+        };
+        tokio::time::timeout(Duration::from_secs(2), probe)
+            .await
+            .unwrap_or_else(|_| Err("readiness checks timed out".into()))
+    }
+
     /// Closes both pools, waiting for connections to return (a clean WAL checkpoint).
     pub async fn close(&self) {
         self.reader.close().await;

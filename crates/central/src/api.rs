@@ -78,22 +78,11 @@ async fn health() -> &'static str {
 
 async fn metrics(State(central): State<AppState>) -> Result<Response, Problem> {
     central.refresh_gauges().await?;
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        stockmesh_http::metrics::render(),
-    )
-        .into_response())
+    Ok(stockmesh_http::metrics::exposition())
 }
 
-async fn readyz(State(central): State<AppState>) -> Result<Json<serde_json::Value>, Problem> {
-    match central.readiness().await {
-        Ok(()) => Ok(Json(serde_json::json!({ "status": "ready" }))),
-        Err(why) => Err(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Not Ready",
-            why,
-        )),
-    }
+async fn readyz(State(central): State<AppState>) -> Response {
+    stockmesh_http::metrics::readiness(central.readiness().await)
 }
 
 /// `?page&size&storeId&productId`.

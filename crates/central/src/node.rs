@@ -130,13 +130,7 @@ impl CentralNode {
         tasks.spawn(consumer.run(cancel.clone()));
 
         let app = crate::api::router(service.clone());
-        let stop = cancel.clone();
-        tasks.spawn(async move {
-            let server = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
-            if let Err(error) = server.await {
-                tracing::error!(%error, "central HTTP server failed");
-            }
-        });
+        tasks.spawn(stockmesh_http::router::serve(listener, app, cancel.clone()));
         tasks.close();
         tracing::info!(%addr, "central listening");
         Ok(Self {

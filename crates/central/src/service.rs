@@ -177,19 +177,7 @@ impl CentralService {
 
     /// Whether Central can serve: its database and its broker answer.
     pub async fn readiness(&self) -> Result<(), String> {
-        let probe = async {
-            sqlx::query("SELECT 1")
-                .execute(&self.db.reader)
-                .await
-                .map_err(|e| format!("database unreachable: {e}"))?;
-            self.broker
-                .ping()
-                .await
-                .map_err(|e| format!("broker unreachable: {e}"))
-        };
-        tokio::time::timeout(std::time::Duration::from_secs(2), probe)
-            .await
-            .unwrap_or_else(|_| Err("readiness checks timed out".into()))
+        self.db.readiness(Some(&self.broker)).await
     }
 
     async fn known_store(&self, store: &StoreId) -> Result<(), CentralError> {

@@ -38,6 +38,34 @@ pub fn render() -> String {
     handle().map(PrometheusHandle::render).unwrap_or_default()
 }
 
+/// The `GET /metrics` answer: the text exposition of this process's metrics.
+pub fn exposition() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        render(),
+    )
+        .into_response()
+}
+
+/// The `GET /readyz` answer for a readiness check's result: 200 `{"status":"ready"}`, or 503
+/// `Not Ready` with the reason.
+pub fn readiness(check: Result<(), String>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match check {
+        Ok(()) => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Err(why) => crate::Problem::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "Not Ready",
+            why,
+        )
+        .into_response(),
+    }
+}
+
 /// Layer state: the node the router serves.
 #[derive(Debug, Clone)]
 pub struct NodeLabel(pub String);

@@ -84,22 +84,11 @@ async fn health(State(store): State<AppState>) -> String {
 
 async fn metrics(State(store): State<AppState>) -> Result<Response, Problem> {
     store.refresh_gauges().await?;
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        stockmesh_http::metrics::render(),
-    )
-        .into_response())
+    Ok(stockmesh_http::metrics::exposition())
 }
 
-async fn readyz(State(store): State<AppState>) -> Result<Json<serde_json::Value>, Problem> {
-    match store.readiness().await {
-        Ok(()) => Ok(Json(serde_json::json!({ "status": "ready" }))),
-        Err(why) => Err(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Not Ready",
-            why,
-        )),
-    }
+async fn readyz(State(store): State<AppState>) -> Response {
+    stockmesh_http::metrics::readiness(store.readiness().await)
 }
 
 async fn status(State(store): State<AppState>) -> Result<Response, Problem> {

@@ -111,13 +111,7 @@ impl StoreNode {
         }
 
         let app = crate::api::router(service.clone());
-        let stop = cancel.clone();
-        tasks.spawn(async move {
-            let server = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
-            if let Err(error) = server.await {
-                tracing::error!(%error, "store HTTP server failed");
-            }
-        });
+        tasks.spawn(stockmesh_http::router::serve(listener, app, cancel.clone()));
         tasks.close();
         tracing::info!(store = %config.id, %addr, "store listening");
         Ok(Self {

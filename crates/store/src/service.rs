@@ -417,22 +417,7 @@ impl StoreService {
     /// Whether the store can serve: its database answers, and its broker if it has one.
     /// A store without its broker still sells, but is not *ready* as part of the system.
     pub async fn readiness(&self) -> Result<(), String> {
-        let probe = async {
-            sqlx::query("SELECT 1")
-                .execute(&self.db.reader)
-                .await
-                .map_err(|e| format!("database unreachable: {e}"))?;
-            if let Some(broker) = &self.broker {
-                broker
-                    .ping()
-                    .await
-                    .map_err(|e| format!("broker unreachable: {e}"))?;
-            }
-            Ok(())
-        };
-        tokio::time::timeout(std::time::Duration::from_secs(2), probe)
-            .await
-            .unwrap_or_else(|_| Err("readiness checks timed out".into()))
+        self.db.readiness(self.broker.as_ref()).await
     }
 
     /// The store's state.
