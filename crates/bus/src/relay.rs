@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use crate::backoff::Backoff;
 use crate::broker::{Broker, BrokerError, Outgoing};
-use crate::{Connectivity, Database, Outbox, OutboxSignal};
+use crate::{Connectivity, Database, Inbox, Outbox, OutboxSignal};
 
 /// Tuning of the relay.
 #[derive(Debug, Clone)]
@@ -60,6 +60,11 @@ pub enum RelayOutcome {
     /// The broker failed; the rows stay unpublished and will be sent again.
     BrokerFailed(BrokerError),
 }
+
+/// How long a consumer remembers an applied event id. An event redelivered later than this is
+/// still harmless: Central applies item states by version and resolves only pending purchases,
+/// and a store decides each purchase id once (its `remote_purchases` table is kept).
+pub const INBOX_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// How often published rows are stamped `published_at`. Stamping is off the critical path: until
 /// it happens the relay knows (in memory) what it has published; after a crash it republishes
@@ -240,13 +245,21 @@ impl Relay {
         }
     }
 
+    /// Housekeeping of the node's database, run when the relay is idle (at most once a minute):
+    /// published outbox rows past their retention, and inbox ids older than [`INBOX_RETENTION`].
     async fn prune(&self) {
         let retention = i64::try_from(self.config.retention.as_millis()).unwrap_or(i64::MAX);
-        let before = now().timestamp_millis().saturating_sub(retention);
-        match Outbox::prune(&self.db.writer, before).await {
+        let now_ms = now().timestamp_millis();
+        match Outbox::prune(&self.db.writer, now_ms.saturating_sub(retention)).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(rows = n, "pruned published outbox rows"),
             Err(error) => tracing::warn!(%error, "cannot prune the outbox"),
+        }
+        let inbox_retention = i64::try_from(INBOX_RETENTION.as_millis()).unwrap_or(i64::MAX);
+        match Inbox::prune(&self.db.writer, now_ms.saturating_sub(inbox_retention)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(rows = n, "pruned old inbox ids"),
+            Err(error) => tracing::warn!(%error, "cannot prune the inbox"),
         }
     }
 }
