@@ -118,7 +118,7 @@ fn describe() {
     );
     describe_gauge!(
         "stockmesh_outbox_pending",
-        "Committed events not yet published to the broker."
+        "Committed events not yet marked published (marks trail publishing by at most 50 ms)."
     );
     describe_gauge!(
         "stockmesh_outbox_oldest_age_seconds",
