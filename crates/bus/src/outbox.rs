@@ -124,22 +124,6 @@ impl Outbox {
             oldest_created_at: oldest,
         })
     }
-
-    /// Every row after `after_seq`, published or not, at most `limit`: for audits and tests.
-    pub async fn rows_after(
-        pool: &SqlitePool,
-        after_seq: i64,
-        limit: u32,
-    ) -> sqlx::Result<Vec<OutboxRow>> {
-        sqlx::query_as(
-            "SELECT seq, stream, event_id, event_type, data, created_at, published_at
-             FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
-        )
-        .bind(after_seq)
-        .bind(limit)
-        .fetch_all(pool)
-        .await
-    }
 }
 
 /// Wakes the relay when a transaction with outbox rows has committed, so events leave in

@@ -99,32 +99,6 @@ pub async fn list_stores(pool: &SqlitePool) -> sqlx::Result<Vec<StoreRow>> {
         .collect()
 }
 
-/// Applies an item state if it is newer than what the view holds; returns whether it was.
-pub async fn apply_item(
-    conn: &mut SqliteConnection,
-    store: &StoreId,
-    state: &ItemState,
-    received_at: Timestamp,
-) -> sqlx::Result<bool> {
-    let done = sqlx::query(
-        "INSERT INTO items (store_id, product_id, quantity, version, updated_at, received_at)
-         VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (store_id, product_id) DO UPDATE SET
-            quantity = excluded.quantity, version = excluded.version,
-            updated_at = excluded.updated_at, received_at = excluded.received_at
-         WHERE excluded.version > items.version",
-    )
-    .bind(store.as_str())
-    .bind(state.product_id.as_str())
-    .bind(i64::from(state.quantity))
-    .bind(i64::from(state.version))
-    .bind(state.updated_at.timestamp_millis())
-    .bind(received_at.timestamp_millis())
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
 /// Applies many item states, each only if newer than the view's, in one statement per 400
 /// items. The caller passes at most one state per (store, product): the newest of its batch.
 pub async fn apply_items(

@@ -40,14 +40,4 @@ impl Waiters {
             }
         }
     }
-
-    /// How many purchases have waiters (for tests and metrics).
-    pub fn len(&self) -> usize {
-        self.0.lock().map(|m| m.len()).unwrap_or(0)
-    }
-
-    /// Whether nobody waits.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }

@@ -84,7 +84,7 @@ pub async fn fill_central(path: &Path, items: u64) -> anyhow::Result<()> {
     tx.commit().await?;
     let mut done = 0;
     while done < items {
-        let mut tx = db.writer.begin().await?;
+        let mut batch = Vec::new();
         for i in done..(done + 20_000).min(items) {
             let store = &stores[usize::try_from(i % 100)?];
             let state = ItemState {
@@ -93,8 +93,11 @@ pub async fn fill_central(path: &Path, items: u64) -> anyhow::Result<()> {
                 version: Version::FIRST,
                 updated_at: now,
             };
-            stockmesh_central::repository::apply_item(&mut tx, store, &state, now).await?;
+            batch.push((store, state));
         }
+        let refs: Vec<(&StoreId, &ItemState)> = batch.iter().map(|(s, i)| (*s, i)).collect();
+        let mut tx = db.writer.begin().await?;
+        stockmesh_central::repository::apply_items(&mut tx, &refs, now).await?;
         tx.commit().await?;
         done = (done + 20_000).min(items);
     }
