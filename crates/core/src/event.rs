@@ -74,6 +74,21 @@ pub enum Event {
 }
 
 impl Event {
+    /// Every event type name, as [`type_name`](Self::type_name) spells them.
+    pub const TYPE_NAMES: [&'static str; 6] = [
+        "INVENTORY_ITEM_CREATED",
+        "INVENTORY_ITEM_UPDATED",
+        "INVENTORY_ITEM_REMOTE_PURCHASE",
+        "REMOTE_PURCHASE_CONFIRMED",
+        "REMOTE_PURCHASE_REJECTED",
+        "SNAPSHOT_REQUESTED",
+    ];
+
+    /// The known type name equal to `name`, if any: a bounded label for what a sender wrote.
+    pub fn known_type_name(name: &str) -> Option<&'static str> {
+        Self::TYPE_NAMES.into_iter().find(|known| *known == name)
+    }
+
     /// The event's type name, e.g. `INVENTORY_ITEM_UPDATED`; also the stream entry's `type` field.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -258,9 +273,16 @@ mod tests {
             let json: serde_json::Value =
                 serde_json::from_str(&envelope.to_json()).expect("valid json");
             assert_eq!(json["type"], name);
+            assert_eq!(Event::known_type_name(name), Some(name));
             let back = Envelope::from_json(envelope.to_json().as_bytes()).expect("decodes");
             assert_eq!(back, envelope);
         }
+    }
+
+    #[test]
+    fn an_unknown_type_name_is_not_known() {
+        assert_eq!(Event::known_type_name("SOMETHING_ELSE"), None);
+        assert_eq!(Event::known_type_name(""), None);
     }
 
     #[test]

@@ -154,6 +154,19 @@ uuid_id!(
     "purchaseId"
 );
 
+uuid_id!(
+    /// The identifier of one store-decided request of any kind (today a remote purchase): the
+    /// store decides each id once, and Central wakes the client waiting for it.
+    RequestId,
+    "requestId"
+);
+
+impl From<PurchaseId> for RequestId {
+    fn from(purchase: PurchaseId) -> Self {
+        Self(purchase.as_uuid())
+    }
+}
+
 /// The longest correlation id accepted from a client.
 pub const MAX_CORRELATION_LEN: usize = 128;
 

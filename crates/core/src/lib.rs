@@ -8,6 +8,7 @@
 //! - [`quantity`]: stock counts ([`Quantity`]), amounts to buy ([`PurchaseQuantity`]) and item
 //!   [`Version`]s.
 //! - [`item`]: an inventory item and its movement ledger.
+//! - [`page`]: which slice of a long list to return ([`Page`]).
 //! - [`event`]: the events and commands exchanged between stores and Central, and their
 //!   [`Envelope`] on the wire.
 //! - [`error`]: why a value failed to parse.
@@ -16,6 +17,7 @@ pub mod error;
 pub mod event;
 pub mod ids;
 pub mod item;
+pub mod page;
 pub mod quantity;
 
 pub use error::ParseError;
@@ -23,8 +25,9 @@ pub use event::{
     Envelope, Event, ItemState, RejectionReason, RemotePurchaseCommand, RemotePurchaseConfirmed,
     RemotePurchaseRejected,
 };
-pub use ids::{CorrelationId, EventId, ProductId, PurchaseId, StoreId};
+pub use ids::{CorrelationId, EventId, ProductId, PurchaseId, RequestId, StoreId};
 pub use item::{Item, Movement, MovementKind};
+pub use page::Page;
 pub use quantity::{PurchaseQuantity, Quantity, Version};
 
 /// A point in time, always UTC.

@@ -8,6 +8,7 @@
 //!   each problem's `instance`.
 //! - [`extract`]: `Json`, `Path` and `Query` extractors whose every rejection is a problem with a
 //!   useful `detail` (never axum's plain-text default).
+//! - [`idempotency`]: the `Idempotency-Key` header and its extractor.
 //! - [`pagination`]: `?page&size` parsing and the `X-Total-Count` / `Link` response headers.
 //! - [`correlation`]: the correlation id of each request (from `X-Request-Id` or `traceparent`,
 //!   else new), echoed in the response and handed to handlers.
@@ -17,6 +18,7 @@
 pub mod bodies;
 pub mod correlation;
 pub mod extract;
+pub mod idempotency;
 pub mod metrics;
 pub mod pagination;
 pub mod problem;
@@ -24,5 +26,6 @@ pub mod router;
 
 pub use correlation::Correlation;
 pub use extract::{ApiJson, ApiPath, ApiQuery};
+pub use idempotency::{IdempotencyKey, MaybeIdempotencyKey};
 pub use pagination::{Page, Paged};
 pub use problem::Problem;

@@ -10,10 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::problem::Problem;
 
-/// The largest page a client may ask for.
-pub const MAX_PAGE_SIZE: u32 = 1000;
-/// The page size when the client names none.
-pub const DEFAULT_PAGE_SIZE: u32 = 20;
+pub use stockmesh_core::page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageError};
+
 /// The header that carries the total number of items.
 pub const TOTAL_COUNT: HeaderName = HeaderName::from_static("x-total-count");
 
@@ -27,46 +25,16 @@ pub struct PageParams {
     pub size: Option<i64>,
 }
 
-/// A validated page request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Page {
-    /// Zero-based page number.
-    pub number: u32,
-    /// Items per page, `1..=1000`.
-    pub size: u32,
+impl PageParams {
+    /// The page these parameters ask for; an invalid one is a 400 problem naming the rule.
+    pub fn validate(self) -> Result<Page, Problem> {
+        Ok(Page::parse(self.page, self.size)?)
+    }
 }
 
-impl Page {
-    /// Validates `page ≥ 0` and `size` in `1..=1000`.
-    pub fn parse(params: PageParams) -> Result<Page, Problem> {
-        let number = match params.page {
-            None => 0,
-            Some(p) => u32::try_from(p).map_err(|_| {
-                Problem::bad_request(format!("page must be between 0 and {}, got {p}", u32::MAX))
-            })?,
-        };
-        let size = match params.size {
-            None => DEFAULT_PAGE_SIZE,
-            Some(s) => u32::try_from(s)
-                .ok()
-                .filter(|s| (1..=MAX_PAGE_SIZE).contains(s))
-                .ok_or_else(|| {
-                    Problem::bad_request(format!(
-                        "size must be between 1 and {MAX_PAGE_SIZE}, got {s}"
-                    ))
-                })?,
-        };
-        Ok(Page { number, size })
-    }
-
-    /// Rows to skip.
-    pub fn offset(self) -> i64 {
-        i64::from(self.number) * i64::from(self.size)
-    }
-
-    /// Rows to return.
-    pub fn limit(self) -> i64 {
-        i64::from(self.size)
+impl From<PageError> for Problem {
+    fn from(error: PageError) -> Problem {
+        Problem::bad_request(error.to_string())
     }
 }
 
@@ -138,7 +106,7 @@ mod tests {
     #[test]
     fn defaults_are_page_zero_of_twenty() {
         assert_eq!(
-            Page::parse(params(None, None)),
+            params(None, None).validate(),
             Ok(Page {
                 number: 0,
                 size: 20
@@ -154,7 +122,7 @@ mod tests {
             (None, Some(1001)),
             (None, Some(-5)),
         ] {
-            let problem = Page::parse(params(page, size)).expect_err("must be rejected");
+            let problem = params(page, size).validate().expect_err("must be rejected");
             assert_eq!(problem.status.as_u16(), 400);
             assert!(
                 problem.detail.contains("must be between"),
