@@ -21,6 +21,18 @@ pub struct HeartbeatConfig {
     pub timeout: Duration,
 }
 
+impl HeartbeatConfig {
+    /// Checks that beats come more often than they expire.
+    pub fn validate(&self) -> Result<(), crate::ConfigError> {
+        crate::settings::positive("--heartbeat-interval", self.interval)?;
+        crate::settings::shorter(
+            ("--heartbeat-interval", self.interval),
+            ("--heartbeat-timeout", self.timeout),
+            "a store would look offline between two beats",
+        )
+    }
+}
+
 impl Default for HeartbeatConfig {
     fn default() -> Self {
         Self {

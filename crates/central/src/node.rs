@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use stockmesh_bus::{
-    Broker, Connectivity, Consumer, ConsumerConfig, Database, DbConfig, OutboxSignal, Relay,
-    RelayConfig, StreamSet, topology,
+    Broker, ConfigError, Connectivity, Consumer, ConsumerConfig, Database, DbConfig, OutboxSignal,
+    Relay, RelayConfig, StreamSet, topology,
 };
 use stockmesh_core::StoreId;
 use tokio::net::TcpListener;
@@ -20,7 +20,6 @@ use crate::liveness::Liveness;
 use crate::repository as repo;
 use crate::service::{CentralService, PurchaseTiming};
 use crate::view::ViewUpdater;
-use crate::waiters::Waiters;
 
 /// Everything Central needs to start.
 #[derive(Debug, Clone)]
@@ -44,6 +43,20 @@ pub struct CentralConfig {
 }
 
 impl CentralConfig {
+    /// Checks the rules that span settings: a purchase waits less than its deadline, and the
+    /// durations are positive.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        use stockmesh_bus::settings::{positive, shorter};
+        positive("--heartbeat-timeout", self.heartbeat_timeout)?;
+        positive("--claim-idle", self.claim_idle)?;
+        positive("--purchase-wait", self.purchase.wait)?;
+        shorter(
+            ("--purchase-wait", self.purchase.wait),
+            ("--purchase-deadline", self.purchase.deadline),
+            "a client would wait for a purchase the store must already refuse",
+        )
+    }
+
     /// Defaults over database `db`.
     pub fn new(db: DbConfig) -> Self {
         Self {
@@ -78,13 +91,11 @@ impl CentralNode {
         let addr = listener.local_addr().context("listener has no address")?;
         let db = Database::open(&config.db, &crate::MIGRATIONS).await?;
         let signal = OutboxSignal::default();
-        let waiters = Arc::new(Waiters::default());
         let service = Arc::new(CentralService::new(
             config.consumer_name.clone(),
             broker.clone(),
             db.clone(),
             Liveness::new(broker.clone(), config.heartbeat_timeout),
-            waiters.clone(),
             signal.clone(),
             config.purchase,
         ));
@@ -119,7 +130,8 @@ impl CentralNode {
         tasks.spawn(discovery.run(cancel.clone()));
         let consumer = Consumer::new(
             broker,
-            Arc::new(ViewUpdater::new(config.consumer_name.clone(), db, waiters)),
+            db,
+            Arc::new(ViewUpdater::new(service.coordinator().clone())),
             streams,
             None,
             ConsumerConfig {

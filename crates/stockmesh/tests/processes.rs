@@ -44,6 +44,45 @@ async fn a_bad_flag_is_refused_with_a_message() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("storeId must be"));
 }
 
+#[tokio::test]
+async fn flags_that_cannot_work_together_refuse_to_start_naming_the_flags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases: [(&[&str], [&str; 2]); 2] = [
+        (
+            &[
+                "central",
+                "--purchase-wait",
+                "40s",
+                "--purchase-deadline",
+                "30s",
+            ],
+            ["--purchase-wait", "--purchase-deadline"],
+        ),
+        (
+            &["store", "--id", "s1", "--heartbeat-interval", "60s"],
+            ["--heartbeat-interval", "--heartbeat-timeout"],
+        ),
+    ];
+    for (args, flags) in cases {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("STOCKMESH_DB", dir.path().join("never.db"))
+            .env("STOCKMESH_REDIS", "redis://127.0.0.1:1")
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} must not start: {stderr}");
+        for flag in flags {
+            assert!(
+                stderr.contains(flag),
+                "{args:?}: the message names {flag}: {stderr}"
+            );
+        }
+        assert!(!dir.path().join("never.db").exists(), "nothing was created");
+    }
+}
+
 /// The benchmark suite's smoke configuration runs and reports every figure (no goals judged:
 /// timings on shared machines are noisy).
 #[tokio::test]

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use stockmesh_bus::{
-    Broker, Connectivity, Consumer, ConsumerConfig, Database, DbConfig, Heartbeat, HeartbeatConfig,
-    LinkState, OutboxSignal, Relay, RelayConfig, StreamSet, topology,
+    Broker, ConfigError, Connectivity, Consumer, ConsumerConfig, Database, DbConfig, Heartbeat,
+    HeartbeatConfig, LinkState, OutboxSignal, Relay, RelayConfig, StreamSet, topology,
 };
 use stockmesh_core::StoreId;
 use tokio::net::TcpListener;
@@ -35,6 +35,13 @@ pub struct StoreConfig {
 }
 
 impl StoreConfig {
+    /// Checks the rules that span settings: beats more often than they expire, a positive
+    /// reclaim idle time.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.heartbeat.validate()?;
+        stockmesh_bus::settings::positive("--claim-idle", self.claim_idle)
+    }
+
     /// Defaults for store `id` over database `db`.
     pub fn new(id: StoreId, db: DbConfig) -> Self {
         Self {
@@ -99,6 +106,7 @@ impl StoreNode {
             tasks.spawn(heartbeat.run(cancel.clone()));
             let consumer = Consumer::new(
                 broker,
+                service.database().clone(),
                 Arc::new(CommandHandler::new(service.clone())),
                 StreamSet::new([topology::commands_stream(&config.id)]),
                 Some(link),

@@ -77,11 +77,6 @@ pub async fn fill_central(path: &Path, items: u64) -> anyhow::Result<()> {
     let stores: Vec<StoreId> = (0..100)
         .map(|i| StoreId::parse(format!("store-{i}")))
         .collect::<Result<_, _>>()?;
-    let mut tx = db.writer.begin().await?;
-    for store in &stores {
-        stockmesh_central::repository::touch_store(&mut tx, store, now).await?;
-    }
-    tx.commit().await?;
     let mut done = 0;
     while done < items {
         let mut batch = Vec::new();
@@ -96,9 +91,7 @@ pub async fn fill_central(path: &Path, items: u64) -> anyhow::Result<()> {
             batch.push((store, state));
         }
         let refs: Vec<(&StoreId, &ItemState)> = batch.iter().map(|(s, i)| (*s, i)).collect();
-        let mut tx = db.writer.begin().await?;
-        stockmesh_central::repository::apply_items(&mut tx, &refs, now).await?;
-        tx.commit().await?;
+        stockmesh_central::import_view(&db, &refs).await?;
         done = (done + 20_000).min(items);
     }
     db.close().await;

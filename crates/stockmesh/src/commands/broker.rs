@@ -80,9 +80,13 @@ fn relay(bus: &BusArgs) -> RelayConfig {
     }
 }
 
-/// A store's configuration from the flags.
-pub fn store_config(id: StoreId, db: DbConfig, bus: &BusArgs) -> StoreConfig {
-    StoreConfig {
+/// A store's configuration from the flags; refused when the flags cannot work together.
+pub fn store_config(
+    id: StoreId,
+    db: DbConfig,
+    bus: &BusArgs,
+) -> Result<StoreConfig, stockmesh_bus::ConfigError> {
+    let config = StoreConfig {
         relay: relay(bus),
         heartbeat: HeartbeatConfig {
             interval: bus.heartbeat_interval,
@@ -90,12 +94,18 @@ pub fn store_config(id: StoreId, db: DbConfig, bus: &BusArgs) -> StoreConfig {
         },
         claim_idle: bus.claim_idle,
         ..StoreConfig::new(id, db)
-    }
+    };
+    config.validate()?;
+    Ok(config)
 }
 
-/// Central's configuration from the flags.
-pub fn central_config(db: DbConfig, bus: &BusArgs, purchase: &PurchaseArgs) -> CentralConfig {
-    CentralConfig {
+/// Central's configuration from the flags; refused when the flags cannot work together.
+pub fn central_config(
+    db: DbConfig,
+    bus: &BusArgs,
+    purchase: &PurchaseArgs,
+) -> Result<CentralConfig, stockmesh_bus::ConfigError> {
+    let config = CentralConfig {
         heartbeat_timeout: bus.heartbeat_timeout,
         purchase: PurchaseTiming {
             wait: purchase.purchase_wait,
@@ -104,5 +114,7 @@ pub fn central_config(db: DbConfig, bus: &BusArgs, purchase: &PurchaseArgs) -> C
         relay: relay(bus),
         claim_idle: bus.claim_idle,
         ..CentralConfig::new(db)
-    }
+    };
+    config.validate()?;
+    Ok(config)
 }

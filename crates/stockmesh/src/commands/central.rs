@@ -13,7 +13,7 @@ pub async fn run(args: CentralArgs) -> anyhow::Result<()> {
         broker::db(args.db.clone(), &args.storage),
         &args.bus,
         &args.purchase,
-    );
+    )?;
     config.consumer_name = args.consumer_name.clone();
     config.stores = args.stores.clone();
     let broker = broker::redis(args.bus.redis.as_deref().unwrap_or(DEFAULT_REDIS))?;

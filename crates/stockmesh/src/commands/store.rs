@@ -17,7 +17,7 @@ pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
         args.id.clone(),
         broker::db(db_url, &args.storage),
         &args.bus,
-    );
+    )?;
     let broker = if args.standalone {
         None
     } else {

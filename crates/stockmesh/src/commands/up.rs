@@ -39,7 +39,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         broker::db(db_url("central.db"), &args.storage),
         &args.bus,
         &args.purchase,
-    );
+    )?;
     let central = CentralNode::start(
         central_config,
         bind(args.host, args.port).await?,
@@ -55,7 +55,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             id.clone(),
             broker::db(db_url(&format!("{id}.db")), &args.storage),
             &args.bus,
-        );
+        )?;
         let listener = bind(args.host, port_of(args.port, i)?).await?;
         let node = StoreNode::start(config, listener, Some(broker.clone())).await?;
         println!("{:<9} http://{}", id.as_str(), node.addr());
