@@ -4,8 +4,12 @@
 //! - On start (and after any failure, reconnection, or every `reclaim_every`) a consumer first
 //!   claims entries idle too long in a dead consumer's hands (`XAUTOCLAIM`), then re-reads its
 //!   own pending entries, then reads new ones.
-//! - A batch is applied in one call (one transaction); if it fails, its events are retried one
-//!   by one so that one bad event cannot hold back the others.
+//! - The consumer owns the transaction: for a batch it begins one, records every event id in the
+//!   inbox, hands the handler only the *fresh* events (never seen before) with the open
+//!   transaction, commits, then runs the handler's after-commit work (wake-ups) and counts each
+//!   event as applied or duplicate. Handlers never begin, commit or count.
+//! - If a batch fails, its events are retried one by one so that one bad event cannot hold back
+//!   the others.
 //! - An entry that cannot be decoded, that the handler rejects as permanently invalid, or that
 //!   was delivered more than `max_deliveries` times goes to the dead-letter stream with the
 //!   reason and is acked; processing goes on.
@@ -16,22 +20,31 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use stockmesh_core::Envelope;
+use sqlx::SqliteConnection;
+use stockmesh_core::{Envelope, Event, EventId};
 use tokio_util::sync::CancellationToken;
 
-use crate::Connectivity;
 use crate::backoff::Backoff;
 use crate::broker::{Broker, BrokerError, Delivery};
+use crate::{Connectivity, Database, Inbox};
 
-/// Why a handler could not apply events.
+/// Why a handler could not apply events. The variant decides what the consumer does.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
-    /// Worth retrying (a busy or unreachable database): the entries stay pending.
+    /// Worth retrying (a busy or unreachable database): the entries stay pending and are
+    /// redelivered.
     #[error("transient failure: {0:#}")]
     Transient(anyhow::Error),
-    /// The event can never be applied (it breaks an invariant): dead-letter it.
+    /// The event can never be applied (it breaks an invariant): dead-letter it at once.
     #[error("permanent failure: {0}")]
     Permanent(String),
+}
+
+impl HandlerError {
+    /// Whether redelivering the event may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, HandlerError::Transient(_))
+    }
 }
 
 impl From<sqlx::Error> for HandlerError {
@@ -40,12 +53,76 @@ impl From<sqlx::Error> for HandlerError {
     }
 }
 
-/// Applies events. Implementations record each event id in the inbox in the same transaction
-/// as the effect, so that a redelivered event changes nothing.
+/// Applies events inside the transaction the consumer opened. The consumer has already recorded
+/// every event id in the inbox in that transaction, so a redelivered event never reaches
+/// [`apply`](Self::apply) twice.
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
-    /// Applies `events`, in stream order, in one transaction.
-    async fn handle(&self, events: &[Envelope]) -> Result<(), HandlerError>;
+    /// What is left to do once the effect is durable (e.g. the requests to wake).
+    type Committed: Send;
+
+    /// Applies `fresh`, the events of one batch not applied before, in stream order, inside
+    /// `tx`. It must neither commit nor roll back: the consumer does.
+    async fn apply(
+        &self,
+        tx: &mut SqliteConnection,
+        fresh: &[&Envelope],
+    ) -> Result<Self::Committed, HandlerError>;
+
+    /// Runs after the transaction holding the effect committed, before the entries are acked.
+    async fn after_commit(&self, committed: Self::Committed) {
+        let _ = committed;
+    }
+}
+
+/// Applies one batch exactly as a consumer does: begin, inbox, [`Handler::apply`] on the fresh
+/// events, commit, [`Handler::after_commit`], then the `stockmesh_events_consumed_total` and
+/// `stockmesh_propagation_seconds` metrics under `node`. Public so that a handler can be tested
+/// on its own database without a broker.
+pub async fn apply_batch<H: Handler + ?Sized>(
+    db: &Database,
+    handler: &H,
+    node: &str,
+    events: &[Envelope],
+) -> Result<(), HandlerError> {
+    let mut tx = db.writer.begin().await?;
+    let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
+    let now = stockmesh_core::now().timestamp_millis();
+    let mut fresh_ids = Inbox::record_many(&mut tx, &ids, now).await?;
+    // Each event once: a batch may hold an entry and its re-delivered copy.
+    let fresh: Vec<&Envelope> = events.iter().filter(|e| fresh_ids.remove(&e.id)).collect();
+    let committed = if fresh.is_empty() {
+        None
+    } else {
+        Some(handler.apply(&mut tx, &fresh).await?)
+    };
+    tx.commit().await?;
+    if let Some(committed) = committed {
+        handler.after_commit(committed).await;
+    }
+    count_consumed(node, events, &fresh);
+    Ok(())
+}
+
+/// Counts each event of a committed batch as applied (with its propagation time) or duplicate.
+fn count_consumed(node: &str, events: &[Envelope], fresh: &[&Envelope]) {
+    let applied_at = chrono::Utc::now();
+    let applied: HashSet<EventId> = fresh.iter().map(|e| e.id).collect();
+    for envelope in events {
+        let kind = envelope.event.type_name();
+        let outcome = if applied.contains(&envelope.id) {
+            let lag = (applied_at - envelope.occurred_at)
+                .num_microseconds()
+                .unwrap_or(0);
+            metrics::histogram!("stockmesh_propagation_seconds", "node" => node.to_owned(), "type" => kind)
+                .record(lag.max(0) as f64 / 1e6);
+            "applied"
+        } else {
+            "duplicate"
+        };
+        metrics::counter!("stockmesh_events_consumed_total", "node" => node.to_owned(), "type" => kind, "outcome" => outcome)
+            .increment(1);
+    }
 }
 
 /// Tuning of a consumer.
@@ -161,6 +238,8 @@ pub enum ConsumeOutcome {
 /// One consumer in a group, over a set of streams.
 pub struct Consumer<H: Handler> {
     broker: Arc<dyn Broker>,
+    /// The database the handler's effects and the inbox live in.
+    db: Database,
     handler: Arc<H>,
     streams: StreamSet,
     link: Option<Connectivity>,
@@ -173,10 +252,11 @@ pub struct Consumer<H: Handler> {
 }
 
 impl<H: Handler> Consumer<H> {
-    /// A consumer of `streams` applying entries through `handler`. With a `link`, it consumes
-    /// only while the node is connected.
+    /// A consumer of `streams` applying entries through `handler` in transactions on `db`. With
+    /// a `link`, it consumes only while the node is connected.
     pub fn new(
         broker: Arc<dyn Broker>,
+        db: Database,
         handler: Arc<H>,
         streams: StreamSet,
         link: Option<Connectivity>,
@@ -184,6 +264,7 @@ impl<H: Handler> Consumer<H> {
     ) -> Self {
         Self {
             broker,
+            db,
             handler,
             streams,
             link,
@@ -368,7 +449,7 @@ impl<H: Handler> Consumer<H> {
         }
         let envelopes: Vec<Envelope> = good.iter().map(|(_, e)| e.clone()).collect();
         let started = std::time::Instant::now();
-        let handled = self.handler.handle(&envelopes).await;
+        let handled = self.apply_batch(&envelopes).await;
         metrics::histogram!("stockmesh_event_handling_seconds", "node" => self.config.name.clone())
             .record(started.elapsed().as_secs_f64());
         if handled.is_ok() {
@@ -377,7 +458,7 @@ impl<H: Handler> Consumer<H> {
         }
         let mut applied = 0;
         for (entry, envelope) in good {
-            match self.handler.handle(std::slice::from_ref(envelope)).await {
+            match self.apply_batch(std::slice::from_ref(envelope)).await {
                 Ok(()) => {
                     self.ack_all(std::iter::once(entry)).await?;
                     applied += 1;
@@ -394,6 +475,10 @@ impl<H: Handler> Consumer<H> {
             }
         }
         Ok(applied)
+    }
+
+    async fn apply_batch(&self, events: &[Envelope]) -> Result<(), HandlerError> {
+        apply_batch(&self.db, self.handler.as_ref(), &self.config.name, events).await
     }
 
     async fn ack_all(&self, entries: impl Iterator<Item = &Delivery>) -> Result<(), BrokerError> {
@@ -413,17 +498,11 @@ impl<H: Handler> Consumer<H> {
     async fn dead_letter(&self, entry: &Delivery, reason: &str) -> Result<(), BrokerError> {
         tracing::warn!(stream = %entry.stream, id = %entry.id, reason, "dead-lettering entry");
         // The type of a poison entry is whatever its sender wrote: keep the label set bounded.
-        let kind = match entry.event_type.as_deref() {
-            Some(
-                t @ ("INVENTORY_ITEM_CREATED"
-                | "INVENTORY_ITEM_UPDATED"
-                | "INVENTORY_ITEM_REMOTE_PURCHASE"
-                | "REMOTE_PURCHASE_CONFIRMED"
-                | "REMOTE_PURCHASE_REJECTED"
-                | "SNAPSHOT_REQUESTED"),
-            ) => t.to_owned(),
-            _ => "unknown".to_owned(),
-        };
+        let kind = entry
+            .event_type
+            .as_deref()
+            .and_then(Event::known_type_name)
+            .unwrap_or("unknown");
         metrics::counter!("stockmesh_events_consumed_total", "node" => self.config.name.clone(), "type" => kind, "outcome" => "dead_lettered")
             .increment(1);
         self.broker

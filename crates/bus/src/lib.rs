@@ -18,6 +18,7 @@
 //! - [`gauges`]: outbox and consumer-group gauges, refreshed at scrape time.
 //! - [`backoff`]: jittered exponential back-off.
 //! - [`connectivity`]: a node's connected/disconnected switch, watched by every worker.
+//! - [`settings`]: rules that span several settings, checked at start ([`ConfigError`]).
 //! - [`topology`]: stream and key names (hash-tagged by store for Redis Cluster).
 
 pub mod backoff;
@@ -32,6 +33,7 @@ pub mod outbox;
 pub mod probe;
 pub mod redis_server;
 pub mod relay;
+pub mod settings;
 pub mod topology;
 
 pub use broker::{Broker, BrokerError, Delivery, MemoryBroker, RedisBroker, RedisConfig};
@@ -42,3 +44,4 @@ pub use heartbeat::{Heartbeat, HeartbeatConfig};
 pub use inbox::Inbox;
 pub use outbox::{Outbox, OutboxRow, OutboxSignal};
 pub use relay::{Relay, RelayConfig, RelayOutcome};
+pub use settings::ConfigError;

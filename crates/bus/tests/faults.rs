@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::SqliteConnection;
 use sqlx::migrate::Migrator;
 use stockmesh_bus::broker::{Broker, Outgoing};
 use stockmesh_bus::{
-    ConsumeOutcome, Consumer, ConsumerConfig, Database, DbConfig, Handler, HandlerError, Inbox,
-    Outbox, OutboxSignal, RedisBroker, RedisConfig, Relay, RelayConfig, StreamSet, topology,
+    ConsumeOutcome, Consumer, ConsumerConfig, Database, DbConfig, Handler, HandlerError, Outbox,
+    OutboxSignal, RedisBroker, RedisConfig, Relay, RelayConfig, StreamSet, topology,
 };
 use stockmesh_core::{Envelope, Event, ItemState, ProductId, Quantity, StoreId, Version};
 use stockmesh_testkit::{Persistence, RedisServer};
@@ -103,16 +104,18 @@ impl Recorder {
 
 #[async_trait]
 impl Handler for Recorder {
-    async fn handle(&self, events: &[Envelope]) -> Result<(), HandlerError> {
+    type Committed = ();
+
+    async fn apply(
+        &self,
+        tx: &mut SqliteConnection,
+        fresh: &[&Envelope],
+    ) -> Result<(), HandlerError> {
         if self.hang_before_commit.load(Ordering::SeqCst) {
             self.reached.notify_one();
             std::future::pending::<()>().await;
         }
-        let mut tx = self.db.writer.begin().await?;
-        for envelope in events {
-            if !Inbox::record(&mut tx, envelope.id, 0).await? {
-                continue;
-            }
+        for envelope in fresh {
             let Event::InventoryItemUpdated(item) = &envelope.event else {
                 return Err(HandlerError::Permanent("unexpected event".into()));
             };
@@ -123,12 +126,14 @@ impl Handler for Recorder {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn after_commit(&self, (): ()) {
         if self.hang_after_commit.load(Ordering::SeqCst) {
             self.reached.notify_one();
             std::future::pending::<()>().await;
         }
-        Ok(())
     }
 }
 
@@ -143,6 +148,7 @@ fn consumer_config(name: &str) -> ConsumerConfig {
 fn consumer(broker: &Arc<dyn Broker>, recorder: &Arc<Recorder>, name: &str) -> Consumer<Recorder> {
     Consumer::new(
         broker.clone(),
+        recorder.db.clone(),
         recorder.clone(),
         StreamSet::new([topology::events_stream(&store())]),
         None,
@@ -423,14 +429,20 @@ async fn an_event_that_always_fails_is_dead_lettered_after_the_delivery_limit() 
     struct FailsOnVersion3(Arc<Recorder>);
     #[async_trait]
     impl Handler for FailsOnVersion3 {
-        async fn handle(&self, events: &[Envelope]) -> Result<(), HandlerError> {
-            let bad = events.iter().any(
+        type Committed = ();
+
+        async fn apply(
+            &self,
+            tx: &mut SqliteConnection,
+            fresh: &[&Envelope],
+        ) -> Result<(), HandlerError> {
+            let bad = fresh.iter().any(
                 |e| matches!(&e.event, Event::InventoryItemUpdated(i) if i.version.get() == 3),
             );
             if bad {
                 return Err(HandlerError::Transient(anyhow::anyhow!("database says no")));
             }
-            self.0.handle(events).await
+            self.0.apply(tx, fresh).await
         }
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -441,6 +453,7 @@ async fn an_event_that_always_fails_is_dead_lettered_after_the_delivery_limit() 
     publish_events(&broker, 1..=5).await;
     let mut worker = Consumer::new(
         broker.clone(),
+        recorder.db.clone(),
         Arc::new(FailsOnVersion3(recorder.clone())),
         StreamSet::new([stream.clone()]),
         None,

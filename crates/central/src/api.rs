@@ -4,24 +4,23 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
+use stockmesh_core::Page;
 use stockmesh_core::{ProductId, PurchaseId, StoreId};
 use stockmesh_http::bodies::PurchaseRequest;
-use stockmesh_http::pagination::PageParams;
-use stockmesh_http::{ApiJson, ApiPath, ApiQuery, Correlation, Page, Paged, Problem};
+use stockmesh_http::{
+    ApiJson, ApiPath, ApiQuery, Correlation, MaybeIdempotencyKey, Paged, Problem,
+};
 
 use crate::error::CentralError;
-use crate::purchase::IdempotencyKey;
-use crate::service::{CentralService, PurchaseAnswer};
+use crate::purchase::PurchaseAnswer;
+use crate::service::CentralService;
 
 type AppState = Arc<CentralService>;
-
-/// The header that makes a purchase safe to retry.
-pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// Central's routes, with the shared conventions applied.
 pub fn router(service: Arc<CentralService>) -> Router {
@@ -63,7 +62,11 @@ impl From<CentralError> for Problem {
                 "Idempotency Key Mismatch",
                 detail,
             ),
-            CentralError::BadRequest(_) => Problem::bad_request(detail),
+            CentralError::IdempotencyKeyInFlight => Problem::bad_request(detail),
+            CentralError::Invariant(rule) => {
+                tracing::error!(rule, "central invariant broken");
+                Problem::internal()
+            }
             CentralError::Database(cause) => {
                 tracing::error!(error = %cause, "central database failure");
                 Problem::internal()
@@ -99,10 +102,7 @@ async fn list_items(
     State(central): State<AppState>,
     ApiQuery(query): ApiQuery<InventoryQuery>,
 ) -> Result<Response, Problem> {
-    let page = Page::parse(PageParams {
-        page: query.page,
-        size: query.size,
-    })?;
+    let page = Page::parse(query.page, query.size)?;
     let (items, total) = central
         .items(query.store_id.as_ref(), query.product_id.as_ref(), page)
         .await?;
@@ -141,26 +141,13 @@ async fn stores(State(central): State<AppState>) -> Result<Response, Problem> {
     Ok(Json(central.stores().await?).into_response())
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, Problem> {
-    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
-        return Ok(None);
-    };
-    let text = value
-        .to_str()
-        .map_err(|_| Problem::bad_request("Idempotency-Key must be visible ASCII"))?;
-    IdempotencyKey::parse(text)
-        .map(Some)
-        .map_err(Problem::bad_request)
-}
-
 async fn purchase(
     State(central): State<AppState>,
     Correlation(correlation): Correlation,
-    headers: HeaderMap,
+    MaybeIdempotencyKey(key): MaybeIdempotencyKey,
     ApiPath((store, product)): ApiPath<(StoreId, ProductId)>,
     ApiJson(body): ApiJson<PurchaseRequest>,
 ) -> Result<Response, Problem> {
-    let key = idempotency_key(&headers)?;
     let answer = central
         .purchase(store, product, body.quantity, key, correlation)
         .await?;

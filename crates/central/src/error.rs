@@ -52,9 +52,12 @@ pub enum CentralError {
     /// An `Idempotency-Key` reused with a different request (422).
     #[error("Idempotency-Key was first used for a different purchase ({0})")]
     IdempotencyMismatch(String),
-    /// A malformed header (400).
-    #[error("{0}")]
-    BadRequest(String),
+    /// Another request with the same `Idempotency-Key` is still being recorded (400).
+    #[error("Idempotency-Key is in use by a request still being recorded; retry")]
+    IdempotencyKeyInFlight,
+    /// A rule Central's own code must keep was broken (500; logged, not shown).
+    #[error("internal invariant broken: {0}")]
+    Invariant(&'static str),
     /// The database failed (500; logged, not shown).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

@@ -4,11 +4,14 @@
 //! store decides, so nothing is ever oversold.
 //!
 //! ## Layout
-//! - [`repository`]: all SQL on Central's tables (stores, the view, purchases).
-//! - [`purchase`]: a remote purchase record and the idempotency key.
-//! - [`service`]: queries on the view, and the remote purchase flow.
-//! - [`view`]: applies the stores' events (by version) and purchase replies.
-//! - [`waiters`]: purchase requests waiting for the store's answer.
+//! - `repository`: all SQL on the view's tables (stores and their items).
+//! - `decided`: Central's half of every store-decided flow: record the request and its command
+//!   in one transaction, replay under an `Idempotency-Key`, wait with a limit, wake on the reply.
+//! - [`purchase`]: the remote purchase (the first store-decided flow): its record, its answer,
+//!   its SQL, the resolution of the store's replies.
+//! - [`service`]: queries on the view, and Central's checks before a purchase reaches a store.
+//! - `view`: the consumer handler of the stores' events: item states by version, replies to
+//!   their flows.
 //! - [`liveness`]: whether a store is online (its heartbeat's age).
 //! - [`discovery`]: finds stores in the broker's registry; asks new ones for a snapshot.
 //! - [`error`]: what can go wrong, as a type.
@@ -16,15 +19,15 @@
 //! - [`node`]: starts and stops Central.
 
 pub mod api;
+mod decided;
 pub mod discovery;
 pub mod error;
 pub mod liveness;
 pub mod node;
 pub mod purchase;
-pub mod repository;
+mod repository;
 pub mod service;
-pub mod view;
-pub mod waiters;
+mod view;
 
 pub use error::CentralError;
 pub use node::{CentralConfig, CentralNode};
@@ -32,3 +35,21 @@ pub use service::CentralService;
 
 /// Central's own migrations (numbered from 100; the bus's come first).
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Loads item states into Central's view at `db` as if their stores had sent them: each store is
+/// registered, and a state applies only over an older version. For bulk imports and benchmarks.
+pub async fn import_view(
+    db: &stockmesh_bus::Database,
+    states: &[(&stockmesh_core::StoreId, &stockmesh_core::ItemState)],
+) -> sqlx::Result<()> {
+    let now = stockmesh_core::now();
+    let mut tx = db.writer.begin().await?;
+    let mut stores: Vec<&stockmesh_core::StoreId> = states.iter().map(|(s, _)| *s).collect();
+    stores.sort();
+    stores.dedup();
+    for store in stores {
+        repository::touch_store(&mut tx, store, now).await?;
+    }
+    repository::apply_items(&mut tx, states, now).await?;
+    tx.commit().await
+}

@@ -1,15 +1,13 @@
-//! Every SQL statement on Central's tables (stores, the view, purchases).
+//! Every SQL statement on Central's view tables (stores and their items). Purchases have their
+//! own repository beside their flow.
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqliteExecutor, SqlitePool};
+use stockmesh_core::Page;
 use stockmesh_core::{
-    CorrelationId, Item, ItemState, ProductId, PurchaseId, PurchaseQuantity, Quantity,
-    RejectionReason, StoreId, Timestamp, Version, from_millis,
+    Item, ItemState, ProductId, Quantity, StoreId, Timestamp, Version, from_millis,
 };
-use stockmesh_http::Page;
 
-use crate::purchase::{IdempotencyKey, Purchase, PurchaseStatus};
-
-fn corrupt(what: &str, error: impl std::fmt::Display) -> sqlx::Error {
+pub(crate) fn corrupt(what: &str, error: impl std::fmt::Display) -> sqlx::Error {
     sqlx::Error::Decode(format!("corrupt {what} row: {error}").into())
 }
 
@@ -199,161 +197,4 @@ pub async fn product_across_stores(
             Ok((item_from_row((s, p, q, v, u))?, from_millis(received)))
         })
         .collect()
-}
-
-/// Records a new purchase. Fails with a unique violation if its idempotency key is taken.
-pub async fn insert_purchase(
-    conn: &mut SqliteConnection,
-    purchase: &Purchase,
-    key: Option<&IdempotencyKey>,
-) -> sqlx::Result<()> {
-    let item = purchase.item.as_ref();
-    sqlx::query(
-        "INSERT INTO purchases (purchase_id, store_id, product_id, quantity, status, reason,
-            remaining, version, item_updated_at, idempotency_key, fingerprint, correlation_id,
-            created_at, deadline, resolved_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(purchase.purchase_id.to_string())
-    .bind(purchase.store_id.as_str())
-    .bind(purchase.product_id.as_str())
-    .bind(i64::from(purchase.quantity))
-    .bind(purchase.status.as_str())
-    .bind(purchase.reason.map(RejectionReason::as_str))
-    .bind(item.map(|i| i64::from(i.quantity)))
-    .bind(item.map(|i| i64::from(i.version)))
-    .bind(item.map(|i| i.updated_at.timestamp_millis()))
-    .bind(key.map(IdempotencyKey::as_str))
-    .bind(Purchase::fingerprint(
-        &purchase.store_id,
-        &purchase.product_id,
-        purchase.quantity,
-    ))
-    .bind(purchase.correlation_id.as_ref().map(CorrelationId::as_str))
-    .bind(purchase.created_at.timestamp_millis())
-    .bind(purchase.deadline.timestamp_millis())
-    .bind(purchase.resolved_at.map(|t| t.timestamp_millis()))
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Resolves a pending purchase with the store's answer; returns whether it was pending.
-pub async fn resolve_purchase(
-    conn: &mut SqliteConnection,
-    purchase: PurchaseId,
-    status: PurchaseStatus,
-    reason: Option<RejectionReason>,
-    item: Option<&ItemState>,
-    at: Timestamp,
-) -> sqlx::Result<bool> {
-    let done = sqlx::query(
-        "UPDATE purchases SET status = ?, reason = ?, remaining = ?, version = ?,
-            item_updated_at = ?, resolved_at = ?
-         WHERE purchase_id = ? AND status = 'PENDING'",
-    )
-    .bind(status.as_str())
-    .bind(reason.map(RejectionReason::as_str))
-    .bind(item.map(|i| i64::from(i.quantity)))
-    .bind(item.map(|i| i64::from(i.version)))
-    .bind(item.map(|i| i.updated_at.timestamp_millis()))
-    .bind(at.timestamp_millis())
-    .bind(purchase.to_string())
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// A purchase row as stored.
-#[derive(sqlx::FromRow)]
-struct PurchaseRow {
-    purchase_id: String,
-    store_id: String,
-    product_id: String,
-    quantity: i64,
-    status: String,
-    reason: Option<String>,
-    remaining: Option<i64>,
-    version: Option<i64>,
-    item_updated_at: Option<i64>,
-    fingerprint: String,
-    correlation_id: Option<String>,
-    created_at: i64,
-    deadline: i64,
-    resolved_at: Option<i64>,
-}
-
-impl PurchaseRow {
-    fn into_purchase(self) -> sqlx::Result<(Purchase, String)> {
-        let store_id = StoreId::parse(self.store_id).map_err(|e| corrupt("purchase", e))?;
-        let product_id = ProductId::parse(self.product_id).map_err(|e| corrupt("purchase", e))?;
-        let item = match (self.remaining, self.version, self.item_updated_at) {
-            (Some(q), Some(v), Some(at)) => Some(Item {
-                store_id: store_id.clone(),
-                product_id: product_id.clone(),
-                quantity: Quantity::new(q).map_err(|e| corrupt("purchase", e))?,
-                version: Version::try_from(v).map_err(|e| corrupt("purchase", e))?,
-                updated_at: from_millis(at),
-            }),
-            _ => None,
-        };
-        let purchase = Purchase {
-            purchase_id: PurchaseId::parse(&self.purchase_id)
-                .map_err(|e| corrupt("purchase", e))?,
-            store_id,
-            product_id,
-            quantity: PurchaseQuantity::new(self.quantity).map_err(|e| corrupt("purchase", e))?,
-            status: PurchaseStatus::from_name(&self.status)
-                .ok_or_else(|| corrupt("purchase", &self.status))?,
-            reason: self.reason.as_deref().and_then(RejectionReason::from_name),
-            item,
-            correlation_id: self
-                .correlation_id
-                .as_deref()
-                .and_then(CorrelationId::from_client),
-            created_at: from_millis(self.created_at),
-            deadline: from_millis(self.deadline),
-            resolved_at: self.resolved_at.map(from_millis),
-        };
-        Ok((purchase, self.fingerprint))
-    }
-}
-
-const PURCHASE_COLUMNS: &str = "purchase_id, store_id, product_id, quantity, status, reason, \
-     remaining, version, item_updated_at, fingerprint, correlation_id, created_at, deadline, \
-     resolved_at";
-
-/// One purchase by id.
-pub async fn find_purchase(
-    pool: impl SqliteExecutor<'_>,
-    purchase: PurchaseId,
-) -> sqlx::Result<Option<Purchase>> {
-    let sql = format!("SELECT {PURCHASE_COLUMNS} FROM purchases WHERE purchase_id = ?");
-    sqlx::query_as::<_, PurchaseRow>(sqlx::AssertSqlSafe(sql))
-        .bind(purchase.to_string())
-        .fetch_optional(pool)
-        .await?
-        .map(|row| row.into_purchase().map(|(p, _)| p))
-        .transpose()
-}
-
-/// The purchase made under an idempotency key, with the fingerprint of its request.
-pub async fn find_purchase_by_key(
-    pool: impl SqliteExecutor<'_>,
-    key: &IdempotencyKey,
-) -> sqlx::Result<Option<(Purchase, String)>> {
-    let sql = format!("SELECT {PURCHASE_COLUMNS} FROM purchases WHERE idempotency_key = ?");
-    sqlx::query_as::<_, PurchaseRow>(sqlx::AssertSqlSafe(sql))
-        .bind(key.as_str())
-        .fetch_optional(pool)
-        .await?
-        .map(PurchaseRow::into_purchase)
-        .transpose()
-}
-
-/// Purchases still pending: (id, store) pairs, for checks.
-pub async fn pending_purchases(pool: &SqlitePool) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM purchases WHERE status = 'PENDING'")
-        .fetch_one(pool)
-        .await
 }

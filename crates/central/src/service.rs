@@ -1,27 +1,21 @@
-//! Central's operations: the global view, and remote purchases that the store decides.
-//!
-//! A remote purchase: refuse at once when the store is unknown (404), offline (503), or when the
-//! view already shows too little (409); otherwise record it `PENDING` together with the command
-//! to the store in one transaction, wait for the store's reply (up to the wait limit), and answer
-//! with what the store decided, or 202 while it is still pending. An `Idempotency-Key` makes a
-//! retry return the first purchase's outcome instead of buying again.
+//! Central's operations: queries on the global view, and the entry of remote purchases (checked
+//! here against the view and liveness, then handed to [`crate::purchase`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use stockmesh_bus::{Broker, Database, Outbox, OutboxSignal, gauges, topology};
+use stockmesh_bus::{Broker, Database, OutboxSignal, gauges, topology};
 use stockmesh_core::{
-    CorrelationId, Envelope, Event, Item, ProductId, PurchaseId, PurchaseQuantity, RejectionReason,
-    RemotePurchaseCommand, StoreId, Timestamp,
+    CorrelationId, Item, Page, ProductId, PurchaseId, PurchaseQuantity, StoreId, Timestamp,
 };
-use stockmesh_http::Page;
+use stockmesh_http::IdempotencyKey;
 
+use crate::decided::Coordinator;
 use crate::error::CentralError;
 use crate::liveness::{Liveness, StoreLiveness};
-use crate::purchase::{IdempotencyKey, Purchase, PurchaseStatus};
+use crate::purchase::{self, Checked, Purchase, PurchaseAnswer, PurchaseStatus};
 use crate::repository as repo;
-use crate::waiters::Waiters;
 
 /// Timing of remote purchases.
 #[derive(Debug, Clone, Copy)]
@@ -88,26 +82,6 @@ pub struct StoreSummary {
     pub last_event_at: Option<Timestamp>,
 }
 
-/// The item a confirmed purchase left, as the purchase answer shows it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PurchasedItem {
-    /// The item at the store after the purchase: `quantity` is what remains.
-    #[serde(flatten)]
-    pub item: Item,
-    /// The purchase.
-    pub purchase_id: PurchaseId,
-}
-
-/// How a purchase request ends.
-#[derive(Debug, Clone)]
-pub enum PurchaseAnswer {
-    /// Confirmed by the store (200).
-    Confirmed(PurchasedItem),
-    /// Still pending after the wait limit (202).
-    Pending(Purchase),
-}
-
 /// Central's view and purchases.
 #[derive(Debug, Clone)]
 pub struct CentralService {
@@ -116,31 +90,34 @@ pub struct CentralService {
     broker: Arc<dyn Broker>,
     db: Database,
     liveness: Liveness,
-    waiters: Arc<Waiters>,
-    outbox: OutboxSignal,
+    /// Records store-decided requests and waits for the stores' decisions.
+    coordinator: Coordinator,
     timing: PurchaseTiming,
 }
 
 impl CentralService {
-    /// A service named `node` over `db` and `broker`.
-    pub fn new(
+    /// A service named `node` over `db` and `broker`; requests it records wake `outbox`.
+    pub(crate) fn new(
         node: impl Into<String>,
         broker: Arc<dyn Broker>,
         db: Database,
         liveness: Liveness,
-        waiters: Arc<Waiters>,
         outbox: OutboxSignal,
         timing: PurchaseTiming,
     ) -> Self {
         Self {
             node: node.into(),
+            coordinator: Coordinator::new(db.clone(), outbox, timing.wait),
             broker,
             db,
             liveness,
-            waiters,
-            outbox,
             timing,
         }
+    }
+
+    /// The coordinator of store-decided requests (the events handler wakes through it).
+    pub(crate) fn coordinator(&self) -> &Coordinator {
+        &self.coordinator
     }
 
     /// Central's database.
@@ -258,7 +235,8 @@ impl CentralService {
 
     /// One purchase.
     pub async fn purchase_status(&self, purchase: PurchaseId) -> Result<Purchase, CentralError> {
-        repo::find_purchase(&self.db.reader, purchase)
+        self.coordinator
+            .find(purchase.into())
             .await?
             .ok_or(CentralError::PurchaseNotFound(purchase))
     }
@@ -274,7 +252,7 @@ impl CentralService {
     ) -> Result<PurchaseAnswer, CentralError> {
         let started = std::time::Instant::now();
         let answer = self
-            .purchase_untimed(store, product, quantity, key, correlation)
+            .purchase_untimed(store, product, quantity, key.as_ref(), correlation)
             .await;
         let outcome = match &answer {
             Ok(PurchaseAnswer::Confirmed(_)) => "confirmed",
@@ -299,15 +277,30 @@ impl CentralService {
         store: StoreId,
         product: ProductId,
         quantity: PurchaseQuantity,
-        key: Option<IdempotencyKey>,
+        key: Option<&IdempotencyKey>,
         correlation: CorrelationId,
     ) -> Result<PurchaseAnswer, CentralError> {
-        let fingerprint = Purchase::fingerprint(&store, &product, quantity);
-        if let Some(key) = &key
-            && let Some(found) = self.replay(key, &fingerprint).await?
-        {
-            return found;
+        if let Some(key) = key {
+            let fingerprint = Purchase::fingerprint_of(&store, &product, quantity);
+            if let Some(first) = self.coordinator.replay(key, &fingerprint).await? {
+                return purchase::outcome(first);
+            }
         }
+        let checked = self
+            .check_purchase(store, product, quantity, correlation)
+            .await?;
+        purchase::submit(&self.coordinator, checked, key).await
+    }
+
+    /// Central's own checks before a purchase reaches the store: the store is known and
+    /// online, and the view holds the item.
+    async fn check_purchase(
+        &self,
+        store: StoreId,
+        product: ProductId,
+        quantity: PurchaseQuantity,
+        correlation: CorrelationId,
+    ) -> Result<Checked, CentralError> {
         self.known_store(&store).await?;
         if !self.liveness.of(&store).await.online {
             return Err(CentralError::StoreUnavailable {
@@ -322,7 +315,7 @@ impl CentralService {
                 product: product.clone(),
             })?;
         let now = stockmesh_core::now();
-        let mut purchase = Purchase {
+        let purchase = Purchase {
             purchase_id: PurchaseId::new(),
             store_id: store,
             product_id: product,
@@ -335,145 +328,6 @@ impl CentralService {
             deadline: now + self.timing.deadline,
             resolved_at: None,
         };
-        if !item.quantity.covers(quantity) {
-            // Refused at once. Recorded only under a key, so that a retry answers the same.
-            purchase.status = PurchaseStatus::Rejected;
-            purchase.reason = Some(RejectionReason::InsufficientStock);
-            purchase.item = Some(item);
-            purchase.resolved_at = Some(now);
-            if let Some(key) = &key {
-                let mut tx = self.db.writer.begin().await?;
-                match repo::insert_purchase(&mut tx, &purchase, Some(key)).await {
-                    Ok(()) => tx.commit().await?,
-                    Err(e) if is_unique_violation(&e) => {
-                        drop(tx);
-                        return self.replay_or_race(key, &fingerprint).await;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            return outcome(purchase);
-        }
-        let purchase_id = purchase.purchase_id;
-        let reply = self.waiters.register(purchase_id);
-        let command = Envelope::new(
-            purchase.store_id.clone(),
-            Event::InventoryItemRemotePurchase(RemotePurchaseCommand {
-                purchase_id,
-                product_id: purchase.product_id.clone(),
-                quantity,
-                deadline: purchase.deadline,
-            }),
-            purchase.correlation_id.clone(),
-        );
-        let mut tx = self.db.writer.begin().await?;
-        match repo::insert_purchase(&mut tx, &purchase, key.as_ref()).await {
-            Ok(()) => {}
-            Err(e) if is_unique_violation(&e) => {
-                drop(tx);
-                drop(reply);
-                self.waiters.forget_abandoned(purchase_id);
-                let key = key.as_ref().ok_or(CentralError::Database(e))?;
-                return self.replay_or_race(key, &fingerprint).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-        Outbox::append(
-            &mut tx,
-            &topology::commands_stream(&purchase.store_id),
-            &command,
-        )
-        .await?;
-        tx.commit().await?;
-        self.outbox.notify();
-        tracing::debug!(%purchase_id, "remote purchase sent to the store");
-        self.await_outcome(purchase_id, reply).await
+        Ok(Checked { purchase, item })
     }
-
-    /// The outcome of an earlier purchase under `key`, or `None` if the key is unused.
-    async fn replay(
-        &self,
-        key: &IdempotencyKey,
-        fingerprint: &str,
-    ) -> Result<Option<Result<PurchaseAnswer, CentralError>>, CentralError> {
-        let Some((first, first_fingerprint)) =
-            repo::find_purchase_by_key(&self.db.reader, key).await?
-        else {
-            return Ok(None);
-        };
-        if first_fingerprint != fingerprint {
-            return Err(CentralError::IdempotencyMismatch(first_fingerprint));
-        }
-        if first.status != PurchaseStatus::Pending {
-            return Ok(Some(outcome(first)));
-        }
-        let reply = self.waiters.register(first.purchase_id);
-        Ok(Some(self.await_outcome(first.purchase_id, reply).await))
-    }
-
-    /// Another request with the same key won the race to record it: answer as its retry.
-    async fn replay_or_race(
-        &self,
-        key: &IdempotencyKey,
-        fingerprint: &str,
-    ) -> Result<PurchaseAnswer, CentralError> {
-        match self.replay(key, fingerprint).await? {
-            Some(answer) => answer,
-            None => Err(CentralError::BadRequest(
-                "Idempotency-Key is in use by a request still being recorded; retry".into(),
-            )),
-        }
-    }
-
-    /// Waits (up to the wait limit) for the store's answer, then reads the purchase.
-    async fn await_outcome(
-        &self,
-        purchase_id: PurchaseId,
-        reply: tokio::sync::oneshot::Receiver<()>,
-    ) -> Result<PurchaseAnswer, CentralError> {
-        // The answer may have landed between recording and registering: look first.
-        let current = self.purchase_status(purchase_id).await?;
-        if current.status != PurchaseStatus::Pending {
-            self.waiters.forget_abandoned(purchase_id);
-            return outcome(current);
-        }
-        let woke = tokio::time::timeout(self.timing.wait, reply).await.is_ok();
-        if !woke {
-            self.waiters.forget_abandoned(purchase_id);
-        }
-        outcome(self.purchase_status(purchase_id).await?)
-    }
-}
-
-/// Maps a recorded purchase to the answer for the client.
-fn outcome(purchase: Purchase) -> Result<PurchaseAnswer, CentralError> {
-    match purchase.status {
-        PurchaseStatus::Pending => Ok(PurchaseAnswer::Pending(purchase)),
-        PurchaseStatus::Confirmed => match purchase.item {
-            Some(item) => Ok(PurchaseAnswer::Confirmed(PurchasedItem {
-                item,
-                purchase_id: purchase.purchase_id,
-            })),
-            None => Err(CentralError::Database(sqlx::Error::Decode(
-                "confirmed purchase without its item".into(),
-            ))),
-        },
-        PurchaseStatus::Rejected => Err(match purchase.reason {
-            Some(RejectionReason::InsufficientStock) | None => CentralError::InsufficientStock {
-                available: purchase.item.map(|i| i.quantity).unwrap_or_default(),
-                store: purchase.store_id,
-                product: purchase.product_id,
-                requested: purchase.quantity,
-            },
-            Some(RejectionReason::ProductNotFound) => CentralError::ProductNotFound {
-                store: purchase.store_id,
-                product: purchase.product_id,
-            },
-            Some(RejectionReason::Expired) => CentralError::PurchaseExpired(purchase.store_id),
-        }),
-    }
-}
-
-fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }

@@ -1,35 +1,29 @@
-//! Applies the stores' events to Central's view: item states by version, purchase replies to
-//! their purchases. One transaction per batch, inbox included, in a few multi-row statements;
-//! waiting purchase requests are woken after the commit.
+//! Central's consumer handler of every store's events stream. Inside the consumer's transaction
+//! (inbox already recorded) it applies item states to the view by version, in a few multi-row
+//! statements, and hands store replies to the flows they resolve; after the commit it wakes the
+//! requests those replies decided.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 
 use async_trait::async_trait;
-use std::collections::{HashMap, HashSet};
-use stockmesh_bus::{Database, Handler, HandlerError, Inbox};
+use sqlx::SqliteConnection;
+use stockmesh_bus::{Handler, HandlerError};
+use stockmesh_core::{Envelope, Event, ItemState, ProductId, RequestId, StoreId, Timestamp};
 
-use stockmesh_core::{Envelope, Event, EventId, ItemState, ProductId, StoreId};
-
-use crate::purchase::PurchaseStatus;
+use crate::decided::Coordinator;
+use crate::purchase;
 use crate::repository as repo;
-use crate::waiters::Waiters;
 
-/// The consumer handler of every store's events stream.
+/// Applies the stores' events to the view and resolves the requests they answer.
 #[derive(Debug, Clone)]
-pub struct ViewUpdater {
-    node: String,
-    db: Database,
-    waiters: Arc<Waiters>,
+pub(crate) struct ViewUpdater {
+    coordinator: Coordinator,
 }
 
 impl ViewUpdater {
-    /// Applies events to `db` and wakes `waiters`; `node` labels its metrics.
-    pub fn new(node: impl Into<String>, db: Database, waiters: Arc<Waiters>) -> Self {
-        Self {
-            node: node.into(),
-            db,
-            waiters,
-        }
+    /// An updater that wakes requests through `coordinator`.
+    pub fn new(coordinator: Coordinator) -> Self {
+        Self { coordinator }
     }
 }
 
@@ -43,12 +37,48 @@ fn item_state(event: &Event) -> Option<&ItemState> {
     }
 }
 
+/// Applies the newest state each event carries for each (store, product), touching each store.
+async fn apply_states(
+    tx: &mut SqliteConnection,
+    events: &[&Envelope],
+    now: Timestamp,
+) -> sqlx::Result<()> {
+    let mut stores: Vec<&StoreId> = Vec::new();
+    let mut newest: HashMap<(&StoreId, &ProductId), &ItemState> = HashMap::new();
+    for envelope in events {
+        if !stores.contains(&&envelope.store_id) {
+            stores.push(&envelope.store_id);
+        }
+        if let Some(state) = item_state(&envelope.event) {
+            let slot = newest
+                .entry((&envelope.store_id, &state.product_id))
+                .or_insert(state);
+            if state.version > slot.version {
+                *slot = state;
+            }
+        }
+    }
+    for store in stores {
+        repo::touch_store(tx, store, now).await?;
+    }
+    let states: Vec<(&StoreId, &ItemState)> = newest
+        .into_iter()
+        .map(|((store, _), state)| (store, state))
+        .collect();
+    repo::apply_items(tx, &states, now).await
+}
+
 #[async_trait]
 impl Handler for ViewUpdater {
-    /// Applies a batch in one transaction with a handful of statements: the inbox for every
-    /// event at once, the newest state of each item at once, then each purchase reply.
-    async fn handle(&self, events: &[Envelope]) -> Result<(), HandlerError> {
-        if let Some(command) = events.iter().find(|e| {
+    /// The requests decided by this batch.
+    type Committed = Vec<RequestId>;
+
+    async fn apply(
+        &self,
+        tx: &mut SqliteConnection,
+        fresh: &[&Envelope],
+    ) -> Result<Vec<RequestId>, HandlerError> {
+        if let Some(command) = fresh.iter().find(|e| {
             matches!(
                 e.event,
                 Event::InventoryItemRemotePurchase(_) | Event::SnapshotRequested(_)
@@ -60,85 +90,115 @@ impl Handler for ViewUpdater {
             )));
         }
         let now = stockmesh_core::now();
-        let mut tx = self.db.writer.begin().await?;
-        let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
-        let mut fresh = Inbox::record_many(&mut tx, &ids, now.timestamp_millis()).await?;
-        // Each event once (a batch may hold an entry and its re-delivered copy).
-        let applied: Vec<&Envelope> = events.iter().filter(|e| fresh.remove(&e.id)).collect();
+        apply_states(tx, fresh, now).await?;
+        Ok(purchase::resolve_replies(tx, fresh, now).await?)
+    }
 
-        let mut stores: Vec<&StoreId> = Vec::new();
-        let mut newest: HashMap<(&StoreId, &ProductId), &ItemState> = HashMap::new();
-        for envelope in &applied {
-            if !stores.contains(&&envelope.store_id) {
-                stores.push(&envelope.store_id);
-            }
-            if let Some(state) = item_state(&envelope.event) {
-                let slot = newest
-                    .entry((&envelope.store_id, &state.product_id))
-                    .or_insert(state);
-                if state.version > slot.version {
-                    *slot = state;
-                }
-            }
-        }
-        for store in stores {
-            repo::touch_store(&mut tx, store, now).await?;
-        }
-        let states: Vec<(&StoreId, &ItemState)> = newest
-            .into_iter()
-            .map(|((store, _), state)| (store, state))
-            .collect();
-        repo::apply_items(&mut tx, &states, now).await?;
+    async fn after_commit(&self, decided: Vec<RequestId>) {
+        self.coordinator.wake(decided);
+    }
+}
 
-        let mut resolved = Vec::new();
-        for envelope in &applied {
-            let (purchase, status, reason, item) = match &envelope.event {
-                Event::RemotePurchaseConfirmed(reply) => (
-                    reply.purchase_id,
-                    PurchaseStatus::Confirmed,
-                    None,
-                    Some(&reply.item),
-                ),
-                Event::RemotePurchaseRejected(reply) => (
-                    reply.purchase_id,
-                    PurchaseStatus::Rejected,
-                    Some(reply.reason),
-                    reply.item.as_ref(),
-                ),
-                _ => continue,
-            };
-            if repo::resolve_purchase(&mut tx, purchase, status, reason, item, now).await? {
-                tracing::debug!(
-                    %purchase,
-                    status = status.as_str(),
-                    correlation_id = ?envelope.correlation_id,
-                    "remote purchase answered by the store"
-                );
-                resolved.push(purchase);
-            }
-        }
-        tx.commit().await?;
-        for purchase in resolved {
-            self.waiters.wake(purchase);
-        }
+#[cfg(test)]
+mod tests {
+    //! Central's batched apply: duplicates within a batch count once, an older version never
+    //! regresses the view, a reply resolves its purchase once.
 
-        let applied_at = chrono::Utc::now();
-        let applied_ids: HashSet<EventId> = applied.iter().map(|e| e.id).collect();
-        for envelope in events {
-            let kind = envelope.event.type_name();
-            let outcome = if applied_ids.contains(&envelope.id) {
-                let lag = (applied_at - envelope.occurred_at)
-                    .num_microseconds()
-                    .unwrap_or(0);
-                metrics::histogram!("stockmesh_propagation_seconds", "node" => self.node.clone(), "type" => kind)
-                    .record(lag.max(0) as f64 / 1e6);
-                "applied"
-            } else {
-                "duplicate"
-            };
-            metrics::counter!("stockmesh_events_consumed_total", "node" => self.node.clone(), "type" => kind, "outcome" => outcome)
-                .increment(1);
+    use std::time::Duration;
+
+    use stockmesh_bus::consumer::apply_batch;
+    use stockmesh_bus::{Database, DbConfig, OutboxSignal};
+    use stockmesh_core::{
+        Envelope, Event, ItemState, ProductId, Quantity, RemotePurchaseConfirmed, StoreId, Version,
+    };
+
+    use super::*;
+
+    fn state(product: &str, quantity: i64, version: u64) -> ItemState {
+        let mut v = Version::FIRST;
+        for _ in 1..version {
+            v = v.next();
         }
-        Ok(())
+        ItemState {
+            product_id: ProductId::parse(product).expect("valid"),
+            quantity: Quantity::new(quantity).expect("valid"),
+            version: v,
+            updated_at: stockmesh_core::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_applies_the_newest_state_once_whatever_its_order_and_repeats() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Database::open(
+            &DbConfig::new(dir.path().join("c.db").display().to_string()),
+            &crate::MIGRATIONS,
+        )
+        .await
+        .expect("db");
+        let view = ViewUpdater::new(Coordinator::new(
+            db.clone(),
+            OutboxSignal::default(),
+            Duration::from_secs(1),
+        ));
+        let handle =
+            async |events: &[Envelope]| apply_batch(&db, &view, "central-test", events).await;
+        let store = StoreId::parse("s1").expect("valid");
+        let update =
+            |s: ItemState| Envelope::new(store.clone(), Event::InventoryItemUpdated(s), None);
+
+        let v3 = update(state("p", 7, 3));
+        let batch = vec![
+            update(state("p", 10, 2)),
+            v3.clone(),
+            v3.clone(),
+            update(state("p", 99, 1)),
+            update(state("q", 4, 1)),
+        ];
+        handle(&batch).await.expect("applied");
+        let p = repo::find_item(&db.reader, &store, &ProductId::parse("p").expect("valid"))
+            .await
+            .expect("query")
+            .expect("item");
+        assert_eq!((p.quantity.get(), p.version.get()), (7, 3));
+
+        // A later batch with an older version and a repeat of an applied event changes nothing.
+        handle(&[update(state("p", 1, 2)), v3])
+            .await
+            .expect("applied");
+        let p = repo::find_item(&db.reader, &store, &ProductId::parse("p").expect("valid"))
+            .await
+            .expect("query")
+            .expect("item");
+        assert_eq!((p.quantity.get(), p.version.get()), (7, 3));
+        let (items, total) = repo::list_items(
+            &db.reader,
+            Some(&store),
+            None,
+            stockmesh_core::Page {
+                number: 0,
+                size: 10,
+            },
+        )
+        .await
+        .expect("list");
+        assert_eq!((items.len(), total), (2, 2));
+
+        // A reply for a purchase Central does not know still updates the item, by version.
+        let reply = Envelope::new(
+            store.clone(),
+            Event::RemotePurchaseConfirmed(RemotePurchaseConfirmed {
+                purchase_id: stockmesh_core::PurchaseId::new(),
+                quantity: stockmesh_core::PurchaseQuantity::new(2).expect("valid"),
+                item: state("p", 5, 4),
+            }),
+            None,
+        );
+        handle(&[reply]).await.expect("applied");
+        let p = repo::find_item(&db.reader, &store, &ProductId::parse("p").expect("valid"))
+            .await
+            .expect("query")
+            .expect("item");
+        assert_eq!((p.quantity.get(), p.version.get()), (5, 4));
     }
 }

@@ -14,7 +14,7 @@ use stockmesh_bus::LinkState;
 use stockmesh_core::{ProductId, Quantity};
 use stockmesh_http::bodies::PurchaseRequest;
 use stockmesh_http::pagination::PageParams;
-use stockmesh_http::{ApiJson, ApiPath, ApiQuery, Correlation, Page, Paged, Problem};
+use stockmesh_http::{ApiJson, ApiPath, ApiQuery, Correlation, Paged, Problem};
 
 use crate::error::StoreError;
 use crate::service::StoreService;
@@ -56,6 +56,10 @@ impl From<StoreError> for Problem {
                 "Insufficient Stock",
                 error.to_string(),
             ),
+            StoreError::Invariant(rule) => {
+                tracing::error!(rule, "store invariant broken");
+                Problem::internal()
+            }
             StoreError::Database(cause) => {
                 tracing::error!(error = %cause, "store database failure");
                 Problem::internal()
@@ -109,7 +113,7 @@ async fn list_items(
     State(store): State<AppState>,
     ApiQuery(params): ApiQuery<PageParams>,
 ) -> Result<Response, Problem> {
-    let page = Page::parse(params)?;
+    let page = params.validate()?;
     let (items, total) = store.list_items(page).await?;
     Ok(Paged {
         items,
@@ -173,7 +177,7 @@ async fn history(
     ApiPath(product): ApiPath<ProductId>,
     ApiQuery(params): ApiQuery<PageParams>,
 ) -> Result<Response, Problem> {
-    let page = Page::parse(params)?;
+    let page = params.validate()?;
     let (items, total) = store.history(&product, page).await?;
     Ok(Paged {
         items,

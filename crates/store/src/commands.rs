@@ -1,13 +1,16 @@
-//! The store's consumer of Central's commands: remote purchases and snapshot requests, applied
-//! in one transaction per batch with the inbox, so a redelivered command changes nothing.
+//! The store's consumer handler of Central's commands. The consumer owns the transaction (inbox
+//! included); this handler routes each fresh command to its flow: store-decided requests to
+//! [`crate::decided`], snapshot requests to the service. After the commit it wakes the relay.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use stockmesh_bus::{Handler, HandlerError, Inbox};
+use sqlx::SqliteConnection;
+use stockmesh_bus::{Handler, HandlerError};
 use stockmesh_core::{Envelope, Event};
 use tracing::Instrument;
 
+use crate::decided::decide_once;
 use crate::error::StoreError;
 use crate::service::StoreService;
 
@@ -30,12 +33,15 @@ fn transient(error: StoreError) -> HandlerError {
 
 #[async_trait]
 impl Handler for CommandHandler {
-    async fn handle(&self, events: &[Envelope]) -> Result<(), HandlerError> {
+    type Committed = ();
+
+    async fn apply(
+        &self,
+        tx: &mut SqliteConnection,
+        fresh: &[&Envelope],
+    ) -> Result<(), HandlerError> {
         let service = &self.service;
-        let mut tx = service.database().writer.begin().await?;
-        let now = stockmesh_core::now().timestamp_millis();
-        let mut outcomes = Vec::with_capacity(events.len());
-        for envelope in events {
+        for envelope in fresh {
             if envelope.store_id != *service.id() {
                 return Err(HandlerError::Permanent(format!(
                     "command addressed to {} reached {}",
@@ -43,28 +49,22 @@ impl Handler for CommandHandler {
                     service.id()
                 )));
             }
-            let kind = envelope.event.type_name();
-            if !Inbox::record(&mut tx, envelope.id, now).await? {
-                outcomes.push((kind, "duplicate"));
-                continue;
-            }
             let span = tracing::info_span!(
                 "command",
-                r#type = kind,
+                r#type = envelope.event.type_name(),
                 correlation_id = envelope.correlation_id.as_ref().map(|c| c.to_string()),
             );
             let correlation = envelope.correlation_id.clone();
             match &envelope.event {
                 Event::InventoryItemRemotePurchase(command) => {
-                    service
-                        .apply_remote_purchase(&mut tx, command, correlation)
+                    decide_once(service, tx, command, correlation)
                         .instrument(span)
                         .await
                         .map_err(transient)?;
                 }
                 Event::SnapshotRequested(_) => {
                     let items = service
-                        .append_snapshot(&mut tx, correlation)
+                        .append_snapshot(tx, correlation)
                         .instrument(span.clone())
                         .await
                         .map_err(transient)?;
@@ -77,14 +77,11 @@ impl Handler for CommandHandler {
                     )));
                 }
             }
-            outcomes.push((kind, "applied"));
-        }
-        tx.commit().await?;
-        service.outbox_signal().notify();
-        for (kind, outcome) in outcomes {
-            metrics::counter!("stockmesh_events_consumed_total", "node" => service.id().to_string(), "type" => kind, "outcome" => outcome)
-                .increment(1);
         }
         Ok(())
+    }
+
+    async fn after_commit(&self, (): ()) {
+        self.service.outbox_signal().notify();
     }
 }

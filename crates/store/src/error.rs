@@ -23,6 +23,9 @@ pub enum StoreError {
         /// Units asked for.
         requested: PurchaseQuantity,
     },
+    /// A rule the store's own code must keep was broken (500; logged, not shown).
+    #[error("internal invariant broken: {0}")]
+    Invariant(&'static str),
     /// The database failed (500; the cause is logged, not shown).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

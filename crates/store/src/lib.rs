@@ -4,18 +4,23 @@
 //! Central about every change through its outbox.
 //!
 //! ## Layout
-//! - [`repository`]: all SQL on the store's tables (items, movements).
+//! - [`repository`]: all SQL on the store's tables (items, movements, decisions).
 //! - [`service`]: the store's operations; each change is one transaction holding the item, its
 //!   version bump, a movement row and the outbox row of its event.
 //! - [`error`]: what can go wrong, as a type.
-//! - [`commands`]: applies Central's commands (remote purchases, snapshot requests).
+//! - [`commands`]: the consumer handler of Central's commands: routes each to its flow.
+//! - `decided`: the store's half of every store-decided flow: decide each request once, refuse
+//!   it past its deadline, write decision, effect and reply in one transaction.
+//! - `remote_purchase`: the remote purchase's decision (the first store-decided flow).
 //! - [`api`]: the HTTP routes (thin handlers: extract, call the service, map the result).
 //! - [`node`]: starts and stops a whole store (database, HTTP server, background workers).
 
 pub mod api;
 pub mod commands;
+mod decided;
 pub mod error;
 pub mod node;
+mod remote_purchase;
 pub mod repository;
 pub mod service;
 

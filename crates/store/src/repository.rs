@@ -2,11 +2,11 @@
 //! the reader pool.
 
 use sqlx::{SqliteConnection, SqlitePool};
+use stockmesh_core::Page;
 use stockmesh_core::{
     CorrelationId, ItemState, Movement, MovementKind, ProductId, PurchaseId, PurchaseQuantity,
-    Quantity, Timestamp, Version,
+    Quantity, RequestId, Timestamp, Version,
 };
-use stockmesh_http::Page;
 
 /// An item row as stored: `(product_id, quantity, version, updated_at)`.
 type ItemRow = (String, i64, i64, i64);
@@ -210,37 +210,50 @@ pub async fn list_movements(
     Ok((movements, total.unsigned_abs()))
 }
 
-/// Whether the store has already decided this remote purchase.
-pub async fn remote_purchase_decided(
+/// Whether the store has already decided request `request`, of any kind.
+pub async fn is_decided(
     conn: impl sqlx::SqliteExecutor<'_>,
-    purchase: PurchaseId,
+    request: RequestId,
 ) -> sqlx::Result<bool> {
-    let found: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM remote_purchases WHERE purchase_id = ?")
-            .bind(purchase.to_string())
-            .fetch_optional(conn)
-            .await?;
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM decisions WHERE request_id = ?")
+        .bind(request.to_string())
+        .fetch_optional(conn)
+        .await?;
     Ok(found.is_some())
 }
 
-/// Records the decision on a remote purchase.
-pub async fn record_remote_purchase(
+/// A decision on a store-decided request, as recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct DecisionRow<'a> {
+    /// The request decided.
+    pub request: RequestId,
+    /// Its kind, e.g. `REMOTE_PURCHASE`.
+    pub kind: &'static str,
+    /// The product it concerns.
+    pub product: &'a ProductId,
+    /// The units it asked for.
+    pub quantity: i64,
+    /// `CONFIRMED`, or the rejection reason.
+    pub outcome: &'static str,
+    /// When it was decided.
+    pub at: Timestamp,
+}
+
+/// Records a decision; fails with a unique violation if the request was decided before.
+pub async fn record_decision(
     conn: &mut SqliteConnection,
-    purchase: PurchaseId,
-    product: &ProductId,
-    amount: PurchaseQuantity,
-    outcome: &str,
-    at: Timestamp,
+    decision: DecisionRow<'_>,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO remote_purchases (purchase_id, product_id, quantity, outcome, decided_at)
-         VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO decisions (request_id, kind, product_id, quantity, outcome, decided_at)
+         VALUES (?, ?, ?, ?, ?, ?)",
     )
-    .bind(purchase.to_string())
-    .bind(product.as_str())
-    .bind(i64::from(amount))
-    .bind(outcome)
-    .bind(at.timestamp_millis())
+    .bind(decision.request.to_string())
+    .bind(decision.kind)
+    .bind(decision.product.as_str())
+    .bind(decision.quantity)
+    .bind(decision.outcome)
+    .bind(decision.at.timestamp_millis())
     .execute(conn)
     .await?;
     Ok(())

@@ -10,12 +10,11 @@ use stockmesh_bus::outbox::Backlog;
 use stockmesh_bus::{
     Broker, Connectivity, Database, Heartbeat, LinkState, Outbox, OutboxSignal, gauges, topology,
 };
+use stockmesh_core::Page;
 use stockmesh_core::{
     CorrelationId, Envelope, Event, Item, ItemState, Movement, MovementKind, ProductId, PurchaseId,
-    PurchaseQuantity, Quantity, RejectionReason, RemotePurchaseCommand, RemotePurchaseConfirmed,
-    RemotePurchaseRejected, StoreId,
+    PurchaseQuantity, Quantity, StoreId,
 };
-use stockmesh_http::Page;
 
 use crate::error::StoreError;
 use crate::repository as repo;
@@ -35,10 +34,13 @@ pub struct StoreStatus {
 }
 
 /// What changed, for the ledger and the event.
-struct Change {
-    kind: MovementKind,
-    delta: i64,
-    purchase: Option<PurchaseId>,
+pub(crate) struct Change {
+    /// The kind of movement.
+    pub kind: MovementKind,
+    /// Units added (positive) or taken (negative).
+    pub delta: i64,
+    /// The remote purchase that caused it, if any.
+    pub purchase: Option<PurchaseId>,
 }
 
 /// A store's inventory and the operations on it.
@@ -82,7 +84,7 @@ impl StoreService {
         self
     }
 
-    fn count_mutation(&self, kind: MovementKind) {
+    pub(crate) fn count_mutation(&self, kind: MovementKind) {
         metrics::counter!("stockmesh_inventory_mutations_total", "node" => self.id.to_string(), "kind" => kind.as_str())
             .increment(1);
     }
@@ -123,7 +125,7 @@ impl StoreService {
     }
 
     /// Writes the ledger line for `state`, the item after `change`.
-    async fn record_movement(
+    pub(crate) async fn record_movement(
         &self,
         conn: &mut SqliteConnection,
         state: &ItemState,
@@ -144,7 +146,7 @@ impl StoreService {
     }
 
     /// Appends `event` to the outbox, bound for Central.
-    async fn emit(
+    pub(crate) async fn emit(
         &self,
         conn: &mut SqliteConnection,
         event: Event,
@@ -304,74 +306,6 @@ impl StoreService {
         if let Err(error) = result {
             tracing::warn!(%error, "cannot update the heartbeat now");
         }
-    }
-
-    /// Decides a remote purchase inside the caller's transaction: applies it if stock suffices
-    /// and the deadline holds, and appends the reply for Central. A purchase already decided is
-    /// left alone (its reply is already in the outbox): returns `false` then.
-    pub async fn apply_remote_purchase(
-        &self,
-        conn: &mut SqliteConnection,
-        command: &RemotePurchaseCommand,
-        correlation: Option<CorrelationId>,
-    ) -> Result<bool, StoreError> {
-        if repo::remote_purchase_decided(&mut *conn, command.purchase_id).await? {
-            return Ok(false);
-        }
-        let now = stockmesh_core::now();
-        let product = &command.product_id;
-        let decision = if now >= command.deadline {
-            Err((
-                RejectionReason::Expired,
-                repo::find_item(&mut *conn, product).await?,
-            ))
-        } else {
-            match repo::take_stock(conn, product, command.quantity, now).await? {
-                Some(state) => Ok(state),
-                None => match repo::find_item(&mut *conn, product).await? {
-                    None => Err((RejectionReason::ProductNotFound, None)),
-                    Some(item) => Err((RejectionReason::InsufficientStock, Some(item))),
-                },
-            }
-        };
-        let outcome = match &decision {
-            Ok(_) => "CONFIRMED",
-            Err((reason, _)) => reason.as_str(),
-        };
-        repo::record_remote_purchase(
-            conn,
-            command.purchase_id,
-            product,
-            command.quantity,
-            outcome,
-            now,
-        )
-        .await?;
-        let reply = match decision {
-            Ok(state) => {
-                self.count_mutation(MovementKind::RemoteSale);
-                let change = Change {
-                    kind: MovementKind::RemoteSale,
-                    delta: -i64::from(command.quantity),
-                    purchase: Some(command.purchase_id),
-                };
-                self.record_movement(conn, &state, change, correlation.as_ref())
-                    .await?;
-                Event::RemotePurchaseConfirmed(RemotePurchaseConfirmed {
-                    purchase_id: command.purchase_id,
-                    quantity: command.quantity,
-                    item: state,
-                })
-            }
-            Err((reason, item)) => Event::RemotePurchaseRejected(RemotePurchaseRejected {
-                purchase_id: command.purchase_id,
-                product_id: product.clone(),
-                reason,
-                item,
-            }),
-        };
-        self.emit(conn, reply, correlation).await?;
-        Ok(true)
     }
 
     /// Appends an `INVENTORY_ITEM_UPDATED` with the current state of every item (Central asked

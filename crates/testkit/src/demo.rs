@@ -69,7 +69,13 @@ pub async fn walk_the_spec_demo(central: &Api, store1: &Api) {
     store1.post_empty("/disconnected").await.expect(200);
     let sold = store1.purchase(product, 2).await.expect(200).json();
     assert_eq!(sold["quantity"], 6);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The sale waits in the store's outbox: nothing carries it while the link is down.
+    eventually("the sale held in the outbox", CONVERGENCE, async || {
+        let status = store1.get("/status").await.json();
+        status["connectivity"] == "disconnected"
+            && status["outboxPending"].as_i64().is_some_and(|n| n >= 1)
+    })
+    .await;
     assert_eq!(
         central_quantity(central, "store-1", product).await,
         Some(8),

@@ -5,4 +5,3 @@ mod api;
 mod demo;
 mod observability;
 mod race;
-mod view;

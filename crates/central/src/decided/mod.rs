@@ -1,0 +1,206 @@
+//! Store-decided requests: Central's half of every flow in which Central asks and the owning store
+//! decides (DESIGN §7). Today remote purchases use it; a new flow implements [`Request`] for its
+//! record and adds its events and routes.
+//!
+//! [`Coordinator::submit`] records the request `PENDING` together with its outbox command in one
+//! transaction, then waits (up to the wait limit) for the store's reply; the events handler
+//! resolves the record from the reply and [`Coordinator::wake`]s the waiting request after its
+//! commit. Past the limit the caller answers 202 with a status resource. An `Idempotency-Key`
+//! makes a retry return the first request ([`Coordinator::replay`]), whichever request won the
+//! race to record it.
+
+mod waiters;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::{SqliteConnection, SqlitePool};
+use stockmesh_bus::{Database, Outbox, OutboxSignal, topology};
+use stockmesh_core::{Envelope, RequestId, StoreId};
+use stockmesh_http::IdempotencyKey;
+
+use self::waiters::Waiters;
+use crate::error::CentralError;
+
+/// A store-decided request as Central records it.
+#[async_trait]
+pub(crate) trait Request: Clone + Send + Sync + Sized + 'static {
+    /// Its id: the store decides each id once; waiters are woken by it.
+    fn request_id(&self) -> RequestId;
+
+    /// The store that decides it.
+    fn store_id(&self) -> &StoreId;
+
+    /// Whether the store's decision is still awaited.
+    fn is_pending(&self) -> bool;
+
+    /// What the client asked for, to tell a genuine retry from a reused key.
+    fn fingerprint(&self) -> String;
+
+    /// The command that asks the store to decide it.
+    fn command(&self) -> Envelope;
+
+    /// Inserts the record; a unique violation means its idempotency key is taken.
+    async fn insert(
+        &self,
+        tx: &mut SqliteConnection,
+        key: Option<&IdempotencyKey>,
+    ) -> sqlx::Result<()>;
+
+    /// The record with id `id`.
+    async fn find(pool: &SqlitePool, id: RequestId) -> sqlx::Result<Option<Self>>;
+
+    /// The record made under `key`.
+    async fn find_by_key(pool: &SqlitePool, key: &IdempotencyKey) -> sqlx::Result<Option<Self>>;
+}
+
+/// Records requests with their commands, waits for and wakes on the stores' decisions.
+#[derive(Debug, Clone)]
+pub(crate) struct Coordinator {
+    db: Database,
+    waiters: Arc<Waiters>,
+    outbox: OutboxSignal,
+    /// How long a request waits for the store before its caller answers 202.
+    wait: Duration,
+}
+
+impl Coordinator {
+    /// A coordinator over `db` that wakes `outbox` after recording a command.
+    pub fn new(db: Database, outbox: OutboxSignal, wait: Duration) -> Self {
+        Self {
+            db,
+            waiters: Arc::new(Waiters::default()),
+            outbox,
+            wait,
+        }
+    }
+
+    /// The request first made under `key`, once decided or after waiting up to the limit;
+    /// `None` when the key is unused. A key first used for a different request is refused.
+    pub async fn replay<R: Request>(
+        &self,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+    ) -> Result<Option<R>, CentralError> {
+        let Some(first) = R::find_by_key(&self.db.reader, key).await? else {
+            return Ok(None);
+        };
+        if first.fingerprint() != fingerprint {
+            return Err(CentralError::IdempotencyMismatch(first.fingerprint()));
+        }
+        if !first.is_pending() {
+            return Ok(Some(first));
+        }
+        let id = first.request_id();
+        let reply = self.waiters.register(id);
+        self.await_decision(id, reply).await.map(Some)
+    }
+
+    /// Records `request` (pending) and its command in one transaction, then waits up to the
+    /// limit for the store's decision; returns the record as it then stands.
+    pub async fn submit<R: Request>(
+        &self,
+        request: R,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<R, CentralError> {
+        let id = request.request_id();
+        let reply = self.waiters.register(id);
+        let mut tx = self.db.writer.begin().await?;
+        if let Err(error) = request.insert(&mut tx, key).await {
+            drop(tx);
+            drop(reply);
+            self.waiters.forget_abandoned(id);
+            return self.lost_race(error, key, &request).await;
+        }
+        let command = request.command();
+        Outbox::append(
+            &mut tx,
+            &topology::commands_stream(request.store_id()),
+            &command,
+        )
+        .await?;
+        tx.commit().await?;
+        self.outbox.notify();
+        tracing::debug!(request = %id, r#type = command.event.type_name(), "request sent to the store");
+        self.await_decision(id, reply).await
+    }
+
+    /// Records a request Central refused by itself, only under a key, so that a retry answers
+    /// the same; returns the record.
+    pub async fn refuse<R: Request>(
+        &self,
+        refused: R,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<R, CentralError> {
+        let Some(key) = key else {
+            return Ok(refused);
+        };
+        let mut tx = self.db.writer.begin().await?;
+        match refused.insert(&mut tx, Some(key)).await {
+            Ok(()) => {
+                tx.commit().await?;
+                Ok(refused)
+            }
+            Err(error) => {
+                drop(tx);
+                self.lost_race(error, Some(key), &refused).await
+            }
+        }
+    }
+
+    /// After an insert failed: if another request with the same key won the race to record
+    /// it, answer as its retry; otherwise the failure stands.
+    async fn lost_race<R: Request>(
+        &self,
+        error: sqlx::Error,
+        key: Option<&IdempotencyKey>,
+        request: &R,
+    ) -> Result<R, CentralError> {
+        let Some(key) = key.filter(|_| is_unique_violation(&error)) else {
+            return Err(error.into());
+        };
+        self.replay(key, &request.fingerprint())
+            .await?
+            .ok_or(CentralError::IdempotencyKeyInFlight)
+    }
+
+    /// One request by id.
+    pub async fn find<R: Request>(&self, id: RequestId) -> Result<Option<R>, CentralError> {
+        Ok(R::find(&self.db.reader, id).await?)
+    }
+
+    /// Wakes the requests waiting for `decided` (their decisions are committed).
+    pub fn wake(&self, decided: impl IntoIterator<Item = RequestId>) {
+        for id in decided {
+            self.waiters.wake(id);
+        }
+    }
+
+    /// Waits (up to the limit) for the store's decision, then reads the record.
+    async fn await_decision<R: Request>(
+        &self,
+        id: RequestId,
+        reply: tokio::sync::oneshot::Receiver<()>,
+    ) -> Result<R, CentralError> {
+        // The decision may have landed between recording and registering: look first.
+        let current: R = self
+            .find(id)
+            .await?
+            .ok_or(CentralError::Invariant("a recorded request vanished"))?;
+        if !current.is_pending() {
+            self.waiters.forget_abandoned(id);
+            return Ok(current);
+        }
+        if tokio::time::timeout(self.wait, reply).await.is_err() {
+            self.waiters.forget_abandoned(id);
+        }
+        self.find(id)
+            .await?
+            .ok_or(CentralError::Invariant("a recorded request vanished"))
+    }
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
