@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use crate::cli::parse_duration;
+use stockmesh_process::parse_duration;
 
 pub use report::Report;
 

@@ -21,7 +21,7 @@ use clap::Args;
 use self::cluster::{ChaosCluster, POISON};
 use self::history::{Call, Outcome};
 use self::schedule::{Fault, Schedule};
-use crate::cli::parse_duration;
+use stockmesh_process::parse_duration;
 
 /// Central must equal every store within this long after the cluster is quiet.
 const CONVERGENCE_LIMIT: Duration = Duration::from_secs(2);
