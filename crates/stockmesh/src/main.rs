@@ -15,7 +15,6 @@
 //! - [`telemetry`]: logs (human or JSON) and optional OTLP trace export.
 //! - [`shutdown`]: the signal that stops every node (Ctrl-C, SIGTERM).
 //! - [`commands`]: what each subcommand runs.
-//! - [`nodes`]: nodes as child processes (for `bench` and `chaos`).
 //! - [`chaos`]: `stockmesh chaos`, the fault suite and its invariant checker.
 //! - [`bench`]: `stockmesh bench`, the performance figures.
 
@@ -23,7 +22,6 @@ mod bench;
 mod chaos;
 mod cli;
 mod commands;
-mod nodes;
 mod shutdown;
 mod telemetry;
 

@@ -8,6 +8,7 @@ use stockmesh_bus::redis_server::{Persistence, RedisProcess};
 use stockmesh_bus::{Broker, DbConfig, RedisBroker, RedisConfig};
 use stockmesh_central::{CentralConfig, CentralNode};
 use stockmesh_core::StoreId;
+use stockmesh_process::Launcher;
 use stockmesh_store::{StoreConfig, StoreNode};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
@@ -20,6 +21,8 @@ pub struct BenchEnv {
     pub redis: RedisProcess,
     /// Files of every node.
     pub dir: TempDir,
+    /// Starts nodes as separate processes.
+    pub launcher: Launcher,
 }
 
 /// A running pair: Central and one store, in this process.
@@ -31,8 +34,8 @@ pub struct Pair {
 }
 
 impl BenchEnv {
-    /// Starts the private Redis.
-    pub async fn start(args: &BenchArgs) -> anyhow::Result<Self> {
+    /// Starts the private Redis; nodes in separate processes will be started by `launcher`.
+    pub async fn start(args: &BenchArgs, launcher: Launcher) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
         let persistence = match args.redis_fsync.as_str() {
             "always" => Persistence::AofAlways,
@@ -50,7 +53,11 @@ impl BenchEnv {
             redis.url(),
             args.redis_fsync
         );
-        Ok(Self { redis, dir })
+        Ok(Self {
+            redis,
+            dir,
+            launcher,
+        })
     }
 
     /// A new broker client.

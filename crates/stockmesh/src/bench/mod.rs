@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use stockmesh_process::Launcher;
 
 use stockmesh_process::parse_duration;
 
@@ -72,12 +73,12 @@ impl BenchArgs {
     }
 }
 
-/// Runs every scenario and reports.
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+/// Runs every scenario (nodes in separate processes started by `launcher`) and reports.
+pub async fn run(args: BenchArgs, launcher: Launcher) -> anyhow::Result<()> {
     let args = args.sized();
     let capture = capture::Capture::install()?;
     let mut report = Report::new();
-    let env = cluster::BenchEnv::start(&args).await?;
+    let env = cluster::BenchEnv::start(&args, launcher).await?;
     scenarios::run_all(&args, &env, &capture, &mut report).await?;
     let table = report.table();
     println!("{table}");

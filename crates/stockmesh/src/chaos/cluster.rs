@@ -11,11 +11,11 @@ use stockmesh_bus::broker::{Broker, Outgoing};
 use stockmesh_bus::redis_server::{Persistence, RedisProcess, SpawnError};
 use stockmesh_bus::{RedisBroker, RedisConfig, topology};
 use stockmesh_core::StoreId;
+use stockmesh_process::{Launcher, NodeProcess, free_port};
 use tempfile::TempDir;
 use tokio::sync::Mutex;
 
 use super::schedule::Fault;
-use crate::nodes::NodeProcess;
 
 /// What a poison entry carries: it can never be decoded.
 pub const POISON: &str = "{chaos: this entry is not an event";
@@ -38,12 +38,6 @@ pub struct ChaosCluster {
     pub http: reqwest::Client,
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// A store's id.
 pub fn store_id(store: usize) -> StoreId {
     StoreId::parse(format!("store-{store}"))
@@ -51,8 +45,8 @@ pub fn store_id(store: usize) -> StoreId {
 }
 
 impl ChaosCluster {
-    /// Starts Redis, Central and `stores` stores.
-    pub async fn start(stores: usize) -> anyhow::Result<Self> {
+    /// Starts Redis, then Central and `stores` stores with `launcher`.
+    pub async fn start(launcher: &Launcher, stores: usize) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
         let redis_dir = dir.path().join("redis");
         std::fs::create_dir_all(&redis_dir)?;
@@ -90,7 +84,7 @@ impl ChaosCluster {
         .map(String::from)
         .to_vec();
         common(&mut args);
-        let central = spawn(&args).await?;
+        let central = spawn(launcher, &args).await?;
         let mut nodes = Vec::new();
         for i in 1..=stores {
             let port = free_port()?;
@@ -109,12 +103,12 @@ impl ChaosCluster {
             .map(String::from)
             .to_vec();
             common(&mut args);
-            nodes.push(spawn(&args).await?);
+            nodes.push(spawn(launcher, &args).await?);
         }
         let cluster = Self {
             broker: Arc::new(RedisBroker::new(RedisConfig::new(url))?),
-            central_url: central.url.clone(),
-            store_urls: nodes.iter().map(|n| n.url.clone()).collect(),
+            central_url: central.url().to_owned(),
+            store_urls: nodes.iter().map(|n| n.url().to_owned()).collect(),
             central: Mutex::new(central),
             stores: nodes.into_iter().map(Mutex::new).collect(),
             redis: Mutex::new(Some(redis)),
@@ -302,7 +296,7 @@ impl ChaosCluster {
     }
 }
 
-async fn spawn(args: &[String]) -> anyhow::Result<NodeProcess> {
+async fn spawn(launcher: &Launcher, args: &[String]) -> anyhow::Result<NodeProcess> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    NodeProcess::spawn(&args).await
+    Ok(launcher.spawn(&args).await?)
 }

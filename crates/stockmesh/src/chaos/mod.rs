@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use stockmesh_process::Launcher;
 
 use self::cluster::{ChaosCluster, POISON};
 use self::history::{Call, Outcome};
@@ -50,8 +51,9 @@ pub struct ChaosArgs {
     pub concurrency: usize,
 }
 
-/// Runs the suite; an error means a violation or a cluster that could not run.
-pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
+/// Runs the suite with nodes started by `launcher`; an error means a violation or a cluster that
+/// could not run.
+pub async fn run(args: ChaosArgs, launcher: Launcher) -> anyhow::Result<()> {
     let seed = args.seed.unwrap_or_else(rand::random);
     let stores = usize::from(args.stores);
     println!(
@@ -59,7 +61,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
         args.duration, args.rate
     );
     let schedule = Arc::new(Schedule::generate(seed, args.duration, stores, args.rate));
-    let cluster = Arc::new(ChaosCluster::start(stores).await?);
+    let cluster = Arc::new(ChaosCluster::start(&launcher, stores).await?);
     let started = Instant::now();
     let mut log = workload::run(cluster.clone(), schedule.clone(), args.concurrency).await;
     let ran_for = started.elapsed();
