@@ -42,12 +42,9 @@ impl BenchEnv {
             "everysec" => Persistence::AofEverySec,
             other => anyhow::bail!("--redis-fsync must be always or everysec, not {other:?}"),
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
         let redis_dir = dir.path().join("redis");
         std::fs::create_dir_all(&redis_dir)?;
-        let redis = RedisProcess::spawn(port, &redis_dir, persistence).await?;
+        let redis = RedisProcess::start(&redis_dir, persistence).await?;
         eprintln!(
             "bench: private redis-server at {} (appendfsync {})",
             redis.url(),
