@@ -45,9 +45,9 @@ pub enum Command {
     /// Run one Store node: its HTTP API over its own SQLite database.
     Store(StoreArgs),
     /// Measure the performance figures against their goals (see BENCHMARKS.md).
-    Bench(crate::bench::BenchArgs),
+    Bench(stockmesh_bench::BenchArgs),
     /// Run the fault suite: a randomized workload with injected faults, then the invariant checker.
-    Chaos(crate::chaos::ChaosArgs),
+    Chaos(stockmesh_chaos::ChaosArgs),
 }
 
 /// Flags about the broker and liveness, shared by every node.

@@ -15,7 +15,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Store(args) => store::run(args).await,
         Command::Central(args) => central::run(args).await,
         Command::Up(args) => up::run(args).await,
-        Command::Bench(args) => crate::bench::run(args, Launcher::this_binary()?).await,
-        Command::Chaos(args) => crate::chaos::run(args, Launcher::this_binary()?).await,
+        Command::Bench(args) => stockmesh_bench::run(args, Launcher::this_binary()?).await,
+        Command::Chaos(args) => stockmesh_chaos::run(args, Launcher::this_binary()?).await,
     }
 }

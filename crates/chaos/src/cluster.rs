@@ -1,5 +1,5 @@
 //! The cluster under test: a private `redis-server` (AOF, `appendfsync always`), Central and the
-//! stores as separate processes of this binary on fixed ports (so a restarted node keeps its
+//! stores as separate processes of the binary on fixed ports (so a restarted node keeps its
 //! address), each with its own SQLite file; and the faults that can be done to it.
 
 use std::sync::Arc;

@@ -1,9 +1,22 @@
+//! # stockmesh-chaos
+//!
 //! `stockmesh chaos`: the fault suite. It starts a cluster of separate processes (a private
 //! `redis-server` with `appendfsync always`, Central and N stores, each on its own SQLite file),
 //! runs a randomized workload generated from a printed seed while injecting faults (kill -9 of
 //! Redis, of stores and of Central; disconnections; duplicated, late and undecodable entries),
 //! then heals the cluster and checks the recorded history against the invariants of DESIGN.md §3.
-//! It prints a summary and fails (non-zero exit) on any violation.
+//! It prints a summary and fails (non-zero exit) on any violation. The binary parses the flags
+//! ([`ChaosArgs`]) and calls [`run`] with a launcher of its own nodes.
+//!
+//! ## Layout
+//! - `schedule`: the operations and faults, generated from the seed.
+//! - `cluster`: the cluster under test (Redis, Central, stores as processes) and how each fault
+//!   is done to it and healed.
+//! - `workload`: runs the schedule against the cluster and records every request.
+//! - `history`: the recorded requests and their answers.
+//! - `observe`: what the cluster holds once quiet, and how long Central took to converge.
+//! - `checker`: decides each invariant from the history and the observations (pure; tested with
+//!   fabricated histories).
 
 mod checker;
 mod cluster;

@@ -1,5 +1,5 @@
-//! The benchmark's environment: a private `redis-server` in a temporary directory, and helpers to
-//! start Central and stores in this process against it.
+//! The benchmark's environment: a private `redis-server` in a temporary directory, helpers to
+//! start Central and stores in this process against it, and the launcher of separate processes.
 
 use std::sync::Arc;
 
