@@ -14,7 +14,8 @@
 //!   the commit, reclaims, dead-letters.
 //! - [`heartbeat`]: a store's liveness key.
 //! - [`probe`]: raw SQLite and broker rates, for benchmarks.
-//! - [`redis_server`]: a `redis-server` child process (for `stockmesh up` and tests).
+//! - [`redis_server`]: a private `redis-server` child process: free port, kill -9, restart on its
+//!   data (for `stockmesh up`, tests, chaos and bench).
 //! - [`gauges`]: outbox and consumer-group gauges, refreshed at scrape time.
 //! - [`backoff`]: jittered exponential back-off.
 //! - [`connectivity`]: a node's connected/disconnected switch, watched by every worker.

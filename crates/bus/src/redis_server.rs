@@ -1,6 +1,7 @@
-//! A `redis-server` child process: started on a port and data directory, waited for until it
-//! answers, killed on drop. `stockmesh up` uses it when no Redis is running; the testkit uses it
-//! for each test's private server.
+//! The one helper that runs a private `redis-server`: started on a free port (or a given one)
+//! and a data directory, waited for until it answers, killed with SIGKILL and restarted on the
+//! same port and data (for fault tests), killed on drop. `stockmesh up` uses it when no Redis is
+//! running; the testkit, the fault suite and the benchmark for their private servers.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -34,19 +35,51 @@ pub enum SpawnError {
     /// It did not answer PING in time.
     #[error("redis-server did not answer within 5 s; see {0}")]
     Silent(PathBuf),
+    /// It exited at start on this many free ports in a row.
+    #[error("redis-server failed to start on {0} different ports")]
+    PortsTaken(usize),
+    /// It kept exiting at start when started again on its port (after a kill).
+    #[error("redis-server could not restart on port {0}")]
+    WouldNotRestart(u16),
     /// Spawning failed otherwise.
     #[error("cannot start redis-server: {0}")]
     Io(#[from] std::io::Error),
 }
 
-/// A running `redis-server` child.
+/// How many free ports [`RedisProcess::start`] tries: another process may take a probed port
+/// before `redis-server` binds it.
+const PORT_ATTEMPTS: usize = 5;
+
+/// How many times [`RedisProcess::restart`] tries, 50 ms apart: the killed server's socket may
+/// linger a moment.
+const RESTART_ATTEMPTS: usize = 50;
+
+/// A running (or killed) `redis-server` child, with the port and data directory it keeps across
+/// restarts. Killed on drop.
 #[derive(Debug)]
 pub struct RedisProcess {
     port: u16,
+    dir: PathBuf,
+    persistence: Persistence,
     child: Option<Child>,
 }
 
 impl RedisProcess {
+    /// Starts `redis-server` on a free port of 127.0.0.1 with its files in `dir`, and waits until
+    /// it answers PING. This is how `stockmesh up`, the fault suite, the benchmark and the
+    /// testkit get their private server.
+    pub async fn start(dir: &Path, persistence: Persistence) -> Result<Self, SpawnError> {
+        for _ in 0..PORT_ATTEMPTS {
+            let port = stockmesh_process::free_port()?;
+            match Self::spawn(port, dir, persistence).await {
+                // Another process took the port between our probe and redis-server's bind.
+                Err(SpawnError::Exited(_)) => continue,
+                result => return result,
+            }
+        }
+        Err(SpawnError::PortsTaken(PORT_ATTEMPTS))
+    }
+
     /// Starts `redis-server` on 127.0.0.1:`port` with its files in `dir`, and waits until it
     /// answers PING.
     pub async fn spawn(
@@ -54,56 +87,30 @@ impl RedisProcess {
         dir: &Path,
         persistence: Persistence,
     ) -> Result<Self, SpawnError> {
-        let log = dir.join("redis.log");
-        let mut command = Command::new("redis-server");
-        command
-            .arg("--port")
-            .arg(port.to_string())
-            .arg("--bind")
-            .arg("127.0.0.1")
-            .arg("--dir")
-            .arg(dir)
-            .arg("--save")
-            .arg("")
-            .arg("--logfile")
-            .arg(&log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let (aof, fsync) = match persistence {
-            Persistence::None => ("no", "everysec"),
-            Persistence::AofAlways => ("yes", "always"),
-            Persistence::AofEverySec => ("yes", "everysec"),
-        };
-        command
-            .arg("--appendonly")
-            .arg(aof)
-            .arg("--appendfsync")
-            .arg(fsync);
-        let child = match command.spawn() {
-            Ok(child) => child,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(SpawnError::NotInstalled);
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let mut process = Self {
+        let child = launch(port, dir, persistence).await?;
+        Ok(Self {
             port,
+            dir: dir.to_owned(),
+            persistence,
             child: Some(child),
-        };
-        for _ in 0..500 {
-            if answers_ping(port).await {
-                return Ok(process);
+        })
+    }
+
+    /// Starts the server again on the same port and data directory (killing it first if it
+    /// runs): what survives is what its persistence kept.
+    pub async fn restart(&mut self) -> Result<(), SpawnError> {
+        self.kill();
+        for _ in 0..RESTART_ATTEMPTS {
+            match launch(self.port, &self.dir, self.persistence).await {
+                Ok(child) => {
+                    self.child = Some(child);
+                    return Ok(());
+                }
+                Err(SpawnError::Exited(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(error) => return Err(error),
             }
-            if let Some(child) = process.child.as_mut()
-                && let Ok(Some(_)) = child.try_wait()
-            {
-                process.child = None;
-                return Err(SpawnError::Exited(log));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        Err(SpawnError::Silent(log))
+        Err(SpawnError::WouldNotRestart(self.port))
     }
 
     /// `redis://127.0.0.1:<port>`.
@@ -116,16 +123,25 @@ impl RedisProcess {
         self.port
     }
 
+    /// The server's log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("redis.log")
+    }
+
     /// The process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Whether the server runs (was not killed).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// Kills the server with SIGKILL (no shutdown, no final save) and reaps it.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            reap(&mut child);
         }
     }
 }
@@ -134,6 +150,59 @@ impl Drop for RedisProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+fn reap(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Spawns `redis-server` and waits until it answers PING; a server that stays silent is killed.
+async fn launch(port: u16, dir: &Path, persistence: Persistence) -> Result<Child, SpawnError> {
+    let log = dir.join("redis.log");
+    let mut command = Command::new("redis-server");
+    command
+        .arg("--port")
+        .arg(port.to_string())
+        .arg("--bind")
+        .arg("127.0.0.1")
+        .arg("--dir")
+        .arg(dir)
+        .arg("--save")
+        .arg("")
+        .arg("--logfile")
+        .arg(&log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let (aof, fsync) = match persistence {
+        Persistence::None => ("no", "everysec"),
+        Persistence::AofAlways => ("yes", "always"),
+        Persistence::AofEverySec => ("yes", "everysec"),
+    };
+    command
+        .arg("--appendonly")
+        .arg(aof)
+        .arg("--appendfsync")
+        .arg(fsync);
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(SpawnError::NotInstalled);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    for _ in 0..500 {
+        if answers_ping(port).await {
+            return Ok(child);
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            return Err(SpawnError::Exited(log));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    reap(&mut child);
+    Err(SpawnError::Silent(log))
 }
 
 /// Whether something on 127.0.0.1:`port` answers a Redis PING within 200 ms.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use stockmesh_bus::Durability;
 use stockmesh_core::StoreId;
+use stockmesh_process::parse_duration;
 
 /// stockmesh: a chain's stock, propagated in milliseconds, never oversold.
 #[derive(Debug, Parser)]
@@ -44,30 +45,9 @@ pub enum Command {
     /// Run one Store node: its HTTP API over its own SQLite database.
     Store(StoreArgs),
     /// Measure the performance figures against their goals (see BENCHMARKS.md).
-    Bench(crate::bench::BenchArgs),
+    Bench(stockmesh_bench::BenchArgs),
     /// Run the fault suite: a randomized workload with injected faults, then the invariant checker.
-    Chaos(crate::chaos::ChaosArgs),
-}
-
-/// Parses `250ms`, `30s`, `5m`, `1h` (a bare number means seconds).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 500ms, 30s, 5m"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        other => Err(format!(
-            "invalid duration unit {other:?}: use ms, s, m or h"
-        )),
-    }
+    Chaos(stockmesh_chaos::ChaosArgs),
 }
 
 /// Flags about the broker and liveness, shared by every node.
@@ -210,16 +190,6 @@ pub struct UpArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("abc").is_err());
-        assert!(parse_duration("5 days").is_err());
-    }
 
     #[test]
     fn the_command_line_is_consistent() {

@@ -4,8 +4,8 @@
 //! - `stockmesh up`: Central and N stores in one process.
 //! - `stockmesh central`: one Central node.
 //! - `stockmesh store --id store-1`: one Store node.
-//! - `stockmesh bench`: the performance figures beside their goals.
-//! - `stockmesh chaos`: the fault suite.
+//! - `stockmesh bench`: the performance figures beside their goals (crate `stockmesh-bench`).
+//! - `stockmesh chaos`: the fault suite (crate `stockmesh-chaos`).
 //!
 //! Every flag also reads an environment variable (`STOCKMESH_…`), so the same binary runs under
 //! systemd, Compose or Kubernetes.
@@ -15,15 +15,9 @@
 //! - [`telemetry`]: logs (human or JSON) and optional OTLP trace export.
 //! - [`shutdown`]: the signal that stops every node (Ctrl-C, SIGTERM).
 //! - [`commands`]: what each subcommand runs.
-//! - [`nodes`]: nodes as child processes (for `bench` and `chaos`).
-//! - [`chaos`]: `stockmesh chaos`, the fault suite and its invariant checker.
-//! - [`bench`]: `stockmesh bench`, the performance figures.
 
-mod bench;
-mod chaos;
 mod cli;
 mod commands;
-mod nodes;
 mod shutdown;
 mod telemetry;
 

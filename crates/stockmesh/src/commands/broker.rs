@@ -41,11 +41,7 @@ pub async fn choose_for_up(
     }
     let dir = data_dir.join("redis");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .context("cannot find a free port for redis-server")?;
-    match RedisProcess::spawn(port, &dir, Persistence::AofEverySec).await {
+    match RedisProcess::start(&dir, Persistence::AofEverySec).await {
         Ok(process) => {
             let line = format!(
                 "broker: private redis-server at {} (data in {})",

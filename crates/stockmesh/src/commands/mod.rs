@@ -5,6 +5,8 @@ mod central;
 mod store;
 mod up;
 
+use stockmesh_process::Launcher;
+
 use crate::cli::Command;
 
 /// Runs `command` until it finishes or the process is told to stop.
@@ -13,7 +15,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Store(args) => store::run(args).await,
         Command::Central(args) => central::run(args).await,
         Command::Up(args) => up::run(args).await,
-        Command::Bench(args) => crate::bench::run(args).await,
-        Command::Chaos(args) => crate::chaos::run(args).await,
+        Command::Bench(args) => stockmesh_bench::run(args, Launcher::this_binary()?).await,
+        Command::Chaos(args) => stockmesh_chaos::run(args, Launcher::this_binary()?).await,
     }
 }

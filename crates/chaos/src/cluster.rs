@@ -1,21 +1,20 @@
 //! The cluster under test: a private `redis-server` (AOF, `appendfsync always`), Central and the
-//! stores as separate processes of this binary on fixed ports (so a restarted node keeps its
+//! stores as separate processes of the binary on fixed ports (so a restarted node keeps its
 //! address), each with its own SQLite file; and the faults that can be done to it.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use stockmesh_bus::broker::{Broker, Outgoing};
-use stockmesh_bus::redis_server::{Persistence, RedisProcess, SpawnError};
+use stockmesh_bus::redis_server::{Persistence, RedisProcess};
 use stockmesh_bus::{RedisBroker, RedisConfig, topology};
 use stockmesh_core::StoreId;
+use stockmesh_process::{Launcher, NodeProcess, free_port};
 use tempfile::TempDir;
 use tokio::sync::Mutex;
 
 use super::schedule::Fault;
-use crate::nodes::NodeProcess;
 
 /// What a poison entry carries: it can never be decoded.
 pub const POISON: &str = "{chaos: this entry is not an event";
@@ -23,9 +22,8 @@ pub const POISON: &str = "{chaos: this entry is not an event";
 /// The running cluster.
 pub struct ChaosCluster {
     _dir: TempDir,
-    redis_dir: PathBuf,
-    redis_port: u16,
-    redis: Mutex<Option<RedisProcess>>,
+    /// The private Redis; killed and restarted on its port and data by [`Fault::RedisCrash`].
+    redis: Mutex<RedisProcess>,
     /// A client of the broker, for injecting entries and reading group state.
     pub broker: Arc<dyn Broker>,
     central: Mutex<NodeProcess>,
@@ -38,12 +36,6 @@ pub struct ChaosCluster {
     pub http: reqwest::Client,
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// A store's id.
 pub fn store_id(store: usize) -> StoreId {
     StoreId::parse(format!("store-{store}"))
@@ -51,13 +43,12 @@ pub fn store_id(store: usize) -> StoreId {
 }
 
 impl ChaosCluster {
-    /// Starts Redis, Central and `stores` stores.
-    pub async fn start(stores: usize) -> anyhow::Result<Self> {
+    /// Starts Redis, then Central and `stores` stores with `launcher`.
+    pub async fn start(launcher: &Launcher, stores: usize) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
         let redis_dir = dir.path().join("redis");
         std::fs::create_dir_all(&redis_dir)?;
-        let redis_port = free_port()?;
-        let redis = RedisProcess::spawn(redis_port, &redis_dir, Persistence::AofAlways).await?;
+        let redis = RedisProcess::start(&redis_dir, Persistence::AofAlways).await?;
         let url = redis.url();
         let common = |args: &mut Vec<String>| {
             args.extend(
@@ -90,7 +81,7 @@ impl ChaosCluster {
         .map(String::from)
         .to_vec();
         common(&mut args);
-        let central = spawn(&args).await?;
+        let central = spawn(launcher, &args).await?;
         let mut nodes = Vec::new();
         for i in 1..=stores {
             let port = free_port()?;
@@ -109,17 +100,15 @@ impl ChaosCluster {
             .map(String::from)
             .to_vec();
             common(&mut args);
-            nodes.push(spawn(&args).await?);
+            nodes.push(spawn(launcher, &args).await?);
         }
         let cluster = Self {
             broker: Arc::new(RedisBroker::new(RedisConfig::new(url))?),
-            central_url: central.url.clone(),
-            store_urls: nodes.iter().map(|n| n.url.clone()).collect(),
+            central_url: central.url().to_owned(),
+            store_urls: nodes.iter().map(|n| n.url().to_owned()).collect(),
             central: Mutex::new(central),
             stores: nodes.into_iter().map(Mutex::new).collect(),
-            redis: Mutex::new(Some(redis)),
-            redis_dir,
-            redis_port,
+            redis: Mutex::new(redis),
             _dir: dir,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(15))
@@ -181,9 +170,7 @@ impl ChaosCluster {
     async fn try_inject(&self, fault: &Fault) -> anyhow::Result<()> {
         match fault {
             Fault::RedisCrash { down } => {
-                if let Some(mut redis) = self.redis.lock().await.take() {
-                    redis.kill();
-                }
+                self.redis.lock().await.kill();
                 tokio::time::sleep(*down).await;
                 self.ensure_redis().await?;
             }
@@ -258,22 +245,10 @@ impl ChaosCluster {
 
     async fn ensure_redis(&self) -> anyhow::Result<()> {
         let mut redis = self.redis.lock().await;
-        if redis.is_some() {
-            return Ok(());
+        if !redis.is_running() {
+            redis.restart().await?;
         }
-        for _ in 0..50 {
-            match RedisProcess::spawn(self.redis_port, &self.redis_dir, Persistence::AofAlways)
-                .await
-            {
-                Ok(process) => {
-                    *redis = Some(process);
-                    return Ok(());
-                }
-                Err(SpawnError::Exited(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
-                Err(error) => return Err(error.into()),
-            }
-        }
-        anyhow::bail!("redis-server could not restart on port {}", self.redis_port)
+        Ok(())
     }
 
     /// Heals everything: Redis and every node running, every store connected, all online.
@@ -296,13 +271,11 @@ impl ChaosCluster {
         for node in std::iter::once(&self.central).chain(&self.stores) {
             node.lock().await.kill().await;
         }
-        if let Some(mut redis) = self.redis.lock().await.take() {
-            redis.kill();
-        }
+        self.redis.lock().await.kill();
     }
 }
 
-async fn spawn(args: &[String]) -> anyhow::Result<NodeProcess> {
+async fn spawn(launcher: &Launcher, args: &[String]) -> anyhow::Result<NodeProcess> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    NodeProcess::spawn(&args).await
+    Ok(launcher.spawn(&args).await?)
 }

@@ -1,10 +1,21 @@
+//! # stockmesh-bench
+//!
 //! `stockmesh bench`: the performance figures of stockmesh, each beside its goal and, where it
 //! has one, beside the raw limit of the same machine measured in the same run.
 //!
 //! It starts a private `redis-server`, runs Central and stores in this process (and, for memory
-//! and start-up figures, as separate processes of this binary), drives them, and prints a table
+//! and start-up figures, as separate processes of the binary), drives them, and prints a table
 //! (and writes it as JSON with `--json`). Latencies come from HDR histograms: propagation from the
-//! commit timestamp in each event to Central's apply, purchases at the client.
+//! commit timestamp in each event to Central's apply, purchases at the client. The binary parses
+//! the flags ([`BenchArgs`]) and calls [`run`] with a launcher of its own nodes.
+//!
+//! ## Layout
+//! - `cluster`: the run's environment: the private Redis, the files, Central-and-store pairs.
+//! - `scenarios`: each measurement, in the order of the table.
+//! - `load`: open-loop and closed-loop load generation into HDR histograms.
+//! - `capture`: a `metrics` recorder that keeps Central's propagation latencies.
+//! - `processes`: figures of a whole process (resident memory, start to ready).
+//! - `report`: the table of figures beside their goals, printed and as JSON.
 
 mod capture;
 mod cluster;
@@ -18,8 +29,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use stockmesh_process::Launcher;
 
-use crate::cli::parse_duration;
+use stockmesh_process::parse_duration;
 
 pub use report::Report;
 
@@ -72,12 +84,12 @@ impl BenchArgs {
     }
 }
 
-/// Runs every scenario and reports.
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+/// Runs every scenario (nodes in separate processes started by `launcher`) and reports.
+pub async fn run(args: BenchArgs, launcher: Launcher) -> anyhow::Result<()> {
     let args = args.sized();
     let capture = capture::Capture::install()?;
     let mut report = Report::new();
-    let env = cluster::BenchEnv::start(&args).await?;
+    let env = cluster::BenchEnv::start(&args, launcher).await?;
     scenarios::run_all(&args, &env, &capture, &mut report).await?;
     let table = report.table();
     println!("{table}");

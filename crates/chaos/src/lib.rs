@@ -1,9 +1,22 @@
+//! # stockmesh-chaos
+//!
 //! `stockmesh chaos`: the fault suite. It starts a cluster of separate processes (a private
 //! `redis-server` with `appendfsync always`, Central and N stores, each on its own SQLite file),
 //! runs a randomized workload generated from a printed seed while injecting faults (kill -9 of
 //! Redis, of stores and of Central; disconnections; duplicated, late and undecodable entries),
 //! then heals the cluster and checks the recorded history against the invariants of DESIGN.md §3.
-//! It prints a summary and fails (non-zero exit) on any violation.
+//! It prints a summary and fails (non-zero exit) on any violation. The binary parses the flags
+//! ([`ChaosArgs`]) and calls [`run`] with a launcher of its own nodes.
+//!
+//! ## Layout
+//! - `schedule`: the operations and faults, generated from the seed.
+//! - `cluster`: the cluster under test (Redis, Central, stores as processes) and how each fault
+//!   is done to it and healed.
+//! - `workload`: runs the schedule against the cluster and records every request.
+//! - `history`: the recorded requests and their answers.
+//! - `observe`: what the cluster holds once quiet, and how long Central took to converge.
+//! - `checker`: decides each invariant from the history and the observations (pure; tested with
+//!   fabricated histories).
 
 mod checker;
 mod cluster;
@@ -17,11 +30,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use stockmesh_process::Launcher;
 
 use self::cluster::{ChaosCluster, POISON};
 use self::history::{Call, Outcome};
 use self::schedule::{Fault, Schedule};
-use crate::cli::parse_duration;
+use stockmesh_process::parse_duration;
 
 /// Central must equal every store within this long after the cluster is quiet.
 const CONVERGENCE_LIMIT: Duration = Duration::from_secs(2);
@@ -50,8 +64,9 @@ pub struct ChaosArgs {
     pub concurrency: usize,
 }
 
-/// Runs the suite; an error means a violation or a cluster that could not run.
-pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
+/// Runs the suite with nodes started by `launcher`; an error means a violation or a cluster that
+/// could not run.
+pub async fn run(args: ChaosArgs, launcher: Launcher) -> anyhow::Result<()> {
     let seed = args.seed.unwrap_or_else(rand::random);
     let stores = usize::from(args.stores);
     println!(
@@ -59,7 +74,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
         args.duration, args.rate
     );
     let schedule = Arc::new(Schedule::generate(seed, args.duration, stores, args.rate));
-    let cluster = Arc::new(ChaosCluster::start(stores).await?);
+    let cluster = Arc::new(ChaosCluster::start(&launcher, stores).await?);
     let started = Instant::now();
     let mut log = workload::run(cluster.clone(), schedule.clone(), args.concurrency).await;
     let ran_for = started.elapsed();

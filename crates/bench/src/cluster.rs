@@ -1,5 +1,5 @@
-//! The benchmark's environment: a private `redis-server` in a temporary directory, and helpers to
-//! start Central and stores in this process against it.
+//! The benchmark's environment: a private `redis-server` in a temporary directory, helpers to
+//! start Central and stores in this process against it, and the launcher of separate processes.
 
 use std::sync::Arc;
 
@@ -8,6 +8,7 @@ use stockmesh_bus::redis_server::{Persistence, RedisProcess};
 use stockmesh_bus::{Broker, DbConfig, RedisBroker, RedisConfig};
 use stockmesh_central::{CentralConfig, CentralNode};
 use stockmesh_core::StoreId;
+use stockmesh_process::Launcher;
 use stockmesh_store::{StoreConfig, StoreNode};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
@@ -20,6 +21,8 @@ pub struct BenchEnv {
     pub redis: RedisProcess,
     /// Files of every node.
     pub dir: TempDir,
+    /// Starts nodes as separate processes.
+    pub launcher: Launcher,
 }
 
 /// A running pair: Central and one store, in this process.
@@ -31,26 +34,27 @@ pub struct Pair {
 }
 
 impl BenchEnv {
-    /// Starts the private Redis.
-    pub async fn start(args: &BenchArgs) -> anyhow::Result<Self> {
+    /// Starts the private Redis; nodes in separate processes will be started by `launcher`.
+    pub async fn start(args: &BenchArgs, launcher: Launcher) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
         let persistence = match args.redis_fsync.as_str() {
             "always" => Persistence::AofAlways,
             "everysec" => Persistence::AofEverySec,
             other => anyhow::bail!("--redis-fsync must be always or everysec, not {other:?}"),
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
         let redis_dir = dir.path().join("redis");
         std::fs::create_dir_all(&redis_dir)?;
-        let redis = RedisProcess::spawn(port, &redis_dir, persistence).await?;
+        let redis = RedisProcess::start(&redis_dir, persistence).await?;
         eprintln!(
             "bench: private redis-server at {} (appendfsync {})",
             redis.url(),
             args.redis_fsync
         );
-        Ok(Self { redis, dir })
+        Ok(Self {
+            redis,
+            dir,
+            launcher,
+        })
     }
 
     /// A new broker client.

@@ -1,12 +1,10 @@
 //! Figures that belong to a whole process: resident memory and the time from start to ready.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
+use stockmesh_process::Launcher;
 
 /// Resident memory of `pid` in MiB (Linux `/proc`).
 pub fn rss_mib(pid: u32) -> anyhow::Result<f64> {
@@ -20,38 +18,20 @@ pub fn rss_mib(pid: u32) -> anyhow::Result<f64> {
     Ok(kib / 1024.0)
 }
 
-/// Milliseconds from spawning `args` until `path` answers 200.
-pub async fn time_to_ready(args: &[&str], path: &str) -> anyhow::Result<f64> {
-    let exe = std::env::current_exe().context("cannot find this binary")?;
+/// Milliseconds from spawning `args` with `launcher` (quiet, warnings only) until `path`
+/// answers 200.
+pub async fn time_to_ready(launcher: &Launcher, args: &[&str], path: &str) -> anyhow::Result<f64> {
+    let launcher = launcher.clone().log("warn").quiet();
     let client = reqwest::Client::new();
     let begun = Instant::now();
-    let mut child = Command::new(exe)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot spawn a node")?;
-    let stdout = child.stdout.take().context("no stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
     // The URL (with the port picked by the OS) comes first; then poll until ready.
-    let url = loop {
-        match lines.next_line().await? {
-            Some(line) => {
-                if let Some(at) = line.find("http://") {
-                    break line[at..].trim().to_owned();
-                }
-            }
-            None => anyhow::bail!("node exited before printing its URL"),
-        }
-    };
+    let mut node = launcher.spawn(args).await?;
     loop {
-        if let Ok(reply) = client.get(format!("{url}{path}")).send().await
+        if let Ok(reply) = client.get(format!("{}{path}", node.url())).send().await
             && reply.status().is_success()
         {
             let ms = begun.elapsed().as_secs_f64() * 1e3;
-            let _ = child.kill().await;
+            node.kill().await;
             return Ok(ms);
         }
         anyhow::ensure!(

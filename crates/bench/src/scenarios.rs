@@ -8,6 +8,7 @@ use hdrhistogram::Histogram;
 use serde_json::json;
 use stockmesh_bus::{Database, LinkState, probe};
 use stockmesh_core::{ProductId, Quantity};
+use stockmesh_process::NodeProcess;
 
 use super::BenchArgs;
 use super::capture::Capture;
@@ -15,7 +16,6 @@ use super::cluster::BenchEnv;
 use super::load::{closed_loop, open_loop};
 use super::processes;
 use super::report::{Goal, Report};
-use crate::nodes::NodeProcess;
 
 /// A typical event envelope's size, for raw broker figures at realistic payloads.
 const PAYLOAD: &str = r#"{"id":"01a20d8f-de21-77d0-a6f0-27b261bc4dd8","type":"INVENTORY_ITEM_UPDATED","storeId":"store-1","occurredAt":"2026-11-24T12:37:42.049123Z","correlationId":"01a20d8fde2177d0a6f027b261bc4dd8","payload":{"productId":"sku-000001","quantity":7,"version":12,"updatedAt":"2026-11-24T12:37:42.049Z"}}"#;
@@ -395,31 +395,35 @@ async fn memory_and_start(
 ) -> anyhow::Result<()> {
     let redis = env.redis.url();
     let store_db = env.dir.path().join("rss-store.db").display().to_string();
-    let store = NodeProcess::spawn(&[
-        "store",
-        "--id",
-        "rss",
-        "--listen",
-        "127.0.0.1:0",
-        "--db",
-        &store_db,
-        "--redis",
-        &redis,
-    ])
-    .await?;
+    let store = env
+        .launcher
+        .spawn(&[
+            "store",
+            "--id",
+            "rss",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            &store_db,
+            "--redis",
+            &redis,
+        ])
+        .await?;
     let central_db = env.dir.path().join("rss-central.db").display().to_string();
-    let central = NodeProcess::spawn(&[
-        "central",
-        "--listen",
-        "127.0.0.1:0",
-        "--db",
-        &central_db,
-        "--redis",
-        &redis,
-        "--consumer-name",
-        "rss",
-    ])
-    .await?;
+    let central = env
+        .launcher
+        .spawn(&[
+            "central",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            &central_db,
+            "--redis",
+            &redis,
+            "--consumer-name",
+            "rss",
+        ])
+        .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let pid = |p: &NodeProcess| p.pid().context("node exited");
     report.add(
@@ -444,18 +448,20 @@ async fn memory_and_start(
     let full_db = env.dir.path().join("rss-central-full.db");
     processes::fill_central(&full_db, args.central_items).await?;
     let full_db = full_db.display().to_string();
-    let central = NodeProcess::spawn(&[
-        "central",
-        "--listen",
-        "127.0.0.1:0",
-        "--db",
-        &full_db,
-        "--redis",
-        &redis,
-        "--consumer-name",
-        "rss-full",
-    ])
-    .await?;
+    let central = env
+        .launcher
+        .spawn(&[
+            "central",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            &full_db,
+            "--redis",
+            &redis,
+            "--consumer-name",
+            "rss-full",
+        ])
+        .await?;
     let client = reqwest::Client::new();
     for path in [
         "/inventory?size=1000&page=50",
@@ -463,7 +469,7 @@ async fn memory_and_start(
         "/products/sku-00000042",
     ] {
         client
-            .get(format!("{}{path}", central.url))
+            .get(format!("{}{path}", central.url()))
             .send()
             .await?
             .error_for_status()?;
@@ -480,6 +486,7 @@ async fn memory_and_start(
 
     let ready_db = env.dir.path().join("ready-store.db").display().to_string();
     let ready = processes::time_to_ready(
+        &env.launcher,
         &[
             "store",
             "--id",

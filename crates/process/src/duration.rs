@@ -1,0 +1,65 @@
+//! The syntax of every duration flag: `250ms`, `30s`, `5m`, `1h`; a bare number means seconds.
+
+use std::time::Duration;
+
+/// Why a duration flag was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// The text does not start with a whole number.
+    #[error("invalid duration {0:?}: expected e.g. 500ms, 30s, 5m")]
+    Number(String),
+    /// The unit after the number is not one of ms, s, m, h.
+    #[error("invalid duration unit {0:?}: use ms, s, m or h")]
+    Unit(String),
+    /// The duration does not fit in a `Duration`.
+    #[error("duration {0:?} is too long")]
+    TooLong(String),
+}
+
+/// Parses `250ms`, `30s`, `5m`, `1h` (a bare number means seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| DurationError::Number(text.to_owned()))?;
+    let seconds = |factor: u64| {
+        n.checked_mul(factor)
+            .map(Duration::from_secs)
+            .ok_or_else(|| DurationError::TooLong(text.to_owned()))
+    };
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => seconds(1),
+        "m" => seconds(60),
+        "h" => seconds(3600),
+        other => Err(DurationError::Unit(other.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("abc").is_err());
+        assert!(parse_duration("5 days").is_err());
+    }
+
+    #[test]
+    fn hours_parse_and_a_duration_too_long_is_refused() {
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(
+            parse_duration(&format!("{}h", u64::MAX)),
+            Err(DurationError::TooLong(format!("{}h", u64::MAX)))
+        );
+    }
+}
