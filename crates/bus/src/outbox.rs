@@ -27,14 +27,16 @@ pub struct OutboxRow {
     pub data: String,
     /// When the row was committed (unix ms).
     pub created_at: i64,
-    /// When Redis accepted it (unix ms), or `None` while it waits.
+    /// When the relay stamped it published (unix ms; Redis accepted it at or before then), or
+    /// `None` until then: stamps trail publishing by up to the stamping interval.
     pub published_at: Option<i64>,
 }
 
 /// What waits in the outbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Backlog {
-    /// Rows not yet published.
+    /// Rows not yet stamped published: the unpublished ones, plus those published in the last
+    /// stamping interval (the relay stamps lazily, about every 50 ms).
     pub pending: i64,
     /// Commit time (unix ms) of the oldest of them.
     pub oldest_created_at: Option<i64>,

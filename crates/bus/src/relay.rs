@@ -63,7 +63,7 @@ pub enum RelayOutcome {
 
 /// How long a consumer remembers an applied event id. An event redelivered later than this is
 /// still harmless: Central applies item states by version and resolves only pending purchases,
-/// and a store decides each purchase id once (its `remote_purchases` table is kept).
+/// and a store decides each request id once (its `decisions` table is kept).
 pub const INBOX_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// How often published rows are stamped `published_at`. Stamping is off the critical path: until

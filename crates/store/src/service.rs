@@ -27,7 +27,8 @@ pub struct StoreStatus {
     pub store_id: StoreId,
     /// Whether the store talks to the broker.
     pub connectivity: LinkState,
-    /// Events committed but not yet published.
+    /// Events committed but not yet stamped published (publishing is confirmed lazily: a row
+    /// published in the last ~50 ms may still count).
     pub outbox_pending: i64,
     /// Age in milliseconds of the oldest of them.
     pub outbox_oldest_age_ms: Option<i64>,

@@ -22,18 +22,31 @@ use stockmesh_core::StoreId;
 pub use self::memory::MemoryBroker;
 pub use self::redis::{RedisBroker, RedisConfig};
 
-/// Why a broker call failed. Every kind is worth retrying later; none is the caller's fault.
+/// Why a broker call failed. [`is_retryable`](Self::is_retryable) tells a passing failure from
+/// one that no retry can mend.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BrokerError {
-    /// The broker could not be reached or did not answer in time.
+    /// The broker could not be reached or did not answer in time. Retryable.
     #[error("broker unreachable: {0}")]
     Unavailable(String),
-    /// The broker answered with an error.
+    /// The broker answered a command with an error, e.g. `NOGROUP` after it restarted empty
+    /// (workers recreate what is missing and retry). Retryable.
     #[error("broker refused the command: {0}")]
     Refused(String),
-    /// The broker answered something this adapter does not understand.
+    /// The broker answered something this adapter does not understand. Retryable (a reply
+    /// mangled in transit, or a failover in progress).
     #[error("unexpected broker reply: {0}")]
     Protocol(String),
+    /// The broker's configuration is unusable (e.g. a malformed URL). Not retryable.
+    #[error("invalid broker configuration: {0}")]
+    InvalidConfig(String),
+}
+
+impl BrokerError {
+    /// Whether trying the same call later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, BrokerError::InvalidConfig(_))
+    }
 }
 
 /// One entry to append.
@@ -155,4 +168,23 @@ pub trait Broker: Send + Sync + std::fmt::Debug {
 
     /// A short name for logs (`redis` or `in-process`).
     fn kind(&self) -> &'static str;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_bad_configuration_is_not_worth_retrying() {
+        assert!(BrokerError::Unavailable("down".into()).is_retryable());
+        assert!(BrokerError::Refused("NOGROUP".into()).is_retryable());
+        assert!(BrokerError::Protocol("odd".into()).is_retryable());
+        assert!(!BrokerError::InvalidConfig("bad url".into()).is_retryable());
+    }
+
+    #[test]
+    fn a_malformed_url_is_an_invalid_configuration() {
+        let error = RedisBroker::new(RedisConfig::new("not a url")).expect_err("refused");
+        assert!(!error.is_retryable(), "{error}");
+    }
 }

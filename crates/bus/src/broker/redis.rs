@@ -80,7 +80,7 @@ impl RedisBroker {
     /// (stores must start and sell without it); calls fail until it is back.
     pub fn new(config: RedisConfig) -> Result<Self, BrokerError> {
         let client = redis::Client::open(config.url.as_str()).map_err(|e| {
-            BrokerError::Refused(format!("invalid Redis URL {:?}: {e}", config.url))
+            BrokerError::InvalidConfig(format!("invalid Redis URL {:?}: {e}", config.url))
         })?;
         let commands = ConnectionManager::new_lazy_with_config(
             client.clone(),
