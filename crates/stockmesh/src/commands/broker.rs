@@ -40,7 +40,7 @@ pub async fn choose_for_up(
         return Ok((redis(DEFAULT_REDIS)?, None, line));
     }
     let dir = data_dir.join("redis");
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    create_private_dir(&dir)?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -63,6 +63,17 @@ pub async fn choose_for_up(
         )),
         Err(error) => Err(error).context("cannot start a private redis-server"),
     }
+}
+
+/// Creates `dir` and its missing parents readable by this user only (0700): they hold every
+/// node's database and the private Redis's data.
+pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
 }
 
 /// A database configuration from a URL and the storage flags.

@@ -28,8 +28,7 @@ fn port_of(base: u16, offset: u16) -> anyhow::Result<u16> {
 
 /// Runs the cluster until Ctrl-C or SIGTERM.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    broker::create_private_dir(&args.data_dir)?;
     let (broker, redis_process, broker_line) =
         broker::choose_for_up(&args.bus, &args.data_dir).await?;
     println!("{broker_line}");
