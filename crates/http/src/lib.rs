@@ -13,6 +13,7 @@
 //!   else new), echoed in the response and handed to handlers.
 //! - [`metrics`]: the Prometheus recorder, request metrics, and every metric's description.
 //! - [`router`]: the layers every service router gets (body limit, fallbacks, tracing).
+//! - [`uri`]: percent-encoding of the values put into `Location` and `Link`.
 
 pub mod bodies;
 pub mod correlation;
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod pagination;
 pub mod problem;
 pub mod router;
+pub mod uri;
 
 pub use correlation::Correlation;
 pub use extract::{ApiJson, ApiPath, ApiQuery};
