@@ -34,7 +34,7 @@ pub mod redis_server;
 pub mod relay;
 pub mod topology;
 
-pub use broker::{Broker, BrokerError, Delivery, MemoryBroker, RedisBroker, RedisConfig};
+pub use broker::{Broker, BrokerError, Delivery, MemoryBroker, Missing, RedisBroker, RedisConfig};
 pub use connectivity::{Connectivity, LinkState};
 pub use consumer::{ConsumeOutcome, Consumer, ConsumerConfig, Handler, HandlerError, StreamSet};
 pub use db::{Database, DbConfig, Durability};
