@@ -311,7 +311,10 @@ mod tests {
             ("{\"quantity\":1.5}", rule),
             ("{\"quantity\":99999999999999999999999}", rule),
             ("{\"quantity\":true}", rule),
-            ("{\"quantity\":0}", "quantity must be an integer from 1 to 1,000,000,000, got 0"),
+            (
+                "{\"quantity\":0}",
+                "quantity must be an integer from 1 to 1,000,000,000, got 0",
+            ),
             ("{}", "quantity is required"),
             (
                 "{\"quantity\":1,\"extra\":2}",
