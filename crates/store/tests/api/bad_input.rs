@@ -61,8 +61,18 @@ async fn malformed_bodies_are_400s_that_change_nothing() {
     let store = store_with_item().await;
     let before = fingerprint(&store).await;
     let cases: &[(&str, &str, &[u8], &str)] = &[
-        ("PUT", "/inventory/sku-1", b"{\"quantity\":", "the body is not valid JSON"),
-        ("PUT", "/inventory/sku-1", b"not json", "the body is not valid JSON"),
+        (
+            "PUT",
+            "/inventory/sku-1",
+            b"{\"quantity\":",
+            "the body is not valid JSON",
+        ),
+        (
+            "PUT",
+            "/inventory/sku-1",
+            b"not json",
+            "the body is not valid JSON",
+        ),
         (
             "PUT",
             "/inventory/sku-1",
@@ -100,8 +110,18 @@ async fn malformed_bodies_are_400s_that_change_nothing() {
             b"{\"quantity\":1,\"extra\":2}",
             "extra is not a field of this request (allowed: quantity)",
         ),
-        ("PUT", "/inventory/sku-1", b"[]", "the body must be a JSON object"),
-        ("PUT", "/inventory/sku-1", b"null", "the body must be a JSON object"),
+        (
+            "PUT",
+            "/inventory/sku-1",
+            b"[]",
+            "the body must be a JSON object",
+        ),
+        (
+            "PUT",
+            "/inventory/sku-1",
+            b"null",
+            "the body must be a JSON object",
+        ),
         (
             "POST",
             "/purchase/sku-1",
@@ -138,7 +158,12 @@ async fn malformed_bodies_are_400s_that_change_nothing() {
             b"{\"productId\":\"has space\"}",
             "productId must be",
         ),
-        ("POST", "/inventory", b"{\"productId\":5}", "productId must be a string"),
+        (
+            "POST",
+            "/inventory",
+            b"{\"productId\":5}",
+            "productId must be a string",
+        ),
         ("POST", "/inventory", b"{}", "productId is required"),
         (
             "POST",
@@ -161,7 +186,10 @@ async fn malformed_bodies_are_400s_that_change_nothing() {
             .await;
         assert_problem(&reply, 400, detail);
         assert_eq!(reply.json()["title"], "Bad Request");
-        let said = reply.json()["detail"].as_str().unwrap_or_default().to_owned();
+        let said = reply.json()["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         for internal in ["line 1", "column", "i64", "struct", "EOF", "`"] {
             assert!(!said.contains(internal), "{said:?} quotes the parser");
         }
