@@ -25,7 +25,7 @@ use stockmesh_core::{Envelope, Event, EventId};
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
-use crate::broker::{Broker, BrokerError, Delivery};
+use crate::broker::{Broker, BrokerError, Delivery, Missing};
 use crate::{Connectivity, Database, Inbox};
 
 /// Why a handler could not apply events. The variant decides what the consumer does.
@@ -408,10 +408,21 @@ impl<H: Handler> Consumer<H> {
         let mut good: Vec<(Delivery, Envelope)> = Vec::with_capacity(entries.len());
         for entry in entries {
             let Some(data) = entry.data.as_deref() else {
-                tracing::warn!(stream = %entry.stream, id = %entry.id, "pending entry was trimmed from the stream; acking it");
-                self.broker
-                    .ack(&group, &entry.stream, std::slice::from_ref(&entry.id))
-                    .await?;
+                let reason = match entry.missing {
+                    Some(Missing::NoDataField) => "entry has no data field".to_owned(),
+                    Some(Missing::TooLarge { bytes, limit }) => {
+                        format!("entry data of {bytes} bytes exceeds the limit of {limit} bytes")
+                    }
+                    Some(Missing::Trimmed) | None => {
+                        tracing::warn!(stream = %entry.stream, id = %entry.id, "pending entry was trimmed from the stream; acking it");
+                        self.broker
+                            .ack(&group, &entry.stream, std::slice::from_ref(&entry.id))
+                            .await?;
+                        continue;
+                    }
+                };
+                self.dead_letter(&entry, &reason).await?;
+                dead += 1;
                 continue;
             };
             if entry.deliveries > self.config.max_deliveries {

@@ -16,6 +16,45 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 /// The bus's own tables (outbox, inbox). Versions below 100; services number theirs from 100.
 static BUS_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 
+/// Why a node is not ready, when its database does not answer.
+pub const NOT_READY_DATABASE: &str = "database unavailable";
+/// Why a node is not ready, when its broker does not answer.
+pub const NOT_READY_BROKER: &str = "broker unreachable";
+/// Why a node is not ready, when its checks did not finish in time.
+pub const NOT_READY_TIMEOUT: &str = "readiness checks timed out";
+
+/// Creates the database's directory (mode 0700) and file (mode 0600) when missing, so that stock,
+/// ledgers and outboxes are readable by the node's own user only. SQLite gives the `-wal` and
+/// `-shm` files the mode of the database file. Existing files and directories keep their modes:
+/// an operator may have chosen them.
+fn create_private(file: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = file.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create directory {}", dir.display()))?;
+    }
+    if file.as_os_str().is_empty() || file.to_str() == Some(":memory:") {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+    {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => {
+            Err(error).with_context(|| format!("cannot create database file {}", file.display()))
+        }
+    }
+}
+
 /// How hard a commit works to survive a power cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
@@ -86,12 +125,7 @@ impl Database {
             })
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        if let Some(dir) = options.get_filename().parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create directory {}", dir.display()))?;
-        }
+        create_private(options.get_filename())?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -117,32 +151,72 @@ impl Database {
     }
 
     /// Whether the node can serve: the database answers, and the broker if it has one; otherwise
-    /// why not. Bounded to 2 s so that a hung dependency cannot hang the probe.
+    /// why not, in words fit for any client (`broker unreachable`); the error itself, which may
+    /// name hosts, users or driver internals, goes to the log. Bounded to 2 s so that a hung
+    /// dependency cannot hang the probe.
     pub async fn readiness(
         &self,
         broker: Option<&std::sync::Arc<dyn crate::Broker>>,
     ) -> Result<(), String> {
         let probe = async {
-            sqlx::query("SELECT 1")
-                .execute(&self.reader)
-                .await
-                .map_err(|e| format!("database unreachable: {e}"))?;
-            if let Some(broker) = broker {
-                broker
-                    .ping()
-                    .await
-                    .map_err(|e| format!("broker unreachable: {e}"))?;
+            if let Err(error) = sqlx::query("SELECT 1").execute(&self.reader).await {
+                tracing::warn!(%error, "not ready: database unavailable");
+                return Err(NOT_READY_DATABASE.to_owned());
+            }
+            if let Some(broker) = broker
+                && let Err(error) = broker.ping().await
+            {
+                tracing::warn!(%error, "not ready: broker unreachable");
+                return Err(NOT_READY_BROKER.to_owned());
             }
             Ok(())
         };
         tokio::time::timeout(Duration::from_secs(2), probe)
             .await
-            .unwrap_or_else(|_| Err("readiness checks timed out".into()))
+            .unwrap_or_else(|_| {
+                tracing::warn!("not ready: readiness checks took over 2 s");
+                Err(NOT_READY_TIMEOUT.to_owned())
+            })
     }
 
     /// Closes both pools, waiting for connections to return (a clean WAL checkpoint).
     pub async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    static NO_MIGRATIONS: Migrator = sqlx::migrate!("./tests/no_migrations");
+
+    fn mode(path: &std::path::Path) -> u32 {
+        std::fs::metadata(path)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    #[tokio::test]
+    async fn database_files_and_directories_are_created_owner_only() {
+        let tmp = tempfile::tempdir().expect("temporary directory");
+        let dir = tmp.path().join("data").join("nested");
+        let file = dir.join("node.db");
+        let db = Database::open(&DbConfig::new(file.display().to_string()), &NO_MIGRATIONS)
+            .await
+            .expect("opens");
+        sqlx::query("CREATE TABLE t (x INTEGER)")
+            .execute(&db.writer)
+            .await
+            .expect("writes");
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&tmp.path().join("data")), 0o700);
+        for name in ["node.db", "node.db-wal", "node.db-shm"] {
+            assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
+        }
+        db.close().await;
     }
 }

@@ -11,6 +11,7 @@ use stockmesh_bus::{
     Relay, RelayConfig, StreamSet, topology,
 };
 use stockmesh_core::StoreId;
+use stockmesh_http::server::ServerLimits;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -38,6 +39,8 @@ pub struct CentralConfig {
     pub relay: RelayConfig,
     /// Entries idle this long in a dead consumer's hands are reclaimed.
     pub claim_idle: Duration,
+    /// Bounds of the HTTP listener: connections, timeouts.
+    pub http: ServerLimits,
     /// How often to look for new stores.
     pub discovery_interval: Duration,
 }
@@ -67,6 +70,7 @@ impl CentralConfig {
             stores: Vec::new(),
             relay: RelayConfig::default(),
             claim_idle: Duration::from_secs(30),
+            http: ServerLimits::default(),
             discovery_interval: Duration::from_secs(1),
         }
     }
@@ -142,7 +146,12 @@ impl CentralNode {
         tasks.spawn(consumer.run(cancel.clone()));
 
         let app = crate::api::router(service.clone());
-        tasks.spawn(stockmesh_http::router::serve(listener, app, cancel.clone()));
+        tasks.spawn(stockmesh_http::server::serve(
+            listener,
+            app,
+            cancel.clone(),
+            config.http,
+        ));
         tasks.close();
         tracing::info!(%addr, "central listening");
         Ok(Self {

@@ -4,9 +4,10 @@
 /// be shown to the client as is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
-    /// An identifier that is empty, too long or holds a character outside `A-Za-z0-9._-`.
+    /// An identifier that is empty, too long, holds a character outside `A-Za-z0-9._-`, or is
+    /// `.` or `..`.
     #[error(
-        "{what} must be 1 to {max} characters of A-Z, a-z, 0-9, '.', '_' or '-', got {value:?}"
+        "{what} must be 1 to {max} characters of A-Z, a-z, 0-9, '.', '_' or '-', and not '.' or '..', got {value:?}"
     )]
     InvalidId {
         /// Which identifier (e.g. `productId`).
@@ -17,7 +18,7 @@ pub enum ParseError {
         value: String,
     },
     /// A quantity outside its allowed range.
-    #[error("{what} must be between {min} and {max}, got {value}")]
+    #[error("{what} must be an integer from {} to {}, got {value}", grouped(*.min), grouped(*.max))]
     OutOfRange {
         /// Which quantity (e.g. `quantity`).
         what: &'static str,
@@ -41,4 +42,32 @@ pub enum ParseError {
 /// Cuts `value` to at most 80 characters so that an error message stays readable.
 pub(crate) fn excerpt(value: &str) -> String {
     value.chars().take(80).collect()
+}
+
+/// `1000000000` as `1,000,000,000`: the form people read limits in.
+pub(crate) fn grouped(value: i64) -> String {
+    let digits = value.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if value < 0 {
+        out.push('-');
+    }
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn numbers_are_grouped_in_thousands() {
+        assert_eq!(super::grouped(0), "0");
+        assert_eq!(super::grouped(999), "999");
+        assert_eq!(super::grouped(1000), "1,000");
+        assert_eq!(super::grouped(1_000_000_000), "1,000,000,000");
+        assert_eq!(super::grouped(-12345), "-12,345");
+    }
 }

@@ -14,8 +14,19 @@ fn is_id_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
 }
 
+/// Whether `value` is a dot-segment (`.` or `..`), which a URL path normaliser would remove or
+/// resolve: `/inventory/..` is `/` to a proxy, so such an id could not be addressed, and a
+/// `Location` naming it would point elsewhere.
+fn is_dot_segment(value: &str) -> bool {
+    matches!(value, "." | "..")
+}
+
 fn check_id(what: &'static str, value: &str) -> Result<(), ParseError> {
-    if value.is_empty() || value.len() > MAX_ID_LEN || !value.chars().all(is_id_char) {
+    if value.is_empty()
+        || value.len() > MAX_ID_LEN
+        || !value.chars().all(is_id_char)
+        || is_dot_segment(value)
+    {
         return Err(ParseError::InvalidId {
             what,
             max: MAX_ID_LEN,
@@ -25,7 +36,8 @@ fn check_id(what: &'static str, value: &str) -> Result<(), ParseError> {
     Ok(())
 }
 
-/// Declares a string identifier of 1..=64 characters of `A-Za-z0-9._-`.
+/// Declares a string identifier of 1..=64 characters of `A-Za-z0-9._-`, other than `.` and `..`.
+/// Every such character is unreserved in a URI (RFC 3986), so an id is its own path segment.
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
         $(#[$doc])*
@@ -34,7 +46,7 @@ macro_rules! string_id {
         pub struct $name(String);
 
         impl $name {
-            /// Parses an identifier: 1 to 64 characters of `A-Za-z0-9._-`.
+            /// Parses an identifier: 1 to 64 characters of `A-Za-z0-9._-`, neither `.` nor `..`.
             pub fn parse(value: impl Into<String>) -> Result<Self, ParseError> {
                 let value = value.into();
                 check_id($what, &value)?;
@@ -227,8 +239,27 @@ mod tests {
     #[test]
     fn product_id_rejects_empty_long_and_foreign_characters() {
         let long = "a".repeat(MAX_ID_LEN + 1);
-        for bad in ["", " ", "a b", "a/b", "{x}", "é", "a\n", long.as_str()] {
+        for bad in [
+            "",
+            " ",
+            "a b",
+            "a/b",
+            "{x}",
+            "é",
+            "a\n",
+            ".",
+            "..",
+            "%2e",
+            long.as_str(),
+        ] {
             assert!(ProductId::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn ids_made_of_dots_other_than_dot_segments_are_accepted() {
+        for ok in ["...", ".a", "a..", ".hidden", "v1.2"] {
+            assert!(ProductId::parse(ok).is_ok(), "{ok:?} should be accepted");
         }
     }
 
@@ -262,6 +293,7 @@ mod tests {
     proptest! {
         #[test]
         fn any_valid_id_round_trips(s in "[A-Za-z0-9._-]{1,64}") {
+            prop_assume!(s != "." && s != "..");
             let id = ProductId::parse(s.clone()).expect("valid");
             prop_assert_eq!(id.as_str(), s.as_str());
             let json = serde_json::to_string(&id).expect("serialize");

@@ -12,10 +12,8 @@ use crate::error::ParseError;
 pub const MAX_QUANTITY: u32 = 1_000_000_000;
 
 /// How many units of an item a store holds: `0..=1_000_000_000`.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
-#[serde(try_from = "i64", into = "i64")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
+#[serde(into = "i64")]
 pub struct Quantity(u32);
 
 impl Quantity {
@@ -44,8 +42,8 @@ impl Quantity {
 }
 
 /// How many units one purchase takes: `1..=1_000_000_000`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "i64", into = "i64")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(into = "i64")]
 pub struct PurchaseQuantity(u32);
 
 impl PurchaseQuantity {
@@ -72,8 +70,42 @@ fn in_range(what: &'static str, value: i64, min: u32) -> Result<u32, ParseError>
         })
 }
 
+/// Reads a quantity as an integer in `min..=MAX_QUANTITY`. Its `expecting` text states the rule,
+/// so that a wrong type (a string, a fraction, a number too large for any integer) is reported
+/// as "an integer from 1 to 1,000,000,000", the same rule as an out-of-range value.
+struct RangeVisitor {
+    min: u32,
+}
+
+impl<'de> serde::de::Visitor<'de> for RangeVisitor {
+    type Value = u32;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "an integer from {} to {}",
+            crate::error::grouped(i64::from(self.min)),
+            crate::error::grouped(i64::from(MAX_QUANTITY))
+        )
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<u32, E> {
+        in_range("quantity", value, self.min).map_err(E::custom)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<u32, E> {
+        self.visit_i64(i64::try_from(value).unwrap_or(i64::MAX))
+    }
+}
+
 macro_rules! quantity_conversions {
-    ($name:ident) => {
+    ($name:ident, $min:expr) => {
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_i64(RangeVisitor { min: $min }).map(Self)
+            }
+        }
+
         impl TryFrom<i64> for $name {
             type Error = ParseError;
             fn try_from(value: i64) -> Result<Self, ParseError> {
@@ -95,8 +127,8 @@ macro_rules! quantity_conversions {
     };
 }
 
-quantity_conversions!(Quantity);
-quantity_conversions!(PurchaseQuantity);
+quantity_conversions!(Quantity, 0);
+quantity_conversions!(PurchaseQuantity, 1);
 
 /// The version of an item at its store: 1 when created, one more with every change. Events carry
 /// it, so a consumer keeps the highest version seen and ignores stale or repeated events.
@@ -173,7 +205,7 @@ mod tests {
         let err = PurchaseQuantity::new(0).expect_err("rejected");
         assert_eq!(
             err.to_string(),
-            "quantity must be between 1 and 1000000000, got 0"
+            "quantity must be an integer from 1 to 1,000,000,000, got 0"
         );
     }
 
@@ -185,6 +217,22 @@ mod tests {
         assert!(serde_json::from_str::<Quantity>("\"5\"").is_err());
         assert!(serde_json::from_str::<Quantity>("99999999999999999999").is_err());
         assert!(serde_json::from_str::<PurchaseQuantity>("0").is_err());
+    }
+
+    #[test]
+    fn a_wrong_type_is_reported_with_the_rule() {
+        let err = serde_json::from_str::<PurchaseQuantity>("\"7\"").expect_err("rejected");
+        assert!(
+            err.to_string()
+                .contains("expected an integer from 1 to 1,000,000,000"),
+            "{err}"
+        );
+        let err = serde_json::from_str::<Quantity>("1e30").expect_err("rejected");
+        assert!(
+            err.to_string()
+                .contains("expected an integer from 0 to 1,000,000,000"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -14,6 +14,9 @@
 //!   else new), echoed in the response and handed to handlers.
 //! - [`metrics`]: the Prometheus recorder, request metrics, and every metric's description.
 //! - [`router`]: the layers every service router gets (body limit, fallbacks, tracing).
+//! - [`server`]: the one serve loop of every node: connection cap, header, idle and request
+//!   timeouts, graceful shutdown; and the open-file limit.
+//! - [`uri`]: percent-encoding of the values put into `Location` and `Link`.
 
 pub mod bodies;
 pub mod correlation;
@@ -23,6 +26,8 @@ pub mod metrics;
 pub mod pagination;
 pub mod problem;
 pub mod router;
+pub mod server;
+pub mod uri;
 
 pub use correlation::Correlation;
 pub use extract::{ApiJson, ApiPath, ApiQuery};

@@ -66,22 +66,44 @@ pub fn readiness(check: Result<(), String>) -> axum::response::Response {
     }
 }
 
+/// The `method` label of a request: one of the methods of RFC 9110 (plus `PATCH`), else `other`.
+/// A client may send any token as its method; taken as is, each made-up one would be a new
+/// series, and `/metrics` would grow without bound.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 /// Layer state: the node the router serves.
 #[derive(Debug, Clone)]
 pub struct NodeLabel(pub String);
 
-/// Middleware: counts requests by route and status and records their latency.
+/// Middleware: counts requests by route and status and records their latency. Every label comes
+/// from a bounded set: the route is the matched route template (never the raw path; `unmatched`
+/// when none matched), the method one of [`method_label`]'s, the status one this server sends.
 pub async fn track(State(node): State<NodeLabel>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str)
         .to_owned();
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
+    // The status comes from this server, never from the client: a bounded set.
     let status = response.status().as_u16().to_string();
-    metrics::counter!("stockmesh_http_requests_total", "node" => node.0.clone(), "method" => method.clone(), "route" => route.clone(), "status" => status)
+    metrics::counter!("stockmesh_http_requests_total", "node" => node.0.clone(), "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("stockmesh_http_request_duration_seconds", "node" => node.0, "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
@@ -174,4 +196,16 @@ fn describe() {
         "stockmesh_inventory_mutations_total",
         "Inventory changes by kind (create, set, local_sale, remote_sale)."
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        let made_up = axum::http::Method::from_bytes(b"FROBNICATE").expect("a valid token");
+        assert_eq!(method_label(&made_up), "other");
+        assert_eq!(method_label(&axum::http::Method::POST), "POST");
+    }
 }

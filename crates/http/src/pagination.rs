@@ -47,9 +47,11 @@ pub struct Paged<T> {
     pub page: Page,
     /// Items in the whole list.
     pub total: u64,
-    /// The path the links point to, e.g. `/inventory`.
+    /// The path the links point to, e.g. `/inventory`, its segments already encoded (see
+    /// [`crate::uri::segment`]).
     pub path: String,
-    /// Further query parameters the links keep (filters), already URL-safe.
+    /// Further query parameters the links keep (filters), as plain values: they are
+    /// percent-encoded here.
     pub filters: Vec<(&'static str, String)>,
 }
 
@@ -74,7 +76,7 @@ impl<T> Paged<T> {
             }
             let _ = write!(header, "<{}?", self.path);
             for (key, value) in &self.filters {
-                let _ = write!(header, "{key}={value}&");
+                let _ = write!(header, "{key}={}&", crate::uri::query_value(value));
             }
             let _ = write!(header, "page={page}&size={size}>; rel=\"{rel}\"");
         }

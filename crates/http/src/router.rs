@@ -33,18 +33,6 @@ async fn method_not_allowed(request: Request) -> Problem {
     )
 }
 
-/// Serves `app` on `listener` until `stop` fires, then lets in-flight requests finish.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    stop: tokio_util::sync::CancellationToken,
-) {
-    let server = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
-    if let Err(error) = server.await {
-        tracing::error!(%error, "HTTP server failed");
-    }
-}
-
 async fn healthz() -> &'static str {
     "ok"
 }

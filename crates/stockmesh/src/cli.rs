@@ -75,6 +75,42 @@ pub struct BusArgs {
     /// behind by during its longest outage.
     #[arg(long, env = "STOCKMESH_STREAM_MAX_LEN", default_value_t = 1_000_000)]
     pub stream_max_len: u64,
+
+    /// Largest stream entry a consumer accepts, in bytes; a larger one is dead-lettered unread.
+    #[arg(long, env = "STOCKMESH_MAX_ENTRY_BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u32).range(1024..))]
+    pub max_entry_bytes: u32,
+}
+
+/// Bounds of every HTTP listener against hostile or broken clients.
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// Connections a node holds open at once; one more is answered 503 and closed.
+    #[arg(long, env = "STOCKMESH_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// A request head (request line and headers) must arrive within this time of its first byte.
+    #[arg(long, env = "STOCKMESH_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// A connection with no request in progress and nothing received for this long is closed.
+    #[arg(long, env = "STOCKMESH_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// A request not answered within this time gets a 503. Keep it above --purchase-wait.
+    #[arg(long, env = "STOCKMESH_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+}
+
+impl HttpArgs {
+    /// The listener bounds these flags describe.
+    pub fn limits(&self) -> stockmesh_http::server::ServerLimits {
+        stockmesh_http::server::ServerLimits {
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            request_timeout: self.request_timeout,
+        }
+    }
 }
 
 /// Flags about local storage, shared by every node.
@@ -119,6 +155,9 @@ pub struct StoreArgs {
     pub standalone: bool,
 
     #[command(flatten)]
+    pub http: HttpArgs,
+
+    #[command(flatten)]
     pub bus: BusArgs,
 
     #[command(flatten)]
@@ -152,6 +191,9 @@ pub struct CentralArgs {
     pub purchase: PurchaseArgs,
 
     #[command(flatten)]
+    pub http: HttpArgs,
+
+    #[command(flatten)]
     pub bus: BusArgs,
 
     #[command(flatten)]
@@ -179,6 +221,9 @@ pub struct UpArgs {
 
     #[command(flatten)]
     pub purchase: PurchaseArgs,
+
+    #[command(flatten)]
+    pub http: HttpArgs,
 
     #[command(flatten)]
     pub bus: BusArgs,

@@ -33,6 +33,11 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    // Every connection is a file descriptor: allow as many as the system lets this process have.
+    match stockmesh_http::server::raise_open_file_limit() {
+        Ok(limit) => tracing::info!(limit, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
+    }
     let code = match commands::run(cli.command).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

@@ -14,6 +14,7 @@ use stockmesh_bus::LinkState;
 use stockmesh_core::{ProductId, Quantity};
 use stockmesh_http::bodies::PurchaseRequest;
 use stockmesh_http::pagination::PageParams;
+use stockmesh_http::uri::segment;
 use stockmesh_http::{ApiJson, ApiPath, ApiQuery, Correlation, Paged, Problem};
 
 use crate::error::StoreError;
@@ -133,7 +134,7 @@ async fn create_item(
     let item = store
         .create_item(body.product_id, Some(correlation))
         .await?;
-    let location = format!("/inventory/{}", item.product_id);
+    let location = format!("/inventory/{}", segment(item.product_id.as_str()));
     let mut response = (StatusCode::CREATED, Json(item)).into_response();
     if let Ok(location) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, location);
@@ -183,7 +184,7 @@ async fn history(
         items,
         page,
         total,
-        path: format!("/inventory/{product}/history"),
+        path: format!("/inventory/{}/history", segment(product.as_str())),
         filters: vec![],
     }
     .into_response())

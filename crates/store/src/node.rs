@@ -12,6 +12,7 @@ use stockmesh_bus::{
     HeartbeatConfig, LinkState, OutboxSignal, Relay, RelayConfig, StreamSet, topology,
 };
 use stockmesh_core::StoreId;
+use stockmesh_http::server::ServerLimits;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -32,6 +33,8 @@ pub struct StoreConfig {
     pub heartbeat: HeartbeatConfig,
     /// Entries idle this long in a dead consumer's hands are reclaimed.
     pub claim_idle: Duration,
+    /// Bounds of the HTTP listener: connections, timeouts.
+    pub http: ServerLimits,
 }
 
 impl StoreConfig {
@@ -50,6 +53,7 @@ impl StoreConfig {
             relay: RelayConfig::default(),
             heartbeat: HeartbeatConfig::default(),
             claim_idle: Duration::from_secs(30),
+            http: ServerLimits::default(),
         }
     }
 }
@@ -119,7 +123,12 @@ impl StoreNode {
         }
 
         let app = crate::api::router(service.clone());
-        tasks.spawn(stockmesh_http::router::serve(listener, app, cancel.clone()));
+        tasks.spawn(stockmesh_http::server::serve(
+            listener,
+            app,
+            cancel.clone(),
+            config.http,
+        ));
         tasks.close();
         tracing::info!(store = %config.id, %addr, "store listening");
         Ok(Self {

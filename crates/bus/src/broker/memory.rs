@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use stockmesh_core::StoreId;
 use tokio::sync::Notify;
 
-use super::{Broker, BrokerError, Delivery, GroupInfo, Outgoing};
+use super::{Broker, BrokerError, DEFAULT_MAX_ENTRY_BYTES, Delivery, GroupInfo, Missing, Outgoing};
 use crate::topology;
 
 /// An entry id: (milliseconds, sequence), ordered like Redis ids.
@@ -85,6 +85,7 @@ impl Stream {
             id: format_id(id),
             event_type: entry.map(|e| e.event_type.clone()),
             data: entry.map(|e| e.data.clone()),
+            missing: entry.is_none().then_some(Missing::Trimmed),
             deliveries,
         }
     }
@@ -98,11 +99,19 @@ struct State {
 }
 
 /// A broker in this process's memory.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryBroker {
     state: Mutex<State>,
     /// Wakes blocked readers when entries are appended.
     appended: Notify,
+    /// Deliveries with more `data` than this come without it (see [`Missing::TooLarge`]).
+    max_entry_bytes: usize,
+}
+
+impl Default for MemoryBroker {
+    fn default() -> Self {
+        Self::with_max_entry_bytes(DEFAULT_MAX_ENTRY_BYTES)
+    }
 }
 
 fn no_group(stream: &str, group: &str) -> BrokerError {
@@ -113,6 +122,15 @@ impl MemoryBroker {
     /// An empty broker.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty broker that hands consumers no `data` larger than `max_entry_bytes`.
+    pub fn with_max_entry_bytes(max_entry_bytes: usize) -> Self {
+        Self {
+            state: Mutex::default(),
+            appended: Notify::new(),
+            max_entry_bytes,
+        }
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, State>, BrokerError> {
@@ -212,7 +230,8 @@ impl Broker for MemoryBroker {
             appended.as_mut().enable();
             let found = self.take_new(group, consumer, streams, count)?;
             if !found.is_empty() {
-                return Ok(found);
+                let limit = self.max_entry_bytes;
+                return Ok(found.into_iter().map(|d| d.capped(limit)).collect());
             }
             if tokio::time::timeout_at(deadline, appended).await.is_err() {
                 return Ok(Vec::new());
@@ -253,7 +272,11 @@ impl Broker for MemoryBroker {
         }
         Ok(taken
             .into_iter()
-            .map(|(id, n)| stream.delivery(stream_name, id, n))
+            .map(|(id, n)| {
+                stream
+                    .delivery(stream_name, id, n)
+                    .capped(self.max_entry_bytes)
+            })
             .collect())
     }
 

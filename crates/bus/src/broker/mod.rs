@@ -9,7 +9,9 @@
 //! group hands each new entry to one consumer and keeps it *pending* until acked; a consumer can
 //! re-read its own pending entries (each re-read counts as a delivery); entries idle too long in
 //! another consumer's hands can be claimed; an entry trimmed from the stream while pending comes
-//! back without data and must simply be acked.
+//! back without data and must simply be acked. An entry whose `data` is missing, or larger than
+//! the broker's entry size cap, comes back without data and says why ([`Missing`]); the payload
+//! of an oversized entry is measured and dropped at once, never copied or decoded.
 
 mod memory;
 mod redis;
@@ -60,6 +62,26 @@ pub struct Outgoing<'a> {
     pub data: &'a str,
 }
 
+/// The largest `data` a consumer accepts by default: 1 MiB. Events are a few hundred bytes.
+pub const DEFAULT_MAX_ENTRY_BYTES: usize = 1024 * 1024;
+
+/// Why a delivery carries no `data`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// Trimmed from the stream while pending: the broker handed back its id alone. Nothing to
+    /// process; ack it.
+    Trimmed,
+    /// The entry exists but has no `data` field: not an event of ours. Dead-letter it.
+    NoDataField,
+    /// `data` is larger than the broker's entry size cap; it was dropped unread. Dead-letter it.
+    TooLarge {
+        /// The size of `data`, in bytes.
+        bytes: usize,
+        /// The cap, in bytes.
+        limit: usize,
+    },
+}
+
 /// One entry handed to a consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
@@ -69,10 +91,26 @@ pub struct Delivery {
     pub id: String,
     /// The `type` field, if present.
     pub event_type: Option<String>,
-    /// The `data` field; `None` when the entry was trimmed away while pending, or lacks it.
+    /// The `data` field; `None` when the entry was trimmed away while pending, lacks it, or
+    /// holds more than the cap (see `missing`).
     pub data: Option<Vec<u8>>,
+    /// Why `data` is `None` (`None` when it is there).
+    pub missing: Option<Missing>,
     /// How many times the group has delivered it, this time included.
     pub deliveries: u64,
+}
+
+impl Delivery {
+    /// This delivery with its `data` dropped when it holds more than `limit` bytes.
+    pub fn capped(mut self, limit: usize) -> Self {
+        if let Some(bytes) = self.data.as_ref().map(Vec::len)
+            && bytes > limit
+        {
+            self.data = None;
+            self.missing = Some(Missing::TooLarge { bytes, limit });
+        }
+        self
+    }
 }
 
 /// A consumer group's view of a stream, for metrics and checks.

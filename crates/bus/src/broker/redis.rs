@@ -15,7 +15,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Value};
 use stockmesh_core::StoreId;
 
-use super::{Broker, BrokerError, Delivery, GroupInfo, Outgoing};
+use super::{Broker, BrokerError, DEFAULT_MAX_ENTRY_BYTES, Delivery, GroupInfo, Outgoing};
 use crate::topology;
 
 /// How to reach Redis.
@@ -25,6 +25,8 @@ pub struct RedisConfig {
     pub url: String,
     /// How long a non-blocking command may take before the call fails and is retried.
     pub response_timeout: Duration,
+    /// Deliveries with more `data` than this come without it ([`Missing::TooLarge`]).
+    pub max_entry_bytes: usize,
 }
 
 impl RedisConfig {
@@ -33,6 +35,7 @@ impl RedisConfig {
         Self {
             url: url.into(),
             response_timeout: Duration::from_secs(2),
+            max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES,
         }
     }
 }
@@ -198,7 +201,7 @@ impl Broker for RedisBroker {
         match reply {
             Ok(value) => {
                 self.give_back(conn);
-                parse::read_reply(&value, |_| 1)
+                parse::read_reply(value, self.config.max_entry_bytes, |_| 1)
             }
             Err(e) => Err(unavailable_or_refused(e)),
         }
@@ -236,13 +239,15 @@ impl Broker for RedisBroker {
             .arg(count)
             .arg(consumer);
         let replies = self.query_pipe(&pipe).await?;
-        let [read, pending] = replies.as_slice() else {
+        let Ok([read, pending]) = <[Value; 2]>::try_from(replies) else {
             return Err(BrokerError::Protocol(
                 "pipeline reply of the wrong size".into(),
             ));
         };
-        let counts = parse::pending_counts(pending)?;
-        parse::read_reply(read, |id| counts.get(id).copied().unwrap_or(1))
+        let counts = parse::pending_counts(&pending)?;
+        parse::read_reply(read, self.config.max_entry_bytes, |id| {
+            counts.get(id).copied().unwrap_or(1)
+        })
     }
 
     async fn claim_idle(
@@ -392,7 +397,7 @@ impl Broker for RedisBroker {
                 .arg("COUNT")
                 .arg(1);
             let next: Value = self.query(&cmd).await?;
-            oldest_id = parse::read_entries(&next, stream, |_| 0)?
+            oldest_id = parse::read_entries(next, stream, self.config.max_entry_bytes, |_| 0)?
                 .into_iter()
                 .next()
                 .map(|d| d.id);
@@ -414,7 +419,7 @@ impl Broker for RedisBroker {
         let mut cmd = redis::cmd("XRANGE");
         cmd.arg(stream).arg("-").arg("+");
         let reply: Value = self.query(&cmd).await?;
-        parse::read_entries(&reply, stream, |_| 0)
+        parse::read_entries(reply, stream, self.config.max_entry_bytes, |_| 0)
     }
 
     async fn ping(&self) -> Result<(), BrokerError> {
@@ -433,6 +438,7 @@ mod parse {
     use redis::Value;
 
     use super::{BrokerError, Delivery};
+    use crate::broker::Missing;
 
     fn protocol(what: &str) -> BrokerError {
         BrokerError::Protocol(what.to_owned())
@@ -472,62 +478,97 @@ mod parse {
         id.split('-').next()?.parse().ok()
     }
 
-    /// `[[stream, [[id, fields|nil], …]], …]` (XREADGROUP) into deliveries.
+    /// Elements of an owned array, or the flattened pairs of an owned map.
+    fn into_items(value: Value) -> Option<Vec<Value>> {
+        match value {
+            Value::Array(items) | Value::Set(items) => Some(items),
+            Value::Map(pairs) => Some(pairs.into_iter().flat_map(|(k, v)| [k, v]).collect()),
+            _ => None,
+        }
+    }
+
+    /// `[[stream, [[id, fields|nil], …]], …]` (XREADGROUP) into deliveries. The reply is taken
+    /// by value so that each `data` is moved out of it, never copied.
     pub fn read_reply(
-        value: &Value,
+        value: Value,
+        max_data: usize,
         count_of: impl Fn(&str) -> u64,
     ) -> Result<Vec<Delivery>, BrokerError> {
         if matches!(value, Value::Nil) {
             return Ok(Vec::new());
         }
-        let streams = items(value).ok_or_else(|| protocol("XREADGROUP reply is not a list"))?;
-        let mut out = Vec::new();
         // RESP2 gives [[name, entries], …]; RESP3 a map flattened to [name, entries, …].
-        let pairs: Vec<(&Value, &Value)> = match value {
-            Value::Map(pairs) => pairs.iter().map(|(k, v)| (k, v)).collect(),
-            _ => streams
-                .iter()
-                .filter_map(|s| match items(s)?.as_slice() {
-                    [name, entries] => Some((*name, *entries)),
-                    _ => None,
+        let pairs: Vec<(Value, Value)> = match value {
+            Value::Map(pairs) => pairs,
+            other => into_items(other)
+                .ok_or_else(|| protocol("XREADGROUP reply is not a list"))?
+                .into_iter()
+                .filter_map(|s| {
+                    let mut parts = into_items(s)?.into_iter();
+                    match (parts.next(), parts.next(), parts.next()) {
+                        (Some(name), Some(entries), None) => Some((name, entries)),
+                        _ => None,
+                    }
                 })
                 .collect(),
         };
+        let mut out = Vec::new();
         for (name, entries) in pairs {
-            let stream = text(name).ok_or_else(|| protocol("stream name is not text"))?;
-            out.extend(read_entries(entries, &stream, &count_of)?);
+            let stream = text(&name).ok_or_else(|| protocol("stream name is not text"))?;
+            out.extend(read_entries(entries, &stream, max_data, &count_of)?);
         }
         Ok(out)
     }
 
-    /// `[[id, [field, value, …] | nil], …]` into deliveries of `stream`.
+    /// `[[id, [field, value, …] | nil], …]` into deliveries of `stream`. A `data` longer than
+    /// `max_data` is measured and dropped on the spot ([`Missing::TooLarge`]).
     pub fn read_entries(
-        value: &Value,
+        value: Value,
         stream: &str,
+        max_data: usize,
         count_of: impl Fn(&str) -> u64,
     ) -> Result<Vec<Delivery>, BrokerError> {
         if matches!(value, Value::Nil) {
             return Ok(Vec::new());
         }
-        let entries = items(value).ok_or_else(|| protocol("entries are not a list"))?;
+        let entries = into_items(value).ok_or_else(|| protocol("entries are not a list"))?;
         let mut out = Vec::with_capacity(entries.len());
         for entry in entries {
-            let parts = items(entry).ok_or_else(|| protocol("entry is not a list"))?;
-            let (id, fields) = match parts.as_slice() {
-                [id, fields] => (*id, *fields),
-                _ => return Err(protocol("entry is not [id, fields]")),
+            let mut parts = into_items(entry)
+                .ok_or_else(|| protocol("entry is not a list"))?
+                .into_iter();
+            let (Some(id), Some(fields), None) = (parts.next(), parts.next(), parts.next()) else {
+                return Err(protocol("entry is not [id, fields]"));
             };
-            let id = text(id).ok_or_else(|| protocol("entry id is not text"))?;
+            let id = text(&id).ok_or_else(|| protocol("entry id is not text"))?;
             let mut event_type = None;
             let mut data = None;
-            if let Some(fields) = items(fields) {
-                for pair in fields.chunks(2) {
-                    if let [k, v] = pair {
-                        match text(k).as_deref() {
-                            Some("type") => event_type = text(v),
-                            Some("data") => data = bytes(v),
-                            _ => {}
-                        }
+            // Redis answers nil fields for an entry trimmed away while pending.
+            let mut missing = Some(Missing::Trimmed);
+            if let Some(fields) = into_items(fields) {
+                missing = Some(Missing::NoDataField);
+                let mut fields = fields.into_iter();
+                while let (Some(k), Some(v)) = (fields.next(), fields.next()) {
+                    match text(&k).as_deref() {
+                        Some("type") => event_type = text(&v),
+                        Some("data") => match v {
+                            Value::BulkString(b) if b.len() > max_data => {
+                                missing = Some(Missing::TooLarge {
+                                    bytes: b.len(),
+                                    limit: max_data,
+                                });
+                                data = None;
+                            }
+                            Value::BulkString(b) => {
+                                missing = None;
+                                data = Some(b);
+                            }
+                            other => {
+                                data = bytes(&other);
+                                missing = data.is_none().then_some(Missing::NoDataField);
+                            }
+                        },
+                        _ => {}
                     }
                 }
             }
@@ -537,6 +578,7 @@ mod parse {
                 id,
                 event_type,
                 data,
+                missing,
                 deliveries,
             });
         }

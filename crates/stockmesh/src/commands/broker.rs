@@ -18,9 +18,13 @@ use crate::cli::{BusArgs, PurchaseArgs, StorageArgs};
 /// The Redis a node uses when none is named.
 pub const DEFAULT_REDIS: &str = "redis://127.0.0.1:6379";
 
-/// A Redis broker for `url`.
-pub fn redis(url: &str) -> anyhow::Result<Arc<dyn Broker>> {
-    Ok(Arc::new(RedisBroker::new(RedisConfig::new(url))?))
+/// A Redis broker for `url`, with the entry size cap of the flags.
+pub fn redis(url: &str, bus: &BusArgs) -> anyhow::Result<Arc<dyn Broker>> {
+    let config = RedisConfig {
+        max_entry_bytes: usize::try_from(bus.max_entry_bytes).unwrap_or(usize::MAX),
+        ..RedisConfig::new(url)
+    };
+    Ok(Arc::new(RedisBroker::new(config)?))
 }
 
 /// The broker `up` uses, a private Redis it owns (if it started one), and a line saying which.
@@ -30,17 +34,17 @@ pub async fn choose_for_up(
 ) -> anyhow::Result<(Arc<dyn Broker>, Option<RedisProcess>, String)> {
     if let Some(url) = &bus.redis {
         return Ok((
-            redis(url)?,
+            redis(url, bus)?,
             None,
             format!("broker: Redis at {url} (from --redis)"),
         ));
     }
     if answers_ping(6379).await {
         let line = format!("broker: Redis at {DEFAULT_REDIS} (found running)");
-        return Ok((redis(DEFAULT_REDIS)?, None, line));
+        return Ok((redis(DEFAULT_REDIS, bus)?, None, line));
     }
     let dir = data_dir.join("redis");
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    create_private_dir(&dir)?;
     match RedisProcess::start(&dir, Persistence::AofEverySec).await {
         Ok(process) => {
             let line = format!(
@@ -48,10 +52,12 @@ pub async fn choose_for_up(
                 process.url(),
                 dir.display()
             );
-            Ok((redis(&process.url())?, Some(process), line))
+            Ok((redis(&process.url(), bus)?, Some(process), line))
         }
         Err(SpawnError::NotInstalled) => Ok((
-            Arc::new(MemoryBroker::new()),
+            Arc::new(MemoryBroker::with_max_entry_bytes(
+                usize::try_from(bus.max_entry_bytes).unwrap_or(usize::MAX),
+            )),
             None,
             "broker: in-process (no Redis running and redis-server not installed; events live \
              only as long as this process)"
@@ -59,6 +65,17 @@ pub async fn choose_for_up(
         )),
         Err(error) => Err(error).context("cannot start a private redis-server"),
     }
+}
+
+/// Creates `dir` and its missing parents readable by this user only (0700): they hold every
+/// node's database and the private Redis's data.
+pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
 }
 
 /// A database configuration from a URL and the storage flags.

@@ -16,7 +16,11 @@ pub async fn run(args: CentralArgs) -> anyhow::Result<()> {
     )?;
     config.consumer_name = args.consumer_name.clone();
     config.stores = args.stores.clone();
-    let broker = broker::redis(args.bus.redis.as_deref().unwrap_or(DEFAULT_REDIS))?;
+    config.http = args.http.limits();
+    let broker = broker::redis(
+        args.bus.redis.as_deref().unwrap_or(DEFAULT_REDIS),
+        &args.bus,
+    )?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

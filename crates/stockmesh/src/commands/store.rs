@@ -13,16 +13,18 @@ pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
         .db
         .clone()
         .unwrap_or_else(|| format!("sqlite://./data/{}.db", args.id));
-    let config = broker::store_config(
+    let mut config = broker::store_config(
         args.id.clone(),
         broker::db(db_url, &args.storage),
         &args.bus,
     )?;
+    config.http = args.http.limits();
     let broker = if args.standalone {
         None
     } else {
         Some(broker::redis(
             args.bus.redis.as_deref().unwrap_or(DEFAULT_REDIS),
+            &args.bus,
         )?)
     };
     let listener = TcpListener::bind(args.listen)

@@ -28,18 +28,18 @@ fn port_of(base: u16, offset: u16) -> anyhow::Result<u16> {
 
 /// Runs the cluster until Ctrl-C or SIGTERM.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    broker::create_private_dir(&args.data_dir)?;
     let (broker, redis_process, broker_line) =
         broker::choose_for_up(&args.bus, &args.data_dir).await?;
     println!("{broker_line}");
 
     let db_url = |name: &str| format!("sqlite://{}", args.data_dir.join(name).display());
-    let central_config = broker::central_config(
+    let mut central_config = broker::central_config(
         broker::db(db_url("central.db"), &args.storage),
         &args.bus,
         &args.purchase,
     )?;
+    central_config.http = args.http.limits();
     let central = CentralNode::start(
         central_config,
         bind(args.host, args.port).await?,
@@ -51,11 +51,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut stores = Vec::new();
     for i in 1..=args.stores {
         let id = StoreId::parse(format!("store-{i}"))?;
-        let config = broker::store_config(
+        let mut config = broker::store_config(
             id.clone(),
             broker::db(db_url(&format!("{id}.db")), &args.storage),
             &args.bus,
         )?;
+        config.http = args.http.limits();
         let listener = bind(args.host, port_of(args.port, i)?).await?;
         let node = StoreNode::start(config, listener, Some(broker.clone())).await?;
         println!("{:<9} http://{}", id.as_str(), node.addr());
