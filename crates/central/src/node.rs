@@ -11,10 +11,9 @@ use stockmesh_bus::{
     Relay, RelayConfig, StreamSet, topology,
 };
 use stockmesh_core::StoreId;
+use stockmesh_http::running::{Running, Workers};
 use stockmesh_http::server::ServerLimits;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::discovery::Discovery;
 use crate::liveness::Liveness;
@@ -79,10 +78,8 @@ impl CentralConfig {
 /// A running Central.
 #[derive(Debug)]
 pub struct CentralNode {
-    addr: SocketAddr,
+    running: Running,
     service: Arc<CentralService>,
-    cancel: CancellationToken,
-    tasks: TaskTracker,
 }
 
 impl CentralNode {
@@ -92,7 +89,6 @@ impl CentralNode {
         listener: TcpListener,
         broker: Arc<dyn Broker>,
     ) -> anyhow::Result<Self> {
-        let addr = listener.local_addr().context("listener has no address")?;
         let db = Database::open(&config.db, &crate::MIGRATIONS).await?;
         let signal = OutboxSignal::default();
         let service = Arc::new(CentralService::new(
@@ -120,8 +116,7 @@ impl CentralNode {
             discovery.register(store).await?;
         }
 
-        let cancel = CancellationToken::new();
-        let tasks = TaskTracker::new();
+        let workers = Workers::default();
         let relay = Relay::new(
             config.consumer_name.clone(),
             db.clone(),
@@ -130,8 +125,8 @@ impl CentralNode {
             Connectivity::default(),
             config.relay.clone(),
         );
-        tasks.spawn(relay.run(cancel.clone()));
-        tasks.spawn(discovery.run(cancel.clone()));
+        workers.spawn(|stop| relay.run(stop));
+        workers.spawn(|stop| discovery.run(stop));
         let consumer = Consumer::new(
             broker,
             db,
@@ -143,28 +138,20 @@ impl CentralNode {
                 ..ConsumerConfig::new(topology::CENTRAL_GROUP, config.consumer_name.clone())
             },
         );
-        tasks.spawn(consumer.run(cancel.clone()));
+        workers.spawn(|stop| consumer.run(stop));
 
         let app = crate::api::router(service.clone());
-        tasks.spawn(stockmesh_http::server::serve(
-            listener,
-            app,
-            cancel.clone(),
-            config.http,
-        ));
-        tasks.close();
+        let running = workers
+            .serve(listener, app, config.http)
+            .context("listener has no address")?;
+        let addr = running.addr();
         tracing::info!(%addr, "central listening");
-        Ok(Self {
-            addr,
-            service,
-            cancel,
-            tasks,
-        })
+        Ok(Self { running, service })
     }
 
     /// The address the API listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.running.addr()
     }
 
     /// The service (for embedding and tests).
@@ -174,8 +161,7 @@ impl CentralNode {
 
     /// Stops the server and workers and closes the database.
     pub async fn shutdown(self) {
-        self.cancel.cancel();
-        self.tasks.wait().await;
+        self.running.stop().await;
         self.service.database().close().await;
     }
 }

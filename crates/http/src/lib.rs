@@ -14,6 +14,7 @@
 //!   else new), echoed in the response and handed to handlers.
 //! - [`metrics`]: the Prometheus recorder, request metrics, and every metric's description.
 //! - [`router`]: the layers every service router gets (body limit, fallbacks, tracing).
+//! - [`running`]: a node's server and workers, stopped together by one token.
 //! - [`server`]: the one serve loop of every node: connection cap, header, idle and request
 //!   timeouts, graceful shutdown; and the open-file limit.
 //! - [`uri`]: percent-encoding of the values put into `Location` and `Link`.
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod pagination;
 pub mod problem;
 pub mod router;
+pub mod running;
 pub mod server;
 pub mod uri;
 

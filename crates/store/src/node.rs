@@ -12,10 +12,9 @@ use stockmesh_bus::{
     HeartbeatConfig, LinkState, OutboxSignal, Relay, RelayConfig, StreamSet, topology,
 };
 use stockmesh_core::StoreId;
+use stockmesh_http::running::{Running, Workers};
 use stockmesh_http::server::ServerLimits;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::commands::CommandHandler;
 use crate::service::StoreService;
@@ -61,10 +60,8 @@ impl StoreConfig {
 /// A running store.
 #[derive(Debug)]
 pub struct StoreNode {
-    addr: SocketAddr,
+    running: Running,
     service: Arc<StoreService>,
-    cancel: CancellationToken,
-    tasks: TaskTracker,
 }
 
 impl StoreNode {
@@ -76,7 +73,6 @@ impl StoreNode {
         listener: TcpListener,
         broker: Option<Arc<dyn Broker>>,
     ) -> anyhow::Result<Self> {
-        let addr = listener.local_addr().context("listener has no address")?;
         let db = Database::open(&config.db, &crate::MIGRATIONS).await?;
         let link = Connectivity::new(LinkState::Connected);
         let signal = OutboxSignal::default();
@@ -94,8 +90,7 @@ impl StoreNode {
             service = service.with_broker(broker.clone(), heartbeat.clone());
         }
         let service = Arc::new(service);
-        let cancel = CancellationToken::new();
-        let tasks = TaskTracker::new();
+        let workers = Workers::default();
 
         if let (Some(broker), Some(heartbeat)) = (broker, heartbeat) {
             let relay = Relay::new(
@@ -106,8 +101,8 @@ impl StoreNode {
                 link.clone(),
                 config.relay.clone(),
             );
-            tasks.spawn(relay.run(cancel.clone()));
-            tasks.spawn(heartbeat.run(cancel.clone()));
+            workers.spawn(|stop| relay.run(stop));
+            workers.spawn(|stop| heartbeat.run(stop));
             let consumer = Consumer::new(
                 broker,
                 service.database().clone(),
@@ -119,29 +114,21 @@ impl StoreNode {
                     ..ConsumerConfig::new(topology::STORE_GROUP, config.id.as_str())
                 },
             );
-            tasks.spawn(consumer.run(cancel.clone()));
+            workers.spawn(|stop| consumer.run(stop));
         }
 
         let app = crate::api::router(service.clone());
-        tasks.spawn(stockmesh_http::server::serve(
-            listener,
-            app,
-            cancel.clone(),
-            config.http,
-        ));
-        tasks.close();
+        let running = workers
+            .serve(listener, app, config.http)
+            .context("listener has no address")?;
+        let addr = running.addr();
         tracing::info!(store = %config.id, %addr, "store listening");
-        Ok(Self {
-            addr,
-            service,
-            cancel,
-            tasks,
-        })
+        Ok(Self { running, service })
     }
 
     /// The address the API listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.running.addr()
     }
 
     /// The store's service (for embedding and tests).
@@ -152,8 +139,7 @@ impl StoreNode {
     /// Stops accepting requests, lets in-flight ones finish, stops the workers and closes the
     /// database.
     pub async fn shutdown(self) {
-        self.cancel.cancel();
-        self.tasks.wait().await;
+        self.running.stop().await;
         self.service.database().close().await;
     }
 }
