@@ -1,6 +1,10 @@
 //! Logs and traces: human-readable logs by default, JSON lines with `--log-format json`, `RUST_LOG`
 //! filters; with `--otlp-endpoint`, spans are also exported over OTLP/gRPC (plain HTTP/2, no TLS)
-//! to a collector such as the OpenTelemetry Collector, Jaeger or Tempo.
+//! to a collector such as the OpenTelemetry Collector, Jaeger or Tempo. Human logs are coloured
+//! only when stderr is a terminal and `NO_COLOR` is unset or empty.
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
 
 use anyhow::Context;
 use opentelemetry::trace::TracerProvider as _;
@@ -20,7 +24,13 @@ pub struct Telemetry {
 /// Installs the global subscriber: logs to stderr, and spans to `otlp_endpoint` if given.
 pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let ansi = use_colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR"),
+    );
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let logs = match format {
         LogFormat::Human => logs.boxed(),
         LogFormat::Json => logs.json().boxed(),
@@ -58,6 +68,12 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> anyhow::Result<Te
     Ok(Telemetry { provider })
 }
 
+/// Whether logs may carry ANSI colour codes: only on a terminal, and never when `NO_COLOR` has a
+/// non-empty value (<https://no-color.org>).
+fn use_colour(stderr_is_terminal: bool, no_color: Option<OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|value| value.is_empty())
+}
+
 impl Telemetry {
     /// Flushes spans still buffered for export.
     pub fn shutdown(self) {
@@ -66,5 +82,19 @@ impl Telemetry {
         {
             eprintln!("stockmesh: trace export did not flush: {error}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(use_colour(true, None));
+        assert!(use_colour(true, Some(OsString::new())));
+        assert!(!use_colour(true, Some(OsString::from("1"))));
+        assert!(!use_colour(false, None));
+        assert!(!use_colour(false, Some(OsString::from("1"))));
     }
 }
