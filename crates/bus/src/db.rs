@@ -16,12 +16,19 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 /// The bus's own tables (outbox, inbox). Versions below 100; services number theirs from 100.
 static BUS_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 
-/// Why a node is not ready, when its database does not answer.
-pub const NOT_READY_DATABASE: &str = "database unavailable";
-/// Why a node is not ready, when its broker does not answer.
-pub const NOT_READY_BROKER: &str = "broker unreachable";
-/// Why a node is not ready, when its checks did not finish in time.
-pub const NOT_READY_TIMEOUT: &str = "readiness checks timed out";
+/// Why a node is not ready, in words fit for any client (the cause itself goes to the log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotReady {
+    /// Its database does not answer.
+    #[error("database unavailable")]
+    Database,
+    /// Its broker does not answer.
+    #[error("broker unreachable")]
+    Broker,
+    /// Its checks did not finish in time.
+    #[error("readiness checks timed out")]
+    TimedOut,
+}
 
 /// Creates the database's directory (mode 0700) and file (mode 0600) when missing, so that stock,
 /// ledgers and outboxes are readable by the node's own user only. SQLite gives the `-wal` and
@@ -157,17 +164,17 @@ impl Database {
     pub async fn readiness(
         &self,
         broker: Option<&std::sync::Arc<dyn crate::Broker>>,
-    ) -> Result<(), String> {
+    ) -> Result<(), NotReady> {
         let probe = async {
             if let Err(error) = sqlx::query("SELECT 1").execute(&self.reader).await {
                 tracing::warn!(%error, "not ready: database unavailable");
-                return Err(NOT_READY_DATABASE.to_owned());
+                return Err(NotReady::Database);
             }
             if let Some(broker) = broker
                 && let Err(error) = broker.ping().await
             {
                 tracing::warn!(%error, "not ready: broker unreachable");
-                return Err(NOT_READY_BROKER.to_owned());
+                return Err(NotReady::Broker);
             }
             Ok(())
         };
@@ -175,7 +182,7 @@ impl Database {
             .await
             .unwrap_or_else(|_| {
                 tracing::warn!("not ready: readiness checks took over 2 s");
-                Err(NOT_READY_TIMEOUT.to_owned())
+                Err(NotReady::TimedOut)
             })
     }
 

@@ -153,7 +153,7 @@ impl CentralService {
     }
 
     /// Whether Central can serve: its database and its broker answer.
-    pub async fn readiness(&self) -> Result<(), String> {
+    pub async fn readiness(&self) -> Result<(), stockmesh_bus::db::NotReady> {
         self.db.readiness(Some(&self.broker)).await
     }
 

@@ -53,14 +53,14 @@ pub fn exposition() -> axum::response::Response {
 
 /// The `GET /readyz` answer for a readiness check's result: 200 `{"status":"ready"}`, or 503
 /// `Not Ready` with the reason.
-pub fn readiness(check: Result<(), String>) -> axum::response::Response {
+pub fn readiness<E: std::fmt::Display>(check: Result<(), E>) -> axum::response::Response {
     use axum::response::IntoResponse;
     match check {
         Ok(()) => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
         Err(why) => crate::Problem::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             "Not Ready",
-            why,
+            why.to_string(),
         )
         .into_response(),
     }

@@ -351,7 +351,7 @@ impl StoreService {
 
     /// Whether the store can serve: its database answers, and its broker if it has one.
     /// A store without its broker still sells, but is not *ready* as part of the system.
-    pub async fn readiness(&self) -> Result<(), String> {
+    pub async fn readiness(&self) -> Result<(), stockmesh_bus::db::NotReady> {
         self.db.readiness(self.broker.as_ref()).await
     }
 
