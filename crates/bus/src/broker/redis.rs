@@ -200,8 +200,16 @@ impl Broker for RedisBroker {
         let reply = cmd.query_async::<Value>(&mut conn).await;
         match reply {
             Ok(value) => {
-                self.give_back(conn);
-                parse::read_reply(value, self.config.max_entry_bytes, |_| 1)
+                let deliveries = parse::read_reply(value, self.config.max_entry_bytes, |_| 1)?;
+                // A connection that carried an oversized entry keeps a read buffer of its size;
+                // let it go instead of pooling it.
+                let oversized = deliveries
+                    .iter()
+                    .any(|d| matches!(d.missing, Some(super::Missing::TooLarge { .. })));
+                if !oversized {
+                    self.give_back(conn);
+                }
+                Ok(deliveries)
             }
             Err(e) => Err(unavailable_or_refused(e)),
         }
