@@ -1,11 +1,13 @@
 //! A store's heartbeat: a broker key holding the time of the last beat, with a TTL, refreshed
 //! every interval while the store is connected and withdrawn at once when it disconnects.
-//! Central reads its age to tell whether the store is online.
+//! Central reads its age to tell whether the store is online. With each beat the store also
+//! advertises its state summary (watermark and digest, DESIGN §9), from an [`Advertise`] source.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use stockmesh_core::{StoreId, now};
+use async_trait::async_trait;
+use stockmesh_core::{StateSummary, StoreId, now};
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Broker, BrokerError};
@@ -42,6 +44,13 @@ impl Default for HeartbeatConfig {
     }
 }
 
+/// Where a heartbeat finds the state summary it advertises.
+#[async_trait]
+pub trait Advertise: Send + Sync + std::fmt::Debug {
+    /// The store's summary now; `None` when it cannot be read (nothing is advertised then).
+    async fn summary(&self) -> Option<StateSummary>;
+}
+
 /// A store's heartbeat worker.
 #[derive(Debug, Clone)]
 pub struct Heartbeat {
@@ -49,6 +58,8 @@ pub struct Heartbeat {
     store: StoreId,
     link: Connectivity,
     config: HeartbeatConfig,
+    /// What to advertise with each beat, if anything.
+    advertiser: Option<Arc<dyn Advertise>>,
 }
 
 impl Heartbeat {
@@ -64,14 +75,29 @@ impl Heartbeat {
             store,
             link,
             config,
+            advertiser: None,
         }
     }
 
-    /// Beats once now.
+    /// Advertises `advertiser`'s summary with every beat.
+    pub fn with_advertiser(mut self, advertiser: Arc<dyn Advertise>) -> Self {
+        self.advertiser = Some(advertiser);
+        self
+    }
+
+    /// Beats once now, advertising the summary too.
     pub async fn beat(&self) -> Result<(), BrokerError> {
         self.broker
             .beat(&self.store, now().timestamp_millis(), self.config.timeout)
             .await?;
+        if let Some(summary) = match &self.advertiser {
+            Some(advertiser) => advertiser.summary().await,
+            None => None,
+        } {
+            self.broker
+                .advertise(&self.store, &summary.to_json(), self.config.timeout)
+                .await?;
+        }
         metrics::counter!("stockmesh_heartbeats_sent_total", "node" => self.store.to_string())
             .increment(1);
         Ok(())

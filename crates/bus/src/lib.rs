@@ -41,7 +41,7 @@ pub use broker::{Broker, BrokerError, Delivery, MemoryBroker, Missing, RedisBrok
 pub use connectivity::{Connectivity, LinkState};
 pub use consumer::{ConsumeOutcome, Consumer, ConsumerConfig, Handler, HandlerError, StreamSet};
 pub use db::{Database, DbConfig, Durability};
-pub use heartbeat::{Heartbeat, HeartbeatConfig};
+pub use heartbeat::{Advertise, Heartbeat, HeartbeatConfig};
 pub use inbox::Inbox;
 pub use outbox::{Outbox, OutboxRow, OutboxSignal};
 pub use relay::{Relay, RelayConfig, RelayOutcome};

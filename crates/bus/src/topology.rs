@@ -33,6 +33,11 @@ pub fn heartbeat_key(store: &StoreId) -> String {
     format!("{PREFIX}:{{{store}}}:heartbeat")
 }
 
+/// The key holding a store's advertised state summary (watermark and digest), with a TTL.
+pub fn summary_key(store: &StoreId) -> String {
+    format!("{PREFIX}:{{{store}}}:summary")
+}
+
 /// The set of every store that has ever announced itself; Central discovers stores here.
 pub const STORE_REGISTRY: &str = "stockmesh:stores";
 

@@ -50,7 +50,7 @@ impl Discovery {
         if new {
             let request = Envelope::new(
                 store.clone(),
-                Event::SnapshotRequested(SnapshotRequest {}),
+                Event::SnapshotRequested(SnapshotRequest::default()),
                 None,
             );
             Outbox::append(&mut tx, &topology::commands_stream(store), &request).await?;

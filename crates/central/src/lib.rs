@@ -13,6 +13,8 @@
 //! - `view`: the consumer handler of the stores' events: item states by version, replies to
 //!   their flows.
 //! - [`liveness`]: whether a store is online (its heartbeat's age).
+//! - [`repair`]: anti-entropy: compares each store's advertised watermark and digest with the
+//!   view and asks for a replay or a paged snapshot when Central is behind or differs.
 //! - [`discovery`]: finds stores in the broker's registry; asks new ones for a snapshot.
 //! - [`error`]: what can go wrong, as a type.
 //! - [`api`]: the HTTP routes.
@@ -25,6 +27,7 @@ pub mod error;
 pub mod liveness;
 pub mod node;
 pub mod purchase;
+pub mod repair;
 mod repository;
 pub mod service;
 mod view;

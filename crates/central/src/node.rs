@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 
 use crate::discovery::Discovery;
 use crate::liveness::Liveness;
+use crate::repair::{RepairConfig, Repairer};
 use crate::repository as repo;
 use crate::service::{CentralService, PurchaseTiming};
 use crate::view::ViewUpdater;
@@ -42,6 +43,8 @@ pub struct CentralConfig {
     pub http: ServerLimits,
     /// How often to look for new stores.
     pub discovery_interval: Duration,
+    /// Anti-entropy timing (self-healing).
+    pub repair: RepairConfig,
 }
 
 impl CentralConfig {
@@ -71,6 +74,7 @@ impl CentralConfig {
             claim_idle: Duration::from_secs(30),
             http: ServerLimits::default(),
             discovery_interval: Duration::from_secs(1),
+            repair: RepairConfig::default(),
         }
     }
 }
@@ -117,6 +121,8 @@ impl CentralNode {
         }
 
         let workers = Workers::default();
+        let repairer = Repairer::new(db.clone(), broker.clone(), signal.clone(), config.repair);
+        workers.spawn(|stop| repairer.run(stop));
         let relay = Relay::new(
             config.consumer_name.clone(),
             db.clone(),
@@ -127,6 +133,7 @@ impl CentralNode {
         );
         workers.spawn(|stop| relay.run(stop));
         workers.spawn(|stop| discovery.run(stop));
+
         let consumer = Consumer::new(
             broker,
             db,

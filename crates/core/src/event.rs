@@ -191,10 +191,15 @@ impl RejectionReason {
     }
 }
 
-/// Central asks a store to republish every item's state.
+/// Central asks a store to republish the state of its items: every item, or (a replay, the
+/// cheaper repair) those changed after an instant. The store sends it in pages.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SnapshotRequest {}
+pub struct SnapshotRequest {
+    /// Only items the store changed after this instant (its own clock); every item when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_after: Option<Timestamp>,
+}
 
 #[cfg(test)]
 mod tests {
@@ -265,7 +270,7 @@ mod tests {
                 reason: RejectionReason::Expired,
                 item: None,
             }),
-            Event::SnapshotRequested(SnapshotRequest {}),
+            Event::SnapshotRequested(SnapshotRequest::default()),
         ];
         for event in events {
             let name = event.type_name();

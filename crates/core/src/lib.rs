@@ -11,6 +11,7 @@
 //! - [`page`]: which slice of a long list to return ([`Page`]).
 //! - [`event`]: the events and commands exchanged between stores and Central, and their
 //!   [`Envelope`] on the wire.
+//! - [`summary`]: the watermark and digest a store advertises, for anti-entropy.
 //! - [`error`]: why a value failed to parse.
 
 pub mod error;
@@ -19,6 +20,7 @@ pub mod ids;
 pub mod item;
 pub mod page;
 pub mod quantity;
+pub mod summary;
 
 pub use error::ParseError;
 pub use event::{
@@ -29,6 +31,7 @@ pub use ids::{CorrelationId, EventId, ProductId, PurchaseId, RequestId, StoreId}
 pub use item::{Item, Movement, MovementKind};
 pub use page::Page;
 pub use quantity::{PurchaseQuantity, Quantity, Version};
+pub use summary::StateSummary;
 
 /// A point in time, always UTC.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

@@ -1,6 +1,6 @@
 //! The store's consumer handler of Central's commands. The consumer owns the transaction (inbox
 //! included); this handler routes each fresh command to its flow: store-decided requests to
-//! [`crate::decided`], snapshot requests to the service. After the commit it wakes the relay.
+//! [`crate::decided`], snapshot requests to [`crate::repair`], which sends them in pages. After the commit it wakes the relay.
 
 use std::sync::Arc;
 
@@ -12,6 +12,7 @@ use tracing::Instrument;
 
 use crate::decided::decide_once;
 use crate::error::StoreError;
+use crate::repair::request_resync;
 use crate::service::StoreService;
 
 /// Applies commands addressed to this store.
@@ -62,13 +63,17 @@ impl Handler for CommandHandler {
                         .await
                         .map_err(transient)?;
                 }
-                Event::SnapshotRequested(_) => {
-                    let items = service
-                        .append_snapshot(tx, correlation)
-                        .instrument(span.clone())
+                Event::SnapshotRequested(request) => {
+                    let started = request_resync(tx, request.changed_after, correlation.as_ref())
                         .await
                         .map_err(transient)?;
-                    span.in_scope(|| tracing::info!(items, "snapshot queued for Central"));
+                    span.in_scope(|| {
+                        tracing::info!(
+                            started,
+                            changed_after = ?request.changed_after,
+                            "resynchronisation asked by Central"
+                        );
+                    });
                 }
                 other => {
                     return Err(HandlerError::Permanent(format!(

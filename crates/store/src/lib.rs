@@ -12,6 +12,8 @@
 //! - `decided`: the store's half of every store-decided flow: decide each request once, refuse
 //!   it past its deadline, write decision, effect and reply in one transaction.
 //! - `remote_purchase`: the remote purchase's decision (the first store-decided flow).
+//! - [`repair`]: self-healing: the summary the heartbeat advertises, and resynchronisations
+//!   (replay or snapshot) sent in pages.
 //! - [`api`]: the HTTP routes (thin handlers: extract, call the service, map the result).
 //! - [`node`]: starts and stops a whole store (database, HTTP server, background workers).
 
@@ -21,6 +23,7 @@ mod decided;
 pub mod error;
 pub mod node;
 mod remote_purchase;
+pub mod repair;
 pub mod repository;
 pub mod service;
 

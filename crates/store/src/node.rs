@@ -17,6 +17,7 @@ use stockmesh_http::server::ServerLimits;
 use tokio::net::TcpListener;
 
 use crate::commands::CommandHandler;
+use crate::repair::{Resync, Summarizer};
 use crate::service::StoreService;
 
 /// Everything a store needs to start.
@@ -85,6 +86,7 @@ impl StoreNode {
                 link.clone(),
                 config.heartbeat,
             )
+            .with_advertiser(Arc::new(Summarizer::new(db.clone())))
         });
         if let (Some(broker), Some(heartbeat)) = (&broker, &heartbeat) {
             service = service.with_broker(broker.clone(), heartbeat.clone());
@@ -115,6 +117,8 @@ impl StoreNode {
                 },
             );
             workers.spawn(|stop| consumer.run(stop));
+            let resync = Resync::new(service.clone());
+            workers.spawn(|stop| resync.run(stop));
         }
 
         let app = crate::api::router(service.clone());

@@ -309,33 +309,6 @@ impl StoreService {
         }
     }
 
-    /// Appends an `INVENTORY_ITEM_UPDATED` with the current state of every item (Central asked
-    /// for a snapshot to rebuild its view).
-    pub async fn append_snapshot(
-        &self,
-        conn: &mut SqliteConnection,
-        correlation: Option<CorrelationId>,
-    ) -> Result<usize, StoreError> {
-        let mut after: Option<ProductId> = None;
-        let mut count = 0;
-        loop {
-            let page = repo::items_after(&mut *conn, after.as_ref(), 1000).await?;
-            let Some(last) = page.last() else {
-                return Ok(count);
-            };
-            after = Some(last.product_id.clone());
-            count += page.len();
-            for state in page {
-                self.emit(
-                    conn,
-                    Event::InventoryItemUpdated(state),
-                    correlation.clone(),
-                )
-                .await?;
-            }
-        }
-    }
-
     /// Refreshes the gauges that `GET /metrics` shows: link, outbox, the commands stream.
     pub async fn refresh_gauges(&self) -> Result<(), StoreError> {
         let node = self.id.as_str();

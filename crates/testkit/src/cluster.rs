@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stockmesh_bus::{Broker, DbConfig, HeartbeatConfig, MemoryBroker, RedisBroker, RedisConfig};
+use stockmesh_central::repair::RepairConfig;
 use stockmesh_central::{CentralConfig, CentralNode};
 use stockmesh_core::StoreId;
 use stockmesh_store::{StoreConfig, StoreNode};
@@ -73,10 +74,26 @@ impl TestCluster {
         stores: usize,
         tune: impl FnOnce(&mut CentralConfig),
     ) -> Self {
+        Self::start_over(kind, Persistence::AofAlways, stores, tune).await
+    }
+
+    /// Like [`start_tuned`](Self::start_tuned) over a private `redis-server` without
+    /// persistence: restarting it ([`RedisServer::restart`]) brings it back empty, as the
+    /// machine's own Redis and many managed ones would.
+    pub async fn start_volatile(stores: usize, tune: impl FnOnce(&mut CentralConfig)) -> Self {
+        Self::start_over(BrokerKind::Redis, Persistence::None, stores, tune).await
+    }
+
+    async fn start_over(
+        kind: BrokerKind,
+        persistence: Persistence,
+        stores: usize,
+        tune: impl FnOnce(&mut CentralConfig),
+    ) -> Self {
         let dir = tempfile::tempdir().expect("cannot create a temporary directory");
         let (redis, broker): (Option<RedisServer>, Arc<dyn Broker>) = match kind {
             BrokerKind::Redis => {
-                let server = RedisServer::start_with(Persistence::AofAlways).await;
+                let server = RedisServer::start_with(persistence).await;
                 let broker = RedisBroker::new(RedisConfig::new(server.url())).expect("broker");
                 (Some(server), Arc::new(broker))
             }
@@ -87,6 +104,11 @@ impl TestCluster {
             heartbeat_timeout: test_heartbeat().timeout,
             claim_idle: Duration::from_secs(2),
             discovery_interval: Duration::from_millis(50),
+            repair: RepairConfig {
+                interval: Duration::from_millis(50),
+                grace: Duration::from_millis(300),
+                ..RepairConfig::default()
+            },
             ..CentralConfig::new(db("central.db"))
         };
         tune(&mut central_config);

@@ -95,6 +95,7 @@ impl Stream {
 struct State {
     streams: HashMap<String, Stream>,
     heartbeats: HashMap<StoreId, (i64, Instant)>,
+    adverts: HashMap<StoreId, (String, Instant)>,
     registry: BTreeSet<StoreId>,
 }
 
@@ -367,6 +368,27 @@ impl Broker for MemoryBroker {
     async fn withdraw(&self, store: &StoreId) -> Result<(), BrokerError> {
         self.lock()?.heartbeats.remove(store);
         Ok(())
+    }
+
+    async fn advertise(
+        &self,
+        store: &StoreId,
+        summary: &str,
+        ttl: Duration,
+    ) -> Result<(), BrokerError> {
+        self.lock()?
+            .adverts
+            .insert(store.clone(), (summary.to_owned(), Instant::now() + ttl));
+        Ok(())
+    }
+
+    async fn advertisement(&self, store: &StoreId) -> Result<Option<String>, BrokerError> {
+        let state = self.lock()?;
+        Ok(state
+            .adverts
+            .get(store)
+            .filter(|(_, expires)| *expires > Instant::now())
+            .map(|(text, _)| text.clone()))
     }
 
     async fn last_beat(&self, store: &StoreId) -> Result<Option<i64>, BrokerError> {

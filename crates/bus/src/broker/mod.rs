@@ -189,6 +189,18 @@ pub trait Broker: Send + Sync + std::fmt::Debug {
     /// Withdraws `store`'s heartbeat at once (the store disconnects).
     async fn withdraw(&self, store: &StoreId) -> Result<(), BrokerError>;
 
+    /// Advertises `store`'s state summary (JSON text; see `stockmesh_core::summary`), expiring
+    /// after `ttl` like its heartbeat.
+    async fn advertise(
+        &self,
+        store: &StoreId,
+        summary: &str,
+        ttl: Duration,
+    ) -> Result<(), BrokerError>;
+
+    /// `store`'s advertised state summary, if it has a live one.
+    async fn advertisement(&self, store: &StoreId) -> Result<Option<String>, BrokerError>;
+
     /// `store`'s last heartbeat (unix ms), if it has a live one.
     async fn last_beat(&self, store: &StoreId) -> Result<Option<i64>, BrokerError>;
 

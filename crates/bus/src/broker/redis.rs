@@ -352,6 +352,26 @@ impl Broker for RedisBroker {
         self.query::<i64>(&cmd).await.map(drop)
     }
 
+    async fn advertise(
+        &self,
+        store: &StoreId,
+        summary: &str,
+        ttl: Duration,
+    ) -> Result<(), BrokerError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(topology::summary_key(store))
+            .arg(summary)
+            .arg("PX")
+            .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
+        self.query::<()>(&cmd).await
+    }
+
+    async fn advertisement(&self, store: &StoreId) -> Result<Option<String>, BrokerError> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(topology::summary_key(store));
+        self.query(&cmd).await
+    }
+
     async fn last_beat(&self, store: &StoreId) -> Result<Option<i64>, BrokerError> {
         let mut cmd = redis::cmd("GET");
         cmd.arg(topology::heartbeat_key(store));

@@ -3,5 +3,6 @@
 
 mod api;
 mod demo;
+mod heal;
 mod observability;
 mod race;
