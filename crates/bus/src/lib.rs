@@ -16,6 +16,7 @@
 //! - [`probe`]: raw SQLite and broker rates, for benchmarks.
 //! - [`redis_server`]: a private `redis-server` child process: free port, kill -9, restart on its
 //!   data (for `stockmesh up`, tests, chaos and bench).
+//! - [`faults`]: data losses inflicted on purpose (`FLUSHALL`, a stream's newest entries).
 //! - [`gauges`]: outbox and consumer-group gauges, refreshed at scrape time.
 //! - [`backoff`]: jittered exponential back-off.
 //! - [`connectivity`]: a node's connected/disconnected switch, watched by every worker.
@@ -27,6 +28,7 @@ pub mod broker;
 pub mod connectivity;
 pub mod consumer;
 pub mod db;
+pub mod faults;
 pub mod gauges;
 pub mod heartbeat;
 pub mod inbox;

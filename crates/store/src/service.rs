@@ -32,6 +32,8 @@ pub struct StoreStatus {
     pub outbox_pending: i64,
     /// Age in milliseconds of the oldest of them.
     pub outbox_oldest_age_ms: Option<i64>,
+    /// Whether a resynchronisation Central asked for (replay or snapshot) is being sent.
+    pub resyncing: bool,
 }
 
 /// What changed, for the ledger and the event.
@@ -340,6 +342,7 @@ impl StoreService {
             connectivity: self.connectivity.state(),
             outbox_pending: pending,
             outbox_oldest_age_ms: oldest_created_at.map(|at| (now - at).max(0)),
+            resyncing: crate::repair::in_progress(&self.db.reader).await?,
         })
     }
 }

@@ -381,3 +381,88 @@ impl Repairer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The planner alone: when a repair starts, which kind, and that one runs at a time.
+
+    use super::*;
+
+    fn summary(changes: u64, items: u64, digest: Option<u64>) -> StateSummary {
+        StateSummary {
+            changes,
+            items,
+            digest,
+        }
+    }
+
+    const GRACE: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn behind_past_the_grace_period_replays_first_then_snapshots() {
+        let mut track = Track::default();
+        let t0 = Instant::now();
+        let (ours, theirs) = (summary(10, 2, None), summary(14, 2, None));
+        assert_eq!(track.step(&ours, &theirs, t0, GRACE), Step::Wait);
+        assert_eq!(
+            track.step(&ours, &theirs, t0 + GRACE / 2, GRACE),
+            Step::Wait
+        );
+        let t1 = t0 + GRACE;
+        assert_eq!(
+            track.step(&ours, &theirs, t1, GRACE),
+            Step::Repair(Cause::Behind, Kind::Replay)
+        );
+        track.started(Kind::Replay, 14, 10, t1);
+        // In flight: no second repair, even while still behind.
+        assert_eq!(
+            track.step(&ours, &theirs, t1 + GRACE / 2, GRACE),
+            Step::Wait
+        );
+        // No progress for a grace period: given up; the next repair of the episode is a snapshot.
+        let t2 = t1 + GRACE;
+        assert_eq!(track.step(&ours, &theirs, t2, GRACE), Step::Wait);
+        assert_eq!(
+            track.step(&ours, &theirs, t2 + GRACE, GRACE),
+            Step::Repair(Cause::Behind, Kind::Snapshot)
+        );
+        track.started(Kind::Snapshot, 14, 10, t2 + GRACE);
+        let caught_up = summary(14, 2, None);
+        assert_eq!(
+            track.step(&caught_up, &theirs, t2 + GRACE * 2, GRACE),
+            Step::Repaired
+        );
+    }
+
+    #[test]
+    fn live_traffic_that_keeps_catching_up_never_starts_a_repair() {
+        let mut track = Track::default();
+        let t0 = Instant::now();
+        for i in 0..10_u32 {
+            let ours = summary(u64::from(i) * 10, 1, None);
+            let theirs = summary(u64::from(i) * 10 + 3, 1, None);
+            let now = t0 + GRACE / 2 * i;
+            assert_eq!(track.step(&ours, &theirs, now, GRACE), Step::Wait, "at {i}");
+        }
+    }
+
+    #[test]
+    fn a_quiet_store_with_the_same_watermark_has_its_digest_compared() {
+        let mut track = Track::default();
+        let now = Instant::now();
+        let ours = summary(7, 3, None);
+        assert_eq!(
+            track.step(&ours, &summary(7, 3, None), now, GRACE),
+            Step::Wait
+        );
+        assert_eq!(
+            track.step(&ours, &summary(7, 3, Some(42)), now, GRACE),
+            Step::CompareDigest
+        );
+        // Central ahead of the store (a store restored from a backup): nothing to repair here.
+        assert_eq!(
+            track.step(&summary(9, 3, None), &summary(7, 3, Some(42)), now, GRACE),
+            Step::Wait
+        );
+    }
+}

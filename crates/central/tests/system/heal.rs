@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+use serde_json::json;
+use stockmesh_bus::{faults, topology};
+use stockmesh_core::StoreId;
 use stockmesh_testkit::demo::wait_for_central;
 use stockmesh_testkit::{TestCluster, eventually};
 
@@ -27,6 +30,7 @@ async fn central_converges_after_redis_restarts_empty_while_it_was_down() {
     store.create_item("p").await.expect(201);
     store.set_quantity("p", 100).await.expect(204);
     wait_for_central(&cluster.central, "store-1", "p", 100).await;
+    snapshot_sent(&cluster, &store).await;
 
     cluster.stop_central().await;
     for _ in 0..6 {
@@ -43,5 +47,159 @@ async fn central_converges_after_redis_restarts_empty_while_it_was_down() {
         central.quantity("/inventory/store-1/p").await == Some(94)
     })
     .await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn central_converges_after_the_newest_entries_of_a_stream_are_lost() {
+    let mut cluster = TestCluster::start_volatile(1, |_| {}).await;
+    let store = cluster.store(1).clone();
+    for product in ["p", "q"] {
+        store.create_item(product).await.expect(201);
+        store.set_quantity(product, 50).await.expect(204);
+    }
+    wait_for_central(&cluster.central, "store-1", "q", 50).await;
+    snapshot_sent(&cluster, &store).await;
+
+    cluster.stop_central().await;
+    for _ in 0..4 {
+        store.purchase("p", 2).await.expect(200);
+    }
+    store.purchase("q", 5).await.expect(200);
+    outbox_drained(&store).await;
+    // As a failover to a replica that had not received them would: the relay was told they
+    // were appended, and they are gone.
+    let url = cluster.redis.as_ref().expect("redis").url();
+    let stream = topology::events_stream(&StoreId::parse("store-1").expect("valid"));
+    let lost = faults::drop_newest(&url, &stream, 3)
+        .await
+        .expect("dropped");
+    assert_eq!(lost, 3);
+    eprintln!(
+        "ENTRIES {:?}",
+        cluster
+            .broker
+            .entries(&stream)
+            .await
+            .expect("e")
+            .iter()
+            .map(
+                |d| String::from_utf8_lossy(d.data.as_deref().unwrap_or_default())
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            )
+            .collect::<Vec<_>>()
+    );
+    cluster.restart_central().await;
+
+    let central = cluster.central.clone();
+    eventually("Central to show 42 of p and 45 of q", HEALED, async || {
+        central.quantity("/inventory/store-1/p").await == Some(42)
+            && central.quantity("/inventory/store-1/q").await == Some(45)
+    })
+    .await;
+    cluster.shutdown().await;
+}
+
+/// Waits until the snapshot Central asked for when the store was new has been consumed and sent,
+/// so that it cannot bring back what a fault then deletes.
+async fn snapshot_sent(cluster: &TestCluster, store: &stockmesh_testkit::Api) {
+    let commands = topology::commands_stream(&StoreId::parse("store-1").expect("valid"));
+    eventually("the first snapshot sent", HEALED, async || {
+        let group = cluster
+            .broker
+            .group_info(&commands, topology::STORE_GROUP)
+            .await
+            .unwrap_or_default();
+        group.length >= 1
+            && group.pending == 0
+            && group.lag == Some(0)
+            && store.get("/status").await.json()["resyncing"] == false
+    })
+    .await;
+}
+
+/// Copies Central's database files (the main file and, if present, its WAL) from `from` to `to`.
+fn copy_database(dir: &std::path::Path, from: &str, to: &str) {
+    for suffix in ["", "-wal", "-shm"] {
+        let source = dir.join(format!("{from}{suffix}"));
+        let target = dir.join(format!("{to}{suffix}"));
+        let _ = std::fs::remove_file(&target);
+        if source.exists() {
+            std::fs::copy(&source, &target).expect("copy database file");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn central_restored_from_an_older_backup_is_behind_not_new_and_catches_up() {
+    let mut cluster = TestCluster::start(1).await;
+    let store = cluster.store(1).clone();
+    store.create_item("p").await.expect(201);
+    store.set_quantity("p", 30).await.expect(204);
+    wait_for_central(&cluster.central, "store-1", "p", 30).await;
+
+    cluster.stop_central().await;
+    copy_database(cluster.dir(), "central.db", "last-night.db");
+    cluster.restart_central().await;
+    store.purchase("p", 7).await.expect(200);
+    store.create_item("later").await.expect(201);
+    store.set_quantity("later", 3).await.expect(204);
+    wait_for_central(&cluster.central, "store-1", "later", 3).await;
+
+    cluster.stop_central().await;
+    copy_database(cluster.dir(), "last-night.db", "central.db");
+    cluster.restart_central().await;
+
+    let central = cluster.central.clone();
+    eventually("the restored Central to catch up", HEALED, async || {
+        central.quantity("/inventory/store-1/p").await == Some(23)
+            && central.quantity("/inventory/store-1/later").await == Some(3)
+    })
+    .await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_worker_carries_on_after_redis_restarts_empty_or_is_flushed_under_it() {
+    let mut cluster = TestCluster::start_volatile(1, |_| {}).await;
+    let store = cluster.store(1).clone();
+    store.create_item("p").await.expect(201);
+    store.set_quantity("p", 20).await.expect(204);
+    wait_for_central(&cluster.central, "store-1", "p", 20).await;
+    let id = StoreId::parse("store-1").expect("valid");
+
+    for (round, fault) in ["restart", "flushall"].into_iter().enumerate() {
+        let redis = cluster.redis.as_mut().expect("redis");
+        if fault == "restart" {
+            redis.kill();
+            redis.restart().await;
+        } else {
+            faults::flush_all(&redis.url()).await.expect("flushed");
+        }
+        // The heartbeat re-registers the store; Central's consumer and the store's recreate
+        // their groups (NOGROUP) and carry on: a remote purchase goes through both.
+        let broker = cluster.broker.clone();
+        eventually("the store registered again", HEALED, async || {
+            broker.stores().await.is_ok_and(|s| s.contains(&id))
+        })
+        .await;
+        cluster.wait_until_all_online().await;
+        let reply = cluster
+            .central
+            .post("/purchase/store-1/p", &json!({ "quantity": 1 }))
+            .await;
+        assert_eq!(reply.status, 200, "after {fault}: {:?}", reply.json());
+        store.purchase("p", 1).await.expect(200);
+        let expected = 20 - 2 * (i64::try_from(round).expect("small") + 1);
+        wait_for_central(&cluster.central, "store-1", "p", expected).await;
+        let groups = cluster
+            .broker
+            .group_info(&topology::events_stream(&id), topology::CENTRAL_GROUP)
+            .await
+            .expect("group info");
+        assert_eq!(groups.pending, 0, "after {fault}");
+    }
     cluster.shutdown().await;
 }

@@ -128,6 +128,13 @@ pub(crate) async fn request_resync(
     Ok(true)
 }
 
+/// Whether a resynchronisation is being sent.
+pub async fn in_progress(pool: &sqlx::SqlitePool) -> Result<bool, StoreError> {
+    Ok(repository::resync_job(&mut *pool.acquire().await?)
+        .await?
+        .is_some())
+}
+
 /// What one step of the resynchronisation worker did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResyncOutcome {

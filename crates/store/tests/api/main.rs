@@ -6,3 +6,4 @@ mod connectivity;
 mod inventory;
 mod persistence;
 mod purchase;
+mod repair;
