@@ -15,8 +15,10 @@ use stockmesh_http::running::{Running, Workers};
 use stockmesh_http::server::ServerLimits;
 use tokio::net::TcpListener;
 
+use crate::decided::Resender;
 use crate::discovery::Discovery;
 use crate::liveness::Liveness;
+use crate::purchase::Purchase;
 use crate::repair::{RepairConfig, Repairer};
 use crate::repository as repo;
 use crate::service::{CentralService, PurchaseTiming};
@@ -123,6 +125,12 @@ impl CentralNode {
         let workers = Workers::default();
         let repairer = Repairer::new(db.clone(), broker.clone(), signal.clone(), config.repair);
         workers.spawn(|stop| repairer.run(stop));
+        let resender: Resender<Purchase> = Resender::new(
+            service.coordinator().clone(),
+            Liveness::new(broker.clone(), config.heartbeat_timeout),
+            config.repair.resend,
+        );
+        workers.spawn(|stop| resender.run(stop));
         let relay = Relay::new(
             config.consumer_name.clone(),
             db.clone(),

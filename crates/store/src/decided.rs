@@ -5,6 +5,12 @@
 //! commands for one request), refuses one past its deadline, and otherwise lets the flow decide;
 //! the decision, its effect on the shelf and its reply event for Central are written in that one
 //! transaction. A new flow adds only its [`Decide`] implementation and its events.
+//!
+//! Central sends a command again when no reply came (the command or the reply was lost, e.g. by
+//! a broker that restarted empty), with the same request id; before the deadline the command may
+//! still be decided, after it the store refuses it as expired. A command for a request decided
+//! before is answered with the reply recorded with the decision: Central asks, the store tells
+//! the same decision again, and nothing is applied twice.
 
 use sqlx::SqliteConnection;
 use stockmesh_core::{CorrelationId, Event, ProductId, RequestId, Timestamp};
@@ -57,7 +63,12 @@ pub(crate) async fn decide_once<C: Decide>(
     correlation: Option<CorrelationId>,
 ) -> Result<bool, StoreError> {
     let request = command.request_id();
-    if repo::is_decided(&mut *conn, request).await? {
+    if let Some(reply) = repo::decided_reply(&mut *conn, request).await? {
+        match reply.as_deref().map(serde_json::from_str::<Event>) {
+            Some(Ok(reply)) => store.emit(conn, reply, correlation).await?,
+            Some(Err(error)) => tracing::warn!(%request, %error, "recorded reply unreadable"),
+            None => tracing::info!(%request, "decided before replies were kept; cannot tell again"),
+        }
         return Ok(false);
     }
     let now = stockmesh_core::now();
@@ -78,6 +89,12 @@ pub(crate) async fn decide_once<C: Decide>(
         },
     )
     .await?;
+    let reply = serde_json::to_string(&decision.reply).map_err(|e| {
+        StoreError::Database(sqlx::Error::Encode(
+            format!("reply to {request}: {e}").into(),
+        ))
+    })?;
+    repo::record_reply(conn, request, &reply).await?;
     store.emit(conn, decision.reply, correlation).await?;
     Ok(true)
 }

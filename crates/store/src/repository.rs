@@ -258,3 +258,29 @@ pub async fn record_decision(
     .await?;
     Ok(())
 }
+
+/// Keeps the reply event (JSON) sent for a decided request, to tell it again when asked.
+pub async fn record_reply(
+    conn: &mut SqliteConnection,
+    request: RequestId,
+    reply: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE decisions SET reply = ? WHERE request_id = ?")
+        .bind(reply)
+        .bind(request.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The reply event (JSON) sent for a decided request: `None` if undecided, `Some(None)` if
+/// decided before replies were kept.
+pub async fn decided_reply(
+    conn: impl sqlx::SqliteExecutor<'_>,
+    request: RequestId,
+) -> sqlx::Result<Option<Option<String>>> {
+    sqlx::query_scalar("SELECT reply FROM decisions WHERE request_id = ?")
+        .bind(request.to_string())
+        .fetch_optional(conn)
+        .await
+}

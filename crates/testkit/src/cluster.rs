@@ -107,6 +107,7 @@ impl TestCluster {
             repair: RepairConfig {
                 interval: Duration::from_millis(50),
                 grace: Duration::from_millis(300),
+                resend: Duration::from_millis(300),
                 ..RepairConfig::default()
             },
             ..CentralConfig::new(db("central.db"))

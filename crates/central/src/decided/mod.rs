@@ -8,7 +8,15 @@
 //! commit. Past the limit the caller answers 202 with a status resource. An `Idempotency-Key`
 //! makes a retry return the first request ([`Coordinator::replay`]), whichever request won the
 //! race to record it.
+//!
+//! A command or its reply may be lost (a broker that restarted empty, a failover). The
+//! [`Resender`] sends the command of every request still pending after a while again, same
+//! request id, to stores that are online: before the deadline the store may still decide it;
+//! after it, the store refuses an undecided request as expired and tells a decided one again
+//! from its record. So Central asks instead of guessing, no request stays pending while its
+//! store can answer, and none is decided twice.
 
+mod resend;
 mod waiters;
 
 use std::sync::Arc;
@@ -17,9 +25,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::{SqliteConnection, SqlitePool};
 use stockmesh_bus::{Database, Outbox, OutboxSignal, topology};
-use stockmesh_core::{Envelope, RequestId, StoreId};
+use stockmesh_core::{Envelope, RequestId, StoreId, Timestamp};
 use stockmesh_http::IdempotencyKey;
 
+pub(crate) use self::resend::Resender;
 use self::waiters::Waiters;
 use crate::error::CentralError;
 
@@ -53,6 +62,13 @@ pub(crate) trait Request: Clone + Send + Sync + Sized + 'static {
 
     /// The record made under `key`.
     async fn find_by_key(pool: &SqlitePool, key: &IdempotencyKey) -> sqlx::Result<Option<Self>>;
+
+    /// Pending records made before `before`, oldest first, at most `limit` (to send again).
+    async fn pending_before(
+        pool: &SqlitePool,
+        before: Timestamp,
+        limit: i64,
+    ) -> sqlx::Result<Vec<Self>>;
 }
 
 /// Records requests with their commands, waits for and wakes on the stores' decisions.
@@ -163,6 +179,31 @@ impl Coordinator {
         self.replay(key, &request.fingerprint())
             .await?
             .ok_or(CentralError::IdempotencyKeyInFlight)
+    }
+
+    /// Sends the commands of `requests` again, in one transaction.
+    pub async fn resend<R: Request>(&self, requests: &[R]) -> Result<(), CentralError> {
+        if requests.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.db.writer.begin().await?;
+        for request in requests {
+            let command = request.command();
+            Outbox::append(
+                &mut tx,
+                &topology::commands_stream(request.store_id()),
+                &command,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        self.outbox.notify();
+        Ok(())
+    }
+
+    /// The database's reader pool.
+    fn reader(&self) -> &SqlitePool {
+        &self.db.reader
     }
 
     /// One request by id.

@@ -148,6 +148,14 @@ impl Request for Purchase {
     async fn find_by_key(pool: &SqlitePool, key: &IdempotencyKey) -> sqlx::Result<Option<Self>> {
         repository::find_purchase_by_key(pool, key).await
     }
+
+    async fn pending_before(
+        pool: &SqlitePool,
+        before: Timestamp,
+        limit: i64,
+    ) -> sqlx::Result<Vec<Self>> {
+        repository::pending_before(pool, before, limit).await
+    }
 }
 
 /// The item a confirmed purchase left, as the purchase answer shows it.

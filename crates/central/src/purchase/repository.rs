@@ -158,3 +158,23 @@ pub(crate) async fn find_purchase_by_key(
         .map(PurchaseRow::into_purchase)
         .transpose()
 }
+
+/// Pending purchases recorded before `before`, oldest first, at most `limit`.
+pub(crate) async fn pending_before(
+    pool: impl SqliteExecutor<'_>,
+    before: Timestamp,
+    limit: i64,
+) -> sqlx::Result<Vec<Purchase>> {
+    let sql = format!(
+        "SELECT {PURCHASE_COLUMNS} FROM purchases
+         WHERE status = 'PENDING' AND created_at < ? ORDER BY created_at LIMIT ?"
+    );
+    sqlx::query_as::<_, PurchaseRow>(sqlx::AssertSqlSafe(sql))
+        .bind(before.timestamp_millis())
+        .bind(limit)
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(PurchaseRow::into_purchase)
+        .collect()
+}

@@ -43,6 +43,9 @@ pub struct RepairConfig {
     /// A replay re-sends the items changed since this long before the newest change Central
     /// holds of the store (default 60 s), against clock steps and reordering at the store.
     pub replay_margin: Duration,
+    /// A store-decided request still pending this long has its command sent again, and again
+    /// every this long (default 5 s).
+    pub resend: Duration,
 }
 
 impl Default for RepairConfig {
@@ -51,6 +54,7 @@ impl Default for RepairConfig {
             interval: Duration::from_secs(5),
             grace: Duration::from_secs(30),
             replay_margin: Duration::from_secs(60),
+            resend: Duration::from_secs(5),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use stockmesh_bus::{faults, topology};
 use stockmesh_core::StoreId;
 use stockmesh_testkit::demo::wait_for_central;
@@ -201,5 +201,129 @@ async fn every_worker_carries_on_after_redis_restarts_empty_or_is_flushed_under_
             .expect("group info");
         assert_eq!(groups.pending, 0, "after {fault}");
     }
+    cluster.shutdown().await;
+}
+
+/// Central's purchase timing for the lost-command tests: a short wait so that the client gets 202
+/// quickly, and the given deadline.
+fn quick_purchases(deadline: Duration) -> impl FnOnce(&mut stockmesh_central::CentralConfig) {
+    move |config| {
+        config.purchase.wait = Duration::from_millis(300);
+        config.purchase.deadline = deadline;
+    }
+}
+
+/// Makes Central believe store-1 is online although it is stopped (so that a purchase is sent to
+/// a store that cannot receive it yet).
+async fn pretend_online(cluster: &TestCluster) {
+    let id = StoreId::parse("store-1").expect("valid");
+    let now = chrono::Utc::now().timestamp_millis();
+    cluster
+        .broker
+        .beat(&id, now, Duration::from_secs(30))
+        .await
+        .expect("beat");
+}
+
+/// Starts a cluster whose store-1 holds 10 of `p`, stops the store, and buys 2 at Central while
+/// it is away: returns the cluster and the purchase id (answered 202).
+async fn purchase_while_the_store_is_away(deadline: Duration) -> (TestCluster, String) {
+    let mut cluster = TestCluster::start_volatile(1, quick_purchases(deadline)).await;
+    let store = cluster.store(1).clone();
+    store.create_item("p").await.expect(201);
+    store.set_quantity("p", 10).await.expect(204);
+    wait_for_central(&cluster.central, "store-1", "p", 10).await;
+    snapshot_sent(&cluster, &store).await;
+    cluster.stop_store(1).await;
+    pretend_online(&cluster).await;
+    let reply = cluster
+        .central
+        .post("/purchase/store-1/p", &json!({ "quantity": 2 }))
+        .await
+        .expect(202);
+    let id = reply.json()["purchaseId"]
+        .as_str()
+        .expect("purchase id")
+        .to_owned();
+    (cluster, id)
+}
+
+async fn restart_redis_empty(cluster: &mut TestCluster) {
+    let redis = cluster.redis.as_mut().expect("redis");
+    redis.kill();
+    redis.restart().await;
+}
+
+async fn wait_for_status(central: &stockmesh_testkit::Api, id: &str, status: &str) -> Value {
+    let path = format!("/purchases/{id}");
+    eventually(&format!("purchase {status}"), HEALED, async || {
+        central.get(&path).await.json()["status"] == status
+    })
+    .await;
+    central.get(&path).await.json()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purchase_whose_command_was_lost_is_sent_again_and_decided_once() {
+    let (mut cluster, id) = purchase_while_the_store_is_away(Duration::from_secs(30)).await;
+    restart_redis_empty(&mut cluster).await;
+    cluster.restart_store(1).await;
+
+    let body = wait_for_status(&cluster.central, &id, "CONFIRMED").await;
+    assert_eq!(body["item"]["quantity"], 8);
+    wait_for_central(&cluster.central, "store-1", "p", 8).await;
+    let history = cluster.store(1).get("/inventory/p/history").await.json();
+    let remote_sales = history
+        .as_array()
+        .expect("movements")
+        .iter()
+        .filter(|m| m["kind"] == "REMOTE_SALE" || m["kind"] == "remote_sale")
+        .count();
+    assert_eq!(remote_sales, 1, "{history}");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purchase_whose_reply_was_lost_is_asked_about_and_resolved_without_a_second_sale() {
+    let (mut cluster, id) = purchase_while_the_store_is_away(Duration::from_secs(30)).await;
+    cluster.stop_central().await;
+    cluster.restart_store(1).await;
+    let store = cluster.store(1).clone();
+    eventually("the store to decide", HEALED, async || {
+        store.quantity("/inventory/p").await == Some(8)
+    })
+    .await;
+    outbox_drained(&store).await;
+    restart_redis_empty(&mut cluster).await;
+    cluster.restart_central().await;
+
+    let body = wait_for_status(&cluster.central, &id, "CONFIRMED").await;
+    assert_eq!(body["item"]["quantity"], 8);
+    assert_eq!(store.quantity("/inventory/p").await, Some(8));
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purchase_lost_past_its_deadline_is_refused_by_the_store_not_left_pending() {
+    let (mut cluster, id) = purchase_while_the_store_is_away(Duration::from_secs(1)).await;
+    restart_redis_empty(&mut cluster).await;
+    // The store comes back after the deadline: asked again, it refuses and records the refusal.
+    let purchase = cluster
+        .central
+        .get(&format!("/purchases/{id}"))
+        .await
+        .json();
+    let deadline =
+        chrono::DateTime::parse_from_rfc3339(purchase["deadline"].as_str().expect("deadline"))
+            .expect("a timestamp");
+    eventually("the deadline to pass", HEALED, async || {
+        chrono::Utc::now() > deadline
+    })
+    .await;
+    cluster.restart_store(1).await;
+
+    let body = wait_for_status(&cluster.central, &id, "REJECTED").await;
+    assert_eq!(body["reason"], "EXPIRED");
+    assert_eq!(cluster.store(1).quantity("/inventory/p").await, Some(10));
     cluster.shutdown().await;
 }
