@@ -57,6 +57,9 @@ impl CentralConfig {
         positive("--heartbeat-timeout", self.heartbeat_timeout)?;
         positive("--claim-idle", self.claim_idle)?;
         positive("--purchase-wait", self.purchase.wait)?;
+        positive("--resend-after", self.repair.resend)?;
+        positive("--repair-interval", self.repair.interval)?;
+        positive("--repair-grace", self.repair.grace)?;
         shorter(
             ("--purchase-wait", self.purchase.wait),
             ("--purchase-deadline", self.purchase.deadline),

@@ -122,7 +122,7 @@ pub struct StorageArgs {
     pub durability: Durability,
 }
 
-/// Flags about remote purchases (Central).
+/// Flags about remote purchases and self-healing (Central).
 #[derive(Debug, Clone, Args)]
 pub struct PurchaseArgs {
     /// How long a remote purchase request waits for the store before answering 202.
@@ -132,6 +132,20 @@ pub struct PurchaseArgs {
     /// A store refuses a remote purchase that reaches it later than this after it was made.
     #[arg(long, env = "STOCKMESH_PURCHASE_DEADLINE", default_value = "30s", value_parser = parse_duration)]
     pub purchase_deadline: Duration,
+
+    /// A remote purchase still pending this long has its command sent again (and again every
+    /// this long) while its store is online: the command or the reply may have been lost.
+    #[arg(long, env = "STOCKMESH_RESEND_AFTER", default_value = "5s", value_parser = parse_duration)]
+    pub resend_after: Duration,
+
+    /// How often Central compares each store's advertised watermark and digest with its view.
+    #[arg(long, env = "STOCKMESH_REPAIR_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub repair_interval: Duration,
+
+    /// How long Central may stay behind a store before it asks for a repair (and how long a
+    /// repair may go without progress before it is given up and escalated).
+    #[arg(long, env = "STOCKMESH_REPAIR_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub repair_grace: Duration,
 }
 
 /// Flags of `stockmesh store`.

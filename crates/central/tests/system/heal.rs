@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use stockmesh_bus::{faults, topology};
 use stockmesh_core::StoreId;
 use stockmesh_testkit::demo::wait_for_central;
+use stockmesh_testkit::metrics::sample;
 use stockmesh_testkit::{TestCluster, eventually};
 
 /// How long a test cluster may take to heal: its heartbeat beats every 100 ms and Central's
@@ -45,6 +46,28 @@ async fn central_converges_after_redis_restarts_empty_while_it_was_down() {
     let central = cluster.central.clone();
     eventually("Central to show 94 again", HEALED, async || {
         central.quantity("/inventory/store-1/p").await == Some(94)
+    })
+    .await;
+    eventually("the repair to show in the metrics", HEALED, async || {
+        let text = central.get("/metrics").await.text;
+        let labels = [
+            ("store", "store-1"),
+            ("cause", "behind"),
+            ("kind", "replay"),
+        ];
+        sample(&text, "stockmesh_repairs_total", &labels).is_some_and(|n| n >= 1.0)
+            && sample(
+                &text,
+                "stockmesh_repair_last_completed_timestamp_seconds",
+                &[("store", "store-1")],
+            )
+            .is_some()
+            && sample(
+                &text,
+                "stockmesh_repair_items_corrected_total",
+                &[("store", "store-1")],
+            )
+            .is_some_and(|n| n >= 1.0)
     })
     .await;
     cluster.shutdown().await;

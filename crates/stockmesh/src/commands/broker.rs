@@ -9,6 +9,7 @@ use stockmesh_bus::{
     Broker, DbConfig, HeartbeatConfig, MemoryBroker, RedisBroker, RedisConfig, RelayConfig,
 };
 use stockmesh_central::CentralConfig;
+use stockmesh_central::repair::RepairConfig;
 use stockmesh_central::service::PurchaseTiming;
 use stockmesh_core::StoreId;
 use stockmesh_store::StoreConfig;
@@ -126,6 +127,12 @@ pub fn central_config(
         },
         relay: relay(bus),
         claim_idle: bus.claim_idle,
+        repair: RepairConfig {
+            interval: purchase.repair_interval,
+            grace: purchase.repair_grace,
+            resend: purchase.resend_after,
+            ..RepairConfig::default()
+        },
         ..CentralConfig::new(db)
     };
     config.validate()?;
