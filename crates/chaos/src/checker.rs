@@ -90,6 +90,7 @@ pub fn check(
         idempotency_keys_buy_once(history, &ledgers),
         final_quantity_is_last_set_minus_confirmed(history, observed),
         central_converged(observed, convergence_limit),
+        healed_after_each_loss(observed, HEAL_LIMIT),
         nothing_lost(observed, poison),
     ])
 }
@@ -459,6 +460,28 @@ fn central_converged(observed: &Observed, limit: Duration) -> Verdict {
     }
 }
 
+/// How long Central may take to equal the stores again after a loss of the self-healing phase:
+/// the cluster beats every 100 ms with a 1 s grace, so this leaves room for a loaded machine.
+const HEAL_LIMIT: Duration = Duration::from_secs(15);
+
+fn healed_after_each_loss(observed: &Observed, limit: Duration) -> Verdict {
+    let v = observed
+        .healed
+        .iter()
+        .filter_map(|(name, took)| match took {
+            Ok(took) if *took <= limit => None,
+            Ok(took) => Some(format!(
+                "{name}: healed only after {took:?} (limit {limit:?})"
+            )),
+            Err(diff) => Some(format!("{name}: never healed: {diff}")),
+        })
+        .collect();
+    Verdict {
+        name: "Central equals every store again within 15 s of each broker or database loss",
+        violations: v,
+    }
+}
+
 fn nothing_lost(observed: &Observed, poison: &str) -> Verdict {
     let mut v = Vec::new();
     for (i, truth) in observed.stores.iter().enumerate() {
@@ -590,6 +613,7 @@ mod tests {
             }],
             dead_letters: vec![("s".into(), POISON.into())],
             convergence: Ok(Duration::from_millis(12)),
+            healed: vec![("wiped", Ok(Duration::from_millis(900)))],
         };
         (history, observed)
     }

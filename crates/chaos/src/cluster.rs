@@ -21,7 +21,7 @@ pub const POISON: &str = "{chaos: this entry is not an event";
 
 /// The running cluster.
 pub struct ChaosCluster {
-    _dir: TempDir,
+    dir: TempDir,
     /// The private Redis; killed and restarted on its port and data by [`Fault::RedisCrash`].
     redis: Mutex<RedisProcess>,
     /// A client of the broker, for injecting entries and reading group state.
@@ -77,6 +77,13 @@ impl ChaosCluster {
             "300ms",
             "--purchase-deadline",
             "10s",
+            // Self-healing quickly enough for a bounded run.
+            "--resend-after",
+            "1s",
+            "--repair-interval",
+            "200ms",
+            "--repair-grace",
+            "1s",
         ]
         .map(String::from)
         .to_vec();
@@ -109,7 +116,7 @@ impl ChaosCluster {
             central: Mutex::new(central),
             stores: nodes.into_iter().map(Mutex::new).collect(),
             redis: Mutex::new(redis),
-            _dir: dir,
+            dir,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(15))
                 .build()?,
@@ -264,6 +271,77 @@ impl ChaosCluster {
             self.post(format!("{url}/connected")).await?;
         }
         self.wait_all_online(Duration::from_secs(30)).await
+    }
+
+    /// Kills Central (its database stays).
+    pub async fn stop_central(&self) {
+        self.central.lock().await.kill().await;
+    }
+
+    /// Starts Central again on its database (and port).
+    pub async fn start_central(&self) -> anyhow::Result<()> {
+        self.central.lock().await.restart().await?;
+        Ok(())
+    }
+
+    /// The private Redis's URL.
+    pub async fn redis_url(&self) -> String {
+        self.redis.lock().await.url()
+    }
+
+    fn copy_database(&self, from: &str, to: &str) -> anyhow::Result<()> {
+        for suffix in ["", "-wal", "-shm"] {
+            let source = self.dir.path().join(format!("{from}{suffix}"));
+            let target = self.dir.path().join(format!("{to}{suffix}"));
+            if target.exists() {
+                std::fs::remove_file(&target)?;
+            }
+            if source.exists() {
+                std::fs::copy(&source, &target)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies Central's database aside (Central is killed for the copy, then started again).
+    pub async fn backup_central(&self) -> anyhow::Result<()> {
+        let mut central = self.central.lock().await;
+        central.kill().await;
+        self.copy_database("central.db", "central-backup.db")?;
+        central.restart().await?;
+        Ok(())
+    }
+
+    /// Replaces Central's database by the copy [`backup_central`](Self::backup_central) took:
+    /// an older copy of itself, as a restore from last night's backup would.
+    pub async fn restore_central(&self) -> anyhow::Result<()> {
+        let mut central = self.central.lock().await;
+        central.kill().await;
+        self.copy_database("central-backup.db", "central.db")?;
+        central.restart().await?;
+        Ok(())
+    }
+
+    /// Waits until every store's relay has published and stamped its outbox.
+    pub async fn outboxes_drained(&self, limit: Duration) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        for url in &self.store_urls {
+            loop {
+                let status: serde_json::Value = self
+                    .http
+                    .get(format!("{url}/status"))
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                if status["outboxPending"] == 0 {
+                    break;
+                }
+                anyhow::ensure!(started.elapsed() < limit, "outboxes not drained");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Ok(())
     }
 
     /// Stops every process.

@@ -4,7 +4,9 @@
 //! `redis-server` with `appendfsync always`, Central and N stores, each on its own SQLite file),
 //! runs a randomized workload generated from a printed seed while injecting faults (kill -9 of
 //! Redis, of stores and of Central; disconnections; duplicated, late and undecodable entries),
-//! then heals the cluster and checks the recorded history against the invariants of DESIGN.md §3.
+//! then heals the cluster, inflicts the losses self-healing must repair (Redis wiped, a stream's
+//! newest entries lost, Central's database restored from an older copy; convergence measured
+//! after each), and checks the recorded history against the invariants of DESIGN.md §3.
 //! It prints a summary and fails (non-zero exit) on any violation. The binary parses the flags
 //! ([`ChaosArgs`]) and calls [`run`] with a launcher of its own nodes.
 //!
@@ -14,12 +16,16 @@
 //!   is done to it and healed.
 //! - `workload`: runs the schedule against the cluster and records every request.
 //! - `history`: the recorded requests and their answers.
+//! - `heal`: the losses of a broker and of a database (Redis wiped, a stream's newest entries
+//!   lost, Central restored from an older copy), one at a time after the workload, each followed
+//!   by a measurement of how long Central takes to equal the stores again.
 //! - `observe`: what the cluster holds once quiet, and how long Central took to converge.
 //! - `checker`: decides each invariant from the history and the observations (pure; tested with
 //!   fabricated histories).
 
 mod checker;
 mod cluster;
+mod heal;
 mod history;
 mod observe;
 mod schedule;
@@ -91,7 +97,20 @@ pub async fn run(args: ChaosArgs, launcher: Launcher) -> anyhow::Result<()> {
 
     cluster.heal().await?;
     let convergence = observe::converge(&cluster, Duration::from_secs(30)).await?;
-    let observed = observe::collect(&cluster, &log.history, convergence).await?;
+    let healing = heal::run(&cluster, seed, started).await?;
+    log.history.extend(healing.history);
+    let mut observed = observe::collect(&cluster, &log.history, convergence).await?;
+    observed.healed = healing
+        .healed
+        .into_iter()
+        .map(|h| (h.name, h.took))
+        .collect();
+    // A wipe deletes dead letters too: keep those seen before it.
+    for entry in healing.dead_letters {
+        if !observed.dead_letters.contains(&entry) {
+            observed.dead_letters.push(entry);
+        }
+    }
     cluster.stop().await;
     let verdicts = checker::check(&log.history, &observed, POISON, CONVERGENCE_LIMIT);
 
@@ -145,6 +164,12 @@ fn print_summary(
     match &observed.convergence {
         Ok(took) => println!("  convergence after quiet: {} ms", took.as_millis()),
         Err(diff) => println!("  convergence after quiet: NEVER ({diff})"),
+    }
+    for (name, took) in &observed.healed {
+        match took {
+            Ok(took) => println!("  convergence after {name}: {} ms", took.as_millis()),
+            Err(diff) => println!("  convergence after {name}: NEVER ({diff})"),
+        }
     }
     println!("  invariants:");
     for verdict in &verdicts.0 {

@@ -79,6 +79,8 @@ pub struct Observed {
     pub dead_letters: Vec<(String, String)>,
     /// Time from quiet to Central equal to every store, or what still differed.
     pub convergence: Result<Duration, String>,
+    /// Each loss of the self-healing phase and the time from it to Central equal to every store.
+    pub healed: Vec<(&'static str, Result<Duration, String>)>,
 }
 
 async fn get_json(cluster: &ChaosCluster, url: &str) -> anyhow::Result<Value> {
@@ -297,20 +299,13 @@ pub async fn collect(
         for (product, view) in central_items(cluster, store).await? {
             central.insert((store, product), view);
         }
-        let id = store_id(store);
-        for stream in [topology::events_stream(&id), topology::commands_stream(&id)] {
-            let dead = topology::dead_letter_stream(&stream);
-            for entry in cluster.broker.entries(&dead).await? {
-                let data = String::from_utf8_lossy(&entry.data.unwrap_or_default()).into_owned();
-                dead_letters.push((stream.clone(), data));
-            }
-        }
         stores.push(StoreTruth {
             items,
             ledgers,
             outbox_pending: outbox_pending(cluster, store).await?,
         });
     }
+    dead_letters.extend(self::dead_letters(cluster).await?);
     Ok(Observed {
         stores,
         central,
@@ -319,5 +314,22 @@ pub async fn collect(
         groups: groups(cluster).await?,
         dead_letters,
         convergence,
+        healed: Vec::new(),
     })
+}
+
+/// Every dead-lettered entry of every store's streams: (stream, data).
+pub async fn dead_letters(cluster: &ChaosCluster) -> anyhow::Result<Vec<(String, String)>> {
+    let mut dead_letters = Vec::new();
+    for store in 1..=cluster.store_urls.len() {
+        let id = store_id(store);
+        for stream in [topology::events_stream(&id), topology::commands_stream(&id)] {
+            let dead = topology::dead_letter_stream(&stream);
+            for entry in cluster.broker.entries(&dead).await? {
+                let data = String::from_utf8_lossy(&entry.data.unwrap_or_default()).into_owned();
+                dead_letters.push((stream.clone(), data));
+            }
+        }
+    }
+    Ok(dead_letters)
 }

@@ -189,6 +189,36 @@ async fn stock_every_store(cluster: &ChaosCluster, started: Instant) -> Vec<Reco
     records
 }
 
+/// Sends `ops` one after the other (outside the schedule: the self-healing phase), recording
+/// them like the schedule's; `first_index` keeps their ids unique in the run.
+pub async fn burst(
+    cluster: &ChaosCluster,
+    seed: u64,
+    started: Instant,
+    first_index: usize,
+    ops: Vec<(usize, String, OpKind)>,
+) -> Vec<Record> {
+    let schedule = Schedule {
+        seed,
+        rate: 1,
+        ops: Vec::new(),
+        faults: Vec::new(),
+    };
+    let mut records = Vec::new();
+    for (i, (store, product, kind)) in ops.into_iter().enumerate() {
+        let op = Op {
+            index: first_index + i,
+            store,
+            product,
+            kind,
+        };
+        for request in requests(cluster, &schedule, &op) {
+            records.push(send(cluster, started, request).await);
+        }
+    }
+    records
+}
+
 /// Runs the schedule to its end.
 pub async fn run(
     cluster: Arc<ChaosCluster>,
