@@ -132,6 +132,10 @@ pub struct Track {
     digest: Option<(u64, u64)>,
     /// When the last repair started (wall clock, to count what it corrected).
     last_started: Option<Timestamp>,
+    /// The watermarks (Central's, the store's) at which a digest mismatch last asked for a
+    /// snapshot: a mismatch a snapshot cannot mend (an item Central holds that the store does
+    /// not) is reported once per change, not repaired in a loop.
+    mismatch_at: Option<(u64, u64)>,
 }
 
 impl Track {
@@ -290,9 +294,12 @@ impl Repairer {
                 if theirs.digest == Some(digest) && theirs.items == ours.items {
                     return Ok(false);
                 }
-                if track.in_flight.is_some() {
+                if track.in_flight.is_some()
+                    || track.mismatch_at == Some((ours.changes, theirs.changes))
+                {
                     return Ok(false);
                 }
+                track.mismatch_at = Some((ours.changes, theirs.changes));
                 metrics::counter!("stockmesh_digest_mismatches_total", "store" => store.to_string())
                     .increment(1);
                 tracing::warn!(%store, ours = ?(ours.items, digest), theirs = ?(theirs.items, theirs.digest), "digest mismatch");
