@@ -47,7 +47,7 @@ async fn a_bad_flag_is_refused_with_a_message() {
 #[tokio::test]
 async fn flags_that_cannot_work_together_refuse_to_start_naming_the_flags() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cases: [(&[&str], [&str; 2]); 2] = [
+    let cases: [(&[&str], [&str; 2]); 3] = [
         (
             &[
                 "central",
@@ -61,6 +61,16 @@ async fn flags_that_cannot_work_together_refuse_to_start_naming_the_flags() {
         (
             &["store", "--id", "s1", "--heartbeat-interval", "60s"],
             ["--heartbeat-interval", "--heartbeat-timeout"],
+        ),
+        (
+            &[
+                "central",
+                "--purchase-wait",
+                "10s",
+                "--request-timeout",
+                "5s",
+            ],
+            ["--purchase-wait", "--request-timeout"],
         ),
     ];
     for (args, flags) in cases {
