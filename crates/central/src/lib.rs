@@ -9,6 +9,8 @@
 //!   in one transaction, replay under an `Idempotency-Key`, wait with a limit, wake on the reply.
 //! - [`purchase`]: the remote purchase (the first store-decided flow): its record, its answer,
 //!   its SQL, the resolution of the store's replies.
+//! - [`reservation`]: reservations (holds decided by the store, commits and releases as
+//!   requests of their own, expiries by the store's clock), their SQL and routes.
 //! - [`service`]: queries on the view, and Central's checks before a purchase reaches a store.
 //! - `view`: the consumer handler of the stores' events: item states by version, replies to
 //!   their flows.
@@ -26,6 +28,7 @@ pub mod liveness;
 pub mod node;
 pub mod purchase;
 mod repository;
+pub mod reservation;
 pub mod service;
 mod view;
 

@@ -13,6 +13,7 @@ use stockmesh_core::{Envelope, Event, ItemState, ProductId, RequestId, StoreId, 
 use crate::decided::Coordinator;
 use crate::purchase;
 use crate::repository as repo;
+use crate::reservation;
 
 /// Applies the stores' events to the view and resolves the requests they answer.
 #[derive(Debug, Clone)]
@@ -33,7 +34,14 @@ fn item_state(event: &Event) -> Option<&ItemState> {
         Event::InventoryItemCreated(state) | Event::InventoryItemUpdated(state) => Some(state),
         Event::RemotePurchaseConfirmed(reply) => Some(&reply.item),
         Event::RemotePurchaseRejected(reply) => reply.item.as_ref(),
-        Event::InventoryItemRemotePurchase(_) | Event::SnapshotRequested(_) => None,
+        Event::ReservationHeld(reply) => Some(&reply.item),
+        Event::ReservationRejected(reply) => reply.item.as_ref(),
+        Event::ReservationEnded(ended) => Some(&ended.item),
+        Event::ReservationActionRejected(_)
+        | Event::InventoryItemRemotePurchase(_)
+        | Event::SnapshotRequested(_)
+        | Event::ReservationRequested(_)
+        | Event::ReservationActionRequested(_) => None,
     }
 }
 
@@ -81,7 +89,10 @@ impl Handler for ViewUpdater {
         if let Some(command) = fresh.iter().find(|e| {
             matches!(
                 e.event,
-                Event::InventoryItemRemotePurchase(_) | Event::SnapshotRequested(_)
+                Event::InventoryItemRemotePurchase(_)
+                    | Event::SnapshotRequested(_)
+                    | Event::ReservationRequested(_)
+                    | Event::ReservationActionRequested(_)
             )
         }) {
             return Err(HandlerError::Permanent(format!(
@@ -91,7 +102,9 @@ impl Handler for ViewUpdater {
         }
         let now = stockmesh_core::now();
         apply_states(tx, fresh, now).await?;
-        Ok(purchase::resolve_replies(tx, fresh, now).await?)
+        let mut decided = purchase::resolve_replies(tx, fresh, now).await?;
+        decided.extend(reservation::resolve_replies(tx, fresh, now).await?);
+        Ok(decided)
     }
 
     async fn after_commit(&self, decided: Vec<RequestId>) {
@@ -122,6 +135,7 @@ mod tests {
         ItemState {
             product_id: ProductId::parse(product).expect("valid"),
             quantity: Quantity::new(quantity).expect("valid"),
+            reserved: Quantity::ZERO,
             version: v,
             updated_at: stockmesh_core::now(),
         }

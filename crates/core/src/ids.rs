@@ -173,6 +173,31 @@ uuid_id!(
     "requestId"
 );
 
+uuid_id!(
+    /// The identifier of one reservation: the store holds it once and ends it once.
+    ReservationId,
+    "reservationId"
+);
+
+uuid_id!(
+    /// The identifier of one action on a reservation (commit or release): a store-decided
+    /// request of its own, so that a retried action is decided once.
+    ActionId,
+    "actionId"
+);
+
+impl From<ReservationId> for RequestId {
+    fn from(id: ReservationId) -> Self {
+        Self(id.as_uuid())
+    }
+}
+
+impl From<ActionId> for RequestId {
+    fn from(id: ActionId) -> Self {
+        Self(id.as_uuid())
+    }
+}
+
 impl From<PurchaseId> for RequestId {
     fn from(purchase: PurchaseId) -> Self {
         Self(purchase.as_uuid())

@@ -9,6 +9,7 @@
 //!   [`Version`]s.
 //! - [`item`]: an inventory item and its movement ledger.
 //! - [`page`]: which slice of a long list to return ([`Page`]).
+//! - [`reservation`]: reservations' time to live, ends, actions, and their commands and replies.
 //! - [`event`]: the events and commands exchanged between stores and Central, and their
 //!   [`Envelope`] on the wire.
 //! - [`error`]: why a value failed to parse.
@@ -19,16 +20,23 @@ pub mod ids;
 pub mod item;
 pub mod page;
 pub mod quantity;
+pub mod reservation;
 
 pub use error::ParseError;
 pub use event::{
     Envelope, Event, ItemState, RejectionReason, RemotePurchaseCommand, RemotePurchaseConfirmed,
     RemotePurchaseRejected,
 };
-pub use ids::{CorrelationId, EventId, ProductId, PurchaseId, RequestId, StoreId};
-pub use item::{Item, Movement, MovementKind};
+pub use ids::{
+    ActionId, CorrelationId, EventId, ProductId, PurchaseId, RequestId, ReservationId, StoreId,
+};
+pub use item::{Item, Movement, MovementKind, Stock};
 pub use page::Page;
 pub use quantity::{PurchaseQuantity, Quantity, Version};
+pub use reservation::{
+    ActionRefusal, ReservationAction, ReservationActionCommand, ReservationActionRejected,
+    ReservationEnd, ReservationEnded, ReservationHeld, ReservationRejected, ReserveCommand, Ttl,
+};
 
 /// A point in time, always UTC.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

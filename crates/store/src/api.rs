@@ -52,6 +52,11 @@ impl From<StoreError> for Problem {
                 "Product Already Exists",
                 error.to_string(),
             ),
+            StoreError::BelowReserved { .. } => Problem::new(
+                StatusCode::CONFLICT,
+                "Quantity Below Reserved",
+                error.to_string(),
+            ),
             StoreError::InsufficientStock { .. } => Problem::new(
                 StatusCode::CONFLICT,
                 "Insufficient Stock",

@@ -62,6 +62,18 @@ impl Handler for CommandHandler {
                         .await
                         .map_err(transient)?;
                 }
+                Event::ReservationRequested(command) => {
+                    decide_once(service, tx, command, correlation)
+                        .instrument(span)
+                        .await
+                        .map_err(transient)?;
+                }
+                Event::ReservationActionRequested(command) => {
+                    decide_once(service, tx, command, correlation)
+                        .instrument(span)
+                        .await
+                        .map_err(transient)?;
+                }
                 Event::SnapshotRequested(_) => {
                     let items = service
                         .append_snapshot(tx, correlation)

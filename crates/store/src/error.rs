@@ -23,6 +23,18 @@ pub enum StoreError {
         /// Units asked for.
         requested: PurchaseQuantity,
     },
+    /// A shelf count below the units held by open reservations (409).
+    #[error(
+        "quantity of product {product} cannot be set to {requested}: {reserved} units are reserved (release or commit them first)"
+    )]
+    BelowReserved {
+        /// The product.
+        product: ProductId,
+        /// Units reserved.
+        reserved: Quantity,
+        /// The count asked for.
+        requested: Quantity,
+    },
     /// A rule the store's own code must keep was broken (500; logged, not shown).
     #[error("internal invariant broken: {0}")]
     Invariant(&'static str),

@@ -12,6 +12,8 @@
 //! - `decided`: the store's half of every store-decided flow: decide each request once, refuse
 //!   it past its deadline, write decision, effect and reply in one transaction.
 //! - `remote_purchase`: the remote purchase's decision (the first store-decided flow).
+//! - `reservation`: holds, commits, releases and expiries of reservations (store-decided).
+//! - [`expiry`]: the worker that expires reservations by the store's own clock.
 //! - [`api`]: the HTTP routes (thin handlers: extract, call the service, map the result).
 //! - [`node`]: starts and stops a whole store (database, HTTP server, background workers).
 
@@ -19,9 +21,11 @@ pub mod api;
 pub mod commands;
 mod decided;
 pub mod error;
+pub mod expiry;
 pub mod node;
 mod remote_purchase;
 pub mod repository;
+mod reservation;
 pub mod service;
 
 pub use error::StoreError;

@@ -13,7 +13,7 @@ use stockmesh_bus::{
 use stockmesh_core::Page;
 use stockmesh_core::{
     CorrelationId, Envelope, Event, Item, ItemState, Movement, MovementKind, ProductId, PurchaseId,
-    PurchaseQuantity, Quantity, StoreId,
+    PurchaseQuantity, Quantity, ReservationId, Stock, StoreId,
 };
 
 use crate::error::StoreError;
@@ -42,6 +42,20 @@ pub(crate) struct Change {
     pub delta: i64,
     /// The remote purchase that caused it, if any.
     pub purchase: Option<PurchaseId>,
+    /// The reservation concerned, if any.
+    pub reservation: Option<ReservationId>,
+}
+
+impl Change {
+    /// A change with no purchase or reservation attached.
+    pub fn plain(kind: MovementKind, delta: i64) -> Self {
+        Self {
+            kind,
+            delta,
+            purchase: None,
+            reservation: None,
+        }
+    }
 }
 
 /// A store's inventory and the operations on it.
@@ -115,11 +129,12 @@ impl StoreService {
         &self.connectivity
     }
 
-    fn item(&self, state: ItemState) -> Item {
+    pub(crate) fn item(&self, state: ItemState) -> Item {
         Item {
             store_id: self.id.clone(),
             product_id: state.product_id,
             quantity: state.quantity,
+            states: Stock::new(state.quantity, state.reserved),
             version: state.version,
             updated_at: state.updated_at,
         }
@@ -137,10 +152,12 @@ impl StoreService {
             kind: change.kind,
             delta: change.delta,
             quantity: state.quantity,
+            reserved: state.reserved,
             version: state.version,
             at: state.updated_at,
             correlation_id: correlation.cloned(),
             purchase_id: change.purchase,
+            reservation_id: change.reservation,
         };
         repo::append_movement(conn, &state.product_id, &movement).await?;
         Ok(())
@@ -185,11 +202,7 @@ impl StoreService {
         let state = repo::insert_item(&mut tx, &product, stockmesh_core::now())
             .await?
             .ok_or_else(|| StoreError::ProductAlreadyExists(product.clone()))?;
-        let change = Change {
-            kind: MovementKind::Created,
-            delta: 0,
-            purchase: None,
-        };
+        let change = Change::plain(MovementKind::Created, 0);
         self.record(&mut tx, &state, change, correlation).await?;
         tx.commit().await?;
         self.outbox.notify();
@@ -197,7 +210,8 @@ impl StoreService {
         Ok(self.item(state))
     }
 
-    /// Sets an item's quantity (a delivery or a stock count).
+    /// Sets an item's units on hand (a delivery or a stock count). Reserved units stay reserved;
+    /// a count below them is refused, since those units are promised to their holders.
     pub async fn set_quantity(
         &self,
         product: ProductId,
@@ -208,14 +222,22 @@ impl StoreService {
         let before = repo::find_item(&mut *tx, &product)
             .await?
             .ok_or_else(|| StoreError::ProductNotFound(product.clone()))?;
+        if quantity < before.reserved {
+            return Err(StoreError::BelowReserved {
+                product,
+                reserved: before.reserved,
+                requested: quantity,
+            });
+        }
         let state = repo::set_quantity(&mut tx, &product, quantity, stockmesh_core::now())
             .await?
-            .ok_or_else(|| StoreError::ProductNotFound(product.clone()))?;
-        let change = Change {
-            kind: MovementKind::Set,
-            delta: i64::from(quantity) - i64::from(before.quantity),
-            purchase: None,
-        };
+            .ok_or(StoreError::Invariant(
+                "a count checked against the reserved units was refused",
+            ))?;
+        let change = Change::plain(
+            MovementKind::Set,
+            i64::from(state.quantity) - i64::from(before.quantity),
+        );
         self.record(&mut tx, &state, change, correlation).await?;
         tx.commit().await?;
         self.outbox.notify();
@@ -250,11 +272,7 @@ impl StoreService {
             };
             return Err(error);
         };
-        let change = Change {
-            kind: MovementKind::LocalSale,
-            delta: -i64::from(amount),
-            purchase: None,
-        };
+        let change = Change::plain(MovementKind::LocalSale, -i64::from(amount));
         self.record(&mut tx, &state, change, correlation).await?;
         tx.commit().await?;
         self.outbox.notify();

@@ -5,3 +5,4 @@ mod api;
 mod demo;
 mod observability;
 mod race;
+mod reservations;
