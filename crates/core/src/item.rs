@@ -71,6 +71,8 @@ pub enum MovementKind {
     Release,
     /// A reservation expired by the store's clock (reserved falls, available rises).
     Expire,
+    /// One line of a batch adjustment (a delivery, a write-off, a count, a return, a correction).
+    Adjustment,
 }
 
 impl MovementKind {
@@ -85,6 +87,7 @@ impl MovementKind {
             MovementKind::ReservedSale => "reserved_sale",
             MovementKind::Release => "release",
             MovementKind::Expire => "expire",
+            MovementKind::Adjustment => "adjustment",
         }
     }
 
@@ -99,6 +102,7 @@ impl MovementKind {
             Self::ReservedSale,
             Self::Release,
             Self::Expire,
+            Self::Adjustment,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == name)
@@ -130,6 +134,17 @@ pub struct Movement {
     /// The reservation concerned, for reservation movements.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reservation_id: Option<ReservationId>,
+    /// Why: the adjustment's reason (`received`, `damaged`, `count`, `returned`, `correction`),
+    /// or the kind's own reason for the other movements (`sale`, `count`, `reservation`…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What it refers to: a delivery note, an order, or the purchase or reservation id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// Who: the authenticated subject once auth exists; until then the request's correlation
+    /// id, or `store-clock` for an expiry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
 }
 
 #[cfg(test)]
@@ -147,6 +162,7 @@ mod tests {
             MovementKind::ReservedSale,
             MovementKind::Release,
             MovementKind::Expire,
+            MovementKind::Adjustment,
         ] {
             assert_eq!(MovementKind::from_name(kind.as_str()), Some(kind));
             let json = serde_json::to_string(&kind).expect("serialize");

@@ -35,6 +35,12 @@ pub enum StoreError {
         /// The count asked for.
         requested: Quantity,
     },
+    /// A compare-and-set whose version is not the item's (412); nothing changed.
+    #[error("{0}")]
+    Stale(String),
+    /// A batch adjustment with lines that cannot apply (409); nothing changed.
+    #[error("{0}")]
+    AdjustmentRefused(String),
     /// A rule the store's own code must keep was broken (500; logged, not shown).
     #[error("internal invariant broken: {0}")]
     Invariant(&'static str),

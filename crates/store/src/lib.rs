@@ -8,6 +8,7 @@
 //! - [`service`]: the store's operations; each change is one transaction holding the item, its
 //!   version bump, a movement row and the outbox row of its event.
 //! - [`error`]: what can go wrong, as a type.
+//! - [`adjustment`]: batch adjustments with reasons, all or nothing, compare-and-set by version.
 //! - [`commands`]: the consumer handler of Central's commands: routes each to its flow.
 //! - `decided`: the store's half of every store-decided flow: decide each request once, refuse
 //!   it past its deadline, write decision, effect and reply in one transaction.
@@ -17,6 +18,7 @@
 //! - [`api`]: the HTTP routes (thin handlers: extract, call the service, map the result).
 //! - [`node`]: starts and stops a whole store (database, HTTP server, background workers).
 
+pub mod adjustment;
 pub mod api;
 pub mod commands;
 mod decided;

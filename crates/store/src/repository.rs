@@ -153,8 +153,8 @@ pub async fn append_movement(
     sqlx::query(
         "INSERT INTO movements
             (product_id, kind, delta, quantity, reserved, version, at, correlation_id,
-             purchase_id, reservation_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             purchase_id, reservation_id, reason, reference, actor)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(product.as_str())
     .bind(movement.kind.as_str())
@@ -166,6 +166,9 @@ pub async fn append_movement(
     .bind(movement.correlation_id.as_ref().map(CorrelationId::as_str))
     .bind(movement.purchase_id.map(|id| id.to_string()))
     .bind(movement.reservation_id.map(|id| id.to_string()))
+    .bind(movement.reason.as_deref())
+    .bind(movement.reference.as_deref())
+    .bind(movement.actor.as_deref())
     .execute(conn)
     .await?;
     Ok(())
@@ -183,6 +186,9 @@ struct MovementRow {
     correlation_id: Option<String>,
     purchase_id: Option<String>,
     reservation_id: Option<String>,
+    reason: Option<String>,
+    reference: Option<String>,
+    actor: Option<String>,
 }
 
 fn movement_from_row(row: MovementRow) -> sqlx::Result<Movement> {
@@ -196,6 +202,9 @@ fn movement_from_row(row: MovementRow) -> sqlx::Result<Movement> {
         correlation_id: correlation,
         purchase_id: purchase,
         reservation_id,
+        reason,
+        reference,
+        actor,
     } = row;
     Ok(Movement {
         kind: MovementKind::from_name(&kind).ok_or_else(|| corrupt("movement", &kind))?,
@@ -215,6 +224,9 @@ fn movement_from_row(row: MovementRow) -> sqlx::Result<Movement> {
             .map(ReservationId::parse)
             .transpose()
             .map_err(|e| corrupt("movement", e))?,
+        reason,
+        reference,
+        actor,
     })
 }
 
@@ -226,7 +238,7 @@ pub async fn list_movements(
 ) -> sqlx::Result<(Vec<Movement>, u64)> {
     let rows = sqlx::query_as::<_, MovementRow>(
         "SELECT kind, delta, quantity, reserved, version, at, correlation_id, purchase_id,
-                reservation_id
+                reservation_id, reason, reference, actor
          FROM movements WHERE product_id = ? ORDER BY id DESC LIMIT ? OFFSET ?",
     )
     .bind(product.as_str())
@@ -457,4 +469,29 @@ pub async fn due_reservations(
     .into_iter()
     .map(reservation_from_row)
     .collect()
+}
+
+/// Adds `delta` units to an item's shelf (negative: takes them), bumping its version; the
+/// reserved units are untouched, so a negative delta may take only available units. `None` when
+/// the product is missing, or the result would fall below zero available or above the maximum
+/// on hand.
+pub async fn adjust_stock(
+    conn: &mut SqliteConnection,
+    product: &ProductId,
+    delta: i64,
+    at: Timestamp,
+) -> sqlx::Result<Option<ItemState>> {
+    sqlx::query_as::<_, ItemRow>(
+        "UPDATE items SET quantity = quantity + ?1, version = version + 1, updated_at = ?2
+         WHERE product_id = ?3 AND quantity + ?1 >= 0 AND quantity + reserved + ?1 <= ?4
+         RETURNING product_id, quantity, reserved, version, updated_at",
+    )
+    .bind(delta)
+    .bind(at.timestamp_millis())
+    .bind(product.as_str())
+    .bind(i64::from(stockmesh_core::quantity::MAX_QUANTITY))
+    .fetch_optional(conn)
+    .await?
+    .map(item_from_row)
+    .transpose()
 }

@@ -13,7 +13,7 @@ use stockmesh_bus::{
 use stockmesh_core::Page;
 use stockmesh_core::{
     CorrelationId, Envelope, Event, Item, ItemState, Movement, MovementKind, ProductId, PurchaseId,
-    PurchaseQuantity, Quantity, ReservationId, Stock, StoreId,
+    PurchaseQuantity, Quantity, ReservationId, Stock, StoreId, Version,
 };
 
 use crate::error::StoreError;
@@ -44,6 +44,10 @@ pub(crate) struct Change {
     pub purchase: Option<PurchaseId>,
     /// The reservation concerned, if any.
     pub reservation: Option<ReservationId>,
+    /// Why, when the caller says (an adjustment's reason); else the kind's own reason.
+    pub reason: Option<String>,
+    /// What it refers to, when the caller says; else the purchase or reservation id.
+    pub reference: Option<String>,
 }
 
 impl Change {
@@ -54,9 +58,29 @@ impl Change {
             delta,
             purchase: None,
             reservation: None,
+            reason: None,
+            reference: None,
+        }
+    }
+
+    /// The kind's own reason, for movements whose caller gives none.
+    fn default_reason(kind: MovementKind) -> &'static str {
+        match kind {
+            MovementKind::Created => "created",
+            MovementKind::Set => "count",
+            MovementKind::LocalSale | MovementKind::RemoteSale | MovementKind::ReservedSale => {
+                "sale"
+            }
+            MovementKind::Reserve => "reservation",
+            MovementKind::Release => "released",
+            MovementKind::Expire => "expired",
+            MovementKind::Adjustment => "correction",
         }
     }
 }
+
+/// The actor of a movement made by the store's own clock (an expiry), not by a request.
+pub const CLOCK_ACTOR: &str = "store-clock";
 
 /// A store's inventory and the operations on it.
 #[derive(Debug, Clone)]
@@ -148,7 +172,22 @@ impl StoreService {
         change: Change,
         correlation: Option<&CorrelationId>,
     ) -> Result<(), StoreError> {
+        let reference = change.reference.or_else(|| {
+            change
+                .purchase
+                .map(|id| id.to_string())
+                .or_else(|| change.reservation.map(|id| id.to_string()))
+        });
         let movement = Movement {
+            reason: Some(
+                change
+                    .reason
+                    .unwrap_or_else(|| Change::default_reason(change.kind).to_owned()),
+            ),
+            reference,
+            actor: Some(
+                correlation.map_or_else(|| CLOCK_ACTOR.to_owned(), |c| c.as_str().to_owned()),
+            ),
             kind: change.kind,
             delta: change.delta,
             quantity: state.quantity,
@@ -218,10 +257,31 @@ impl StoreService {
         quantity: Quantity,
         correlation: Option<CorrelationId>,
     ) -> Result<Item, StoreError> {
+        self.set_quantity_if(product, quantity, None, correlation)
+            .await
+    }
+
+    /// [`set_quantity`](Self::set_quantity), only if the item is at version `expected` (when
+    /// given): a compare-and-set; a stale version changes nothing.
+    pub async fn set_quantity_if(
+        &self,
+        product: ProductId,
+        quantity: Quantity,
+        expected: Option<Version>,
+        correlation: Option<CorrelationId>,
+    ) -> Result<Item, StoreError> {
         let mut tx = self.db.writer.begin().await?;
         let before = repo::find_item(&mut *tx, &product)
             .await?
             .ok_or_else(|| StoreError::ProductNotFound(product.clone()))?;
+        if let Some(expected) = expected
+            && expected != before.version
+        {
+            return Err(StoreError::Stale(format!(
+                "product {product} is at version {}, not {expected}",
+                before.version
+            )));
+        }
         if quantity < before.reserved {
             return Err(StoreError::BelowReserved {
                 product,
