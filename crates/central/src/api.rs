@@ -33,6 +33,7 @@ pub fn router(service: Arc<CentralService>) -> Router {
         .route("/purchase/{store_id}/{product_id}", post(purchase))
         .route("/purchases/{purchase_id}", get(purchase_status))
         .merge(crate::reservation::api::routes())
+        .merge(crate::transfer::api::routes())
         .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
         .with_state(service.clone());
@@ -57,6 +58,12 @@ impl From<CentralError> for Problem {
             }
             CentralError::ReservationNotFound(_) => {
                 Problem::new(StatusCode::NOT_FOUND, "Reservation Not Found", detail)
+            }
+            CentralError::TransferNotFound(_) => {
+                Problem::new(StatusCode::NOT_FOUND, "Transfer Not Found", detail)
+            }
+            CentralError::TransferNotCancellable { .. } => {
+                Problem::new(StatusCode::CONFLICT, "Transfer Not Cancellable", detail)
             }
             CentralError::ReservationNotOpen { .. } => {
                 Problem::new(StatusCode::CONFLICT, "Reservation Not Open", detail)

@@ -61,6 +61,17 @@ pub enum CentralError {
         /// Units asked for.
         requested: PurchaseQuantity,
     },
+    /// No such transfer (404).
+    #[error("transfer {0} not found")]
+    TransferNotFound(stockmesh_core::TransferId),
+    /// The transfer has left the requested state: it cannot be cancelled (409).
+    #[error("transfer {transfer} cannot be cancelled: it is {state}")]
+    TransferNotCancellable {
+        /// The transfer.
+        transfer: stockmesh_core::TransferId,
+        /// Its state, in words.
+        state: &'static str,
+    },
     /// The store holds fewer units than asked (409).
     #[error(
         "insufficient stock for product {product} at store {store}: {available} available, {requested} requested"

@@ -8,7 +8,7 @@ use serde::Serialize;
 use stockmesh_bus::{Broker, Database, OutboxSignal, gauges, topology};
 use stockmesh_core::{
     CorrelationId, Item, Page, ProductId, PurchaseId, PurchaseQuantity, ReservationAction,
-    ReservationId, StoreId, Timestamp, Ttl,
+    ReservationId, StoreId, Timestamp, TransferId, Ttl,
 };
 use stockmesh_http::IdempotencyKey;
 
@@ -18,6 +18,7 @@ use crate::liveness::{Liveness, StoreLiveness};
 use crate::purchase::{self, Checked, Purchase, PurchaseAnswer, PurchaseStatus};
 use crate::repository as repo;
 use crate::reservation::{self, Action, Reservation, ReservationAnswer, ReservationStatus};
+use crate::transfer::{self, Transfer, TransferAnswer, TransferStatus};
 
 /// Timing of remote purchases.
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +69,8 @@ pub struct ProductAvailability {
     pub total: u64,
     /// Units across the stores that are online now.
     pub online_total: u64,
+    /// Units shipped by one store and not yet on another's shelf (transfers in transit).
+    pub in_transit: u64,
     /// Per store.
     pub stores: Vec<StoreFigure>,
 }
@@ -218,6 +221,7 @@ impl CentralService {
             .map(|s| u64::from(s.quantity))
             .sum();
         Ok(ProductAvailability {
+            in_transit: transfer::in_transit(&self.db.reader, product).await?,
             product_id: product.clone(),
             total,
             online_total,
@@ -499,5 +503,125 @@ impl CentralService {
         let pending = Action::new(&current, action, correlation, deadline);
         let recorded = self.coordinator.submit(pending, key).await?;
         reservation::action_outcome(&recorded, self.reservation(id).await?)
+    }
+}
+
+/// Transfers (issue 17): Central's checks, then the sending store decides the shipment.
+impl CentralService {
+    /// One transfer.
+    pub async fn transfer_status(&self, id: TransferId) -> Result<Transfer, CentralError> {
+        transfer::find(&self.db.reader, id)
+            .await?
+            .ok_or(CentralError::TransferNotFound(id))
+    }
+
+    /// One page of the transfers a store sends or receives (all without a store), and the total.
+    pub async fn transfers(
+        &self,
+        store: Option<&StoreId>,
+        page: Page,
+    ) -> Result<(Vec<Transfer>, u64), CentralError> {
+        transfer::list(&self.db.reader, store, page).await
+    }
+
+    /// Moves `quantity` units of `product` from `from` to `to`, as the sending store decides;
+    /// counted by outcome.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn transfer(
+        &self,
+        from: StoreId,
+        to: StoreId,
+        product: ProductId,
+        quantity: PurchaseQuantity,
+        confirm: bool,
+        key: Option<IdempotencyKey>,
+        correlation: CorrelationId,
+    ) -> Result<TransferAnswer, CentralError> {
+        let answer = self
+            .transfer_untimed(
+                from,
+                to,
+                product,
+                quantity,
+                confirm,
+                key.as_ref(),
+                correlation,
+            )
+            .await;
+        let outcome = match &answer {
+            Ok(TransferAnswer::Decided(_)) => "shipped",
+            Ok(TransferAnswer::Pending(_)) => "pending",
+            Err(CentralError::NotAvailable { .. }) => "insufficient",
+            Err(CentralError::StoreUnavailable { .. } | CentralError::CommandExpired(_)) => {
+                "unavailable"
+            }
+            Err(CentralError::StoreNotFound(_) | CentralError::ProductNotFound { .. }) => {
+                "not_found"
+            }
+            Err(_) => "error",
+        };
+        metrics::counter!("stockmesh_transfers_total", "node" => self.node.clone(), "outcome" => outcome)
+            .increment(1);
+        answer
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn transfer_untimed(
+        &self,
+        from: StoreId,
+        to: StoreId,
+        product: ProductId,
+        quantity: PurchaseQuantity,
+        confirm: bool,
+        key: Option<&IdempotencyKey>,
+        correlation: CorrelationId,
+    ) -> Result<TransferAnswer, CentralError> {
+        if let Some(key) = key {
+            let fingerprint = Transfer::fingerprint_of(&from, &to, &product, quantity, confirm);
+            if let Some(first) = self.coordinator.replay(key, &fingerprint).await? {
+                return transfer::outcome(first);
+            }
+        }
+        self.known_store(&from).await?;
+        self.known_store(&to).await?;
+        self.online(&from).await?;
+        if repo::find_item(&self.db.reader, &from, &product)
+            .await?
+            .is_none()
+        {
+            return Err(CentralError::ProductNotFound {
+                store: from,
+                product,
+            });
+        }
+        let deadline = stockmesh_core::now() + self.timing.deadline;
+        let requested =
+            Transfer::requested(from, to, product, quantity, confirm, correlation, deadline);
+        transfer::outcome(self.coordinator.submit(requested, key).await?)
+    }
+
+    /// Cancels a transfer the sending store has not shipped (as far as Central knows); a
+    /// shipment that crosses the cancel is returned to the sender.
+    pub async fn cancel_transfer(&self, id: TransferId) -> Result<Transfer, CentralError> {
+        let mut tx = self.db.writer.begin().await?;
+        let cancelled = transfer::cancel(&mut tx, id, stockmesh_core::now()).await?;
+        tx.commit().await?;
+        let current = self.transfer_status(id).await?;
+        if cancelled {
+            metrics::counter!("stockmesh_transfers_total", "node" => self.node.clone(), "outcome" => "cancelled")
+                .increment(1);
+            return Ok(current);
+        }
+        let state = match current.status {
+            TransferStatus::Requested => "still being recorded",
+            TransferStatus::InTransit => "in transit",
+            TransferStatus::Received => "received",
+            TransferStatus::Rejected => "rejected",
+            TransferStatus::Cancelled => "already cancelled",
+        };
+        Err(CentralError::TransferNotCancellable {
+            transfer: id,
+            state,
+        })
     }
 }

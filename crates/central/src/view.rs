@@ -14,6 +14,7 @@ use crate::decided::Coordinator;
 use crate::purchase;
 use crate::repository as repo;
 use crate::reservation;
+use crate::transfer;
 
 /// Applies the stores' events to the view and resolves the requests they answer.
 #[derive(Debug, Clone)]
@@ -37,7 +38,13 @@ fn item_state(event: &Event) -> Option<&ItemState> {
         Event::ReservationHeld(reply) => Some(&reply.item),
         Event::ReservationRejected(reply) => reply.item.as_ref(),
         Event::ReservationEnded(ended) => Some(&ended.item),
+        Event::TransferShipped(reply) => Some(&reply.item),
+        Event::TransferRejected(reply) => reply.item.as_ref(),
+        Event::TransferReceived(reply) => Some(&reply.item),
         Event::ReservationActionRejected(_)
+        | Event::TransferArrived(_)
+        | Event::TransferShipRequested(_)
+        | Event::TransferReceiveRequested(_)
         | Event::InventoryItemRemotePurchase(_)
         | Event::SnapshotRequested(_)
         | Event::ReservationRequested(_)
@@ -93,6 +100,8 @@ impl Handler for ViewUpdater {
                     | Event::SnapshotRequested(_)
                     | Event::ReservationRequested(_)
                     | Event::ReservationActionRequested(_)
+                    | Event::TransferShipRequested(_)
+                    | Event::TransferReceiveRequested(_)
             )
         }) {
             return Err(HandlerError::Permanent(format!(
@@ -104,6 +113,7 @@ impl Handler for ViewUpdater {
         apply_states(tx, fresh, now).await?;
         let mut decided = purchase::resolve_replies(tx, fresh, now).await?;
         decided.extend(reservation::resolve_replies(tx, fresh, now).await?);
+        decided.extend(transfer::resolve_replies(tx, fresh, now).await?);
         Ok(decided)
     }
 

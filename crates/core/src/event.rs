@@ -11,6 +11,10 @@ use crate::reservation::{
     ReservationActionCommand, ReservationActionRejected, ReservationEnded, ReservationHeld,
     ReservationRejected, ReserveCommand,
 };
+use crate::transfer::{
+    TransferArrived, TransferReceiveCommand, TransferReceived, TransferRejected,
+    TransferShipCommand, TransferShipped,
+};
 use crate::{
     CorrelationId, EventId, ProductId, PurchaseId, PurchaseQuantity, Quantity, StoreId, Timestamp,
     Version,
@@ -87,11 +91,23 @@ pub enum Event {
     ReservationEnded(ReservationEnded),
     /// Store → Central: a commit or release was refused.
     ReservationActionRejected(ReservationActionRejected),
+    /// Central → sending store: ship units to another store if they are available.
+    TransferShipRequested(TransferShipCommand),
+    /// Store → Central: the units left the sending shelf; in transit.
+    TransferShipped(TransferShipped),
+    /// Store → Central: the shipment was refused; nothing moved.
+    TransferRejected(TransferRejected),
+    /// Central → receiving store: add the units in transit (or return them to the sender).
+    TransferReceiveRequested(TransferReceiveCommand),
+    /// Store → Central: the units arrived and wait for a person to confirm receipt.
+    TransferArrived(TransferArrived),
+    /// Store → Central: the units are on the receiving shelf.
+    TransferReceived(TransferReceived),
 }
 
 impl Event {
     /// Every event type name, as [`type_name`](Self::type_name) spells them.
-    pub const TYPE_NAMES: [&'static str; 12] = [
+    pub const TYPE_NAMES: [&'static str; 18] = [
         "INVENTORY_ITEM_CREATED",
         "INVENTORY_ITEM_UPDATED",
         "INVENTORY_ITEM_REMOTE_PURCHASE",
@@ -104,6 +120,12 @@ impl Event {
         "RESERVATION_ACTION_REQUESTED",
         "RESERVATION_ENDED",
         "RESERVATION_ACTION_REJECTED",
+        "TRANSFER_SHIP_REQUESTED",
+        "TRANSFER_SHIPPED",
+        "TRANSFER_REJECTED",
+        "TRANSFER_RECEIVE_REQUESTED",
+        "TRANSFER_ARRIVED",
+        "TRANSFER_RECEIVED",
     ];
 
     /// The known type name equal to `name`, if any: a bounded label for what a sender wrote.
@@ -126,6 +148,12 @@ impl Event {
             Event::ReservationActionRequested(_) => "RESERVATION_ACTION_REQUESTED",
             Event::ReservationEnded(_) => "RESERVATION_ENDED",
             Event::ReservationActionRejected(_) => "RESERVATION_ACTION_REJECTED",
+            Event::TransferShipRequested(_) => "TRANSFER_SHIP_REQUESTED",
+            Event::TransferShipped(_) => "TRANSFER_SHIPPED",
+            Event::TransferRejected(_) => "TRANSFER_REJECTED",
+            Event::TransferReceiveRequested(_) => "TRANSFER_RECEIVE_REQUESTED",
+            Event::TransferArrived(_) => "TRANSFER_ARRIVED",
+            Event::TransferReceived(_) => "TRANSFER_RECEIVED",
         }
     }
 }
@@ -338,6 +366,41 @@ mod tests {
                 reservation_id: crate::ReservationId::new(),
                 reason: crate::ActionRefusal::Ended,
                 state: Some(crate::ReservationEnd::Released),
+            }),
+            Event::TransferShipRequested(TransferShipCommand {
+                transfer_id: crate::TransferId::new(),
+                product_id: product.clone(),
+                quantity: PurchaseQuantity::new(2).expect("valid"),
+                to: store.clone(),
+                deadline: crate::from_millis(10),
+            }),
+            Event::TransferShipped(TransferShipped {
+                transfer_id: crate::TransferId::new(),
+                quantity: PurchaseQuantity::new(2).expect("valid"),
+                item: state.clone(),
+            }),
+            Event::TransferRejected(TransferRejected {
+                transfer_id: crate::TransferId::new(),
+                product_id: product.clone(),
+                reason: RejectionReason::InsufficientStock,
+                item: None,
+            }),
+            Event::TransferReceiveRequested(TransferReceiveCommand {
+                transfer_id: crate::TransferId::new(),
+                product_id: product.clone(),
+                quantity: PurchaseQuantity::new(2).expect("valid"),
+                from: store.clone(),
+                confirm: true,
+                returning: false,
+            }),
+            Event::TransferArrived(TransferArrived {
+                transfer_id: crate::TransferId::new(),
+            }),
+            Event::TransferReceived(TransferReceived {
+                transfer_id: crate::TransferId::new(),
+                quantity: PurchaseQuantity::new(2).expect("valid"),
+                returned: false,
+                item: state.clone(),
             }),
         ];
         for event in events {

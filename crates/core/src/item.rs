@@ -73,6 +73,10 @@ pub enum MovementKind {
     Expire,
     /// One line of a batch adjustment (a delivery, a write-off, a count, a return, a correction).
     Adjustment,
+    /// Units shipped to another store (in transit).
+    TransferOut,
+    /// Units received from another store (or returned from a cancelled transfer).
+    TransferIn,
 }
 
 impl MovementKind {
@@ -88,6 +92,8 @@ impl MovementKind {
             MovementKind::Release => "release",
             MovementKind::Expire => "expire",
             MovementKind::Adjustment => "adjustment",
+            MovementKind::TransferOut => "transfer_out",
+            MovementKind::TransferIn => "transfer_in",
         }
     }
 
@@ -103,6 +109,8 @@ impl MovementKind {
             Self::Release,
             Self::Expire,
             Self::Adjustment,
+            Self::TransferOut,
+            Self::TransferIn,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == name)
@@ -134,6 +142,9 @@ pub struct Movement {
     /// The reservation concerned, for reservation movements.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reservation_id: Option<ReservationId>,
+    /// The transfer concerned, for `transfer_out` and `transfer_in`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer_id: Option<crate::TransferId>,
     /// Why: the adjustment's reason (`received`, `damaged`, `count`, `returned`, `correction`),
     /// or the kind's own reason for the other movements (`sale`, `count`, `reservation`…).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -163,6 +174,8 @@ mod tests {
             MovementKind::Release,
             MovementKind::Expire,
             MovementKind::Adjustment,
+            MovementKind::TransferOut,
+            MovementKind::TransferIn,
         ] {
             assert_eq!(MovementKind::from_name(kind.as_str()), Some(kind));
             let json = serde_json::to_string(&kind).expect("serialize");

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use stockmesh_bus::LinkState;
-use stockmesh_core::{ProductId, Quantity, Version};
+use stockmesh_core::{ProductId, Quantity, TransferId, Version};
 use stockmesh_http::bodies::PurchaseRequest;
 use stockmesh_http::pagination::PageParams;
 use stockmesh_http::uri::segment;
@@ -38,6 +38,7 @@ pub fn router(service: Arc<StoreService>) -> Router {
             post(adjust).layer(axum::extract::DefaultBodyLimit::max(ADJUSTMENTS_BODY_LIMIT)),
         )
         .route("/purchase/{product_id}", post(purchase))
+        .route("/transfers/{transfer_id}/receive", post(receive_transfer))
         .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
         .with_state(service.clone());
@@ -60,6 +61,16 @@ impl From<StoreError> for Problem {
             StoreError::BelowReserved { .. } => Problem::new(
                 StatusCode::CONFLICT,
                 "Quantity Below Reserved",
+                error.to_string(),
+            ),
+            StoreError::TransferNotFound(_) => Problem::new(
+                StatusCode::NOT_FOUND,
+                "Transfer Not Found",
+                error.to_string(),
+            ),
+            StoreError::TransferAlreadyReceived(_) => Problem::new(
+                StatusCode::CONFLICT,
+                "Transfer Already Received",
                 error.to_string(),
             ),
             StoreError::Stale(_) => Problem::new(
@@ -265,4 +276,26 @@ async fn history(
         filters: vec![],
     }
     .into_response())
+}
+
+/// The transfer id in a path, parsed as a UUID.
+#[derive(Debug)]
+struct TransferPath(TransferId);
+
+impl<'de> Deserialize<'de> for TransferPath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        TransferId::parse(&text)
+            .map(TransferPath)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+async fn receive_transfer(
+    State(store): State<AppState>,
+    Correlation(correlation): Correlation,
+    ApiPath(TransferPath(id)): ApiPath<TransferPath>,
+) -> Result<Response, Problem> {
+    let item = crate::transfer::confirm_receipt(&store, id, Some(correlation)).await?;
+    Ok(Json(item).into_response())
 }

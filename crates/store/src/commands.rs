@@ -74,6 +74,18 @@ impl Handler for CommandHandler {
                         .await
                         .map_err(transient)?;
                 }
+                Event::TransferShipRequested(command) => {
+                    decide_once(service, tx, command, correlation)
+                        .instrument(span)
+                        .await
+                        .map_err(transient)?;
+                }
+                Event::TransferReceiveRequested(command) => {
+                    decide_once(service, tx, command, correlation)
+                        .instrument(span)
+                        .await
+                        .map_err(transient)?;
+                }
                 Event::SnapshotRequested(_) => {
                     let items = service
                         .append_snapshot(tx, correlation)

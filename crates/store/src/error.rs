@@ -41,6 +41,12 @@ pub enum StoreError {
     /// A batch adjustment with lines that cannot apply (409); nothing changed.
     #[error("{0}")]
     AdjustmentRefused(String),
+    /// No transfer waits for receipt at this store (404).
+    #[error("transfer {0} is not waiting for receipt at this store")]
+    TransferNotFound(stockmesh_core::TransferId),
+    /// The transfer was already received here (409).
+    #[error("transfer {0} was already received")]
+    TransferAlreadyReceived(stockmesh_core::TransferId),
     /// A rule the store's own code must keep was broken (500; logged, not shown).
     #[error("internal invariant broken: {0}")]
     Invariant(&'static str),

@@ -14,6 +14,7 @@
 //!   it past its deadline, write decision, effect and reply in one transaction.
 //! - `remote_purchase`: the remote purchase's decision (the first store-decided flow).
 //! - `reservation`: holds, commits, releases and expiries of reservations (store-decided).
+//! - [`transfer`]: the sending store's shipment and the receiving store's receipt of transfers.
 //! - [`expiry`]: the worker that expires reservations by the store's own clock.
 //! - [`api`]: the HTTP routes (thin handlers: extract, call the service, map the result).
 //! - [`node`]: starts and stops a whole store (database, HTTP server, background workers).
@@ -29,6 +30,7 @@ mod remote_purchase;
 pub mod repository;
 mod reservation;
 pub mod service;
+pub mod transfer;
 
 pub use error::StoreError;
 pub use node::{StoreConfig, StoreNode};

@@ -5,7 +5,7 @@ use sqlx::{SqliteConnection, SqlitePool};
 use stockmesh_core::Page;
 use stockmesh_core::{
     CorrelationId, ItemState, Movement, MovementKind, ProductId, PurchaseId, PurchaseQuantity,
-    Quantity, RequestId, ReservationEnd, ReservationId, Timestamp, Version,
+    Quantity, RequestId, ReservationEnd, ReservationId, StoreId, Timestamp, TransferId, Version,
 };
 
 /// An item row as stored: `(product_id, quantity (available), reserved, version, updated_at)`.
@@ -153,8 +153,8 @@ pub async fn append_movement(
     sqlx::query(
         "INSERT INTO movements
             (product_id, kind, delta, quantity, reserved, version, at, correlation_id,
-             purchase_id, reservation_id, reason, reference, actor)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             purchase_id, reservation_id, reason, reference, actor, transfer_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(product.as_str())
     .bind(movement.kind.as_str())
@@ -169,6 +169,7 @@ pub async fn append_movement(
     .bind(movement.reason.as_deref())
     .bind(movement.reference.as_deref())
     .bind(movement.actor.as_deref())
+    .bind(movement.transfer_id.map(|id| id.to_string()))
     .execute(conn)
     .await?;
     Ok(())
@@ -189,6 +190,7 @@ struct MovementRow {
     reason: Option<String>,
     reference: Option<String>,
     actor: Option<String>,
+    transfer_id: Option<String>,
 }
 
 fn movement_from_row(row: MovementRow) -> sqlx::Result<Movement> {
@@ -205,6 +207,7 @@ fn movement_from_row(row: MovementRow) -> sqlx::Result<Movement> {
         reason,
         reference,
         actor,
+        transfer_id,
     } = row;
     Ok(Movement {
         kind: MovementKind::from_name(&kind).ok_or_else(|| corrupt("movement", &kind))?,
@@ -227,6 +230,11 @@ fn movement_from_row(row: MovementRow) -> sqlx::Result<Movement> {
         reason,
         reference,
         actor,
+        transfer_id: transfer_id
+            .as_deref()
+            .map(TransferId::parse)
+            .transpose()
+            .map_err(|e| corrupt("movement", e))?,
     })
 }
 
@@ -238,7 +246,7 @@ pub async fn list_movements(
 ) -> sqlx::Result<(Vec<Movement>, u64)> {
     let rows = sqlx::query_as::<_, MovementRow>(
         "SELECT kind, delta, quantity, reserved, version, at, correlation_id, purchase_id,
-                reservation_id, reason, reference, actor
+                reservation_id, reason, reference, actor, transfer_id
          FROM movements WHERE product_id = ? ORDER BY id DESC LIMIT ? OFFSET ?",
     )
     .bind(product.as_str())
@@ -494,4 +502,90 @@ pub async fn adjust_stock(
     .await?
     .map(item_from_row)
     .transpose()
+}
+
+/// A store's side of a transfer, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferRow {
+    /// The transfer.
+    pub transfer_id: TransferId,
+    /// The product.
+    pub product_id: ProductId,
+    /// Units moved.
+    pub quantity: PurchaseQuantity,
+    /// The other store.
+    pub peer: StoreId,
+    /// `SHIPPED`, `AWAITING` or `RECEIVED`.
+    pub state: String,
+}
+
+/// Records this store's side of a transfer (`OUT` or `IN`) in `state`.
+pub async fn insert_transfer(
+    conn: &mut SqliteConnection,
+    direction: &str,
+    row: &TransferRow,
+    at: Timestamp,
+) -> sqlx::Result<()> {
+    let received = (row.state == "RECEIVED").then(|| at.timestamp_millis());
+    sqlx::query(
+        "INSERT INTO transfers
+            (transfer_id, direction, product_id, quantity, peer_store, state, at, received_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(row.transfer_id.to_string())
+    .bind(direction)
+    .bind(row.product_id.as_str())
+    .bind(i64::from(row.quantity))
+    .bind(row.peer.as_str())
+    .bind(&row.state)
+    .bind(at.timestamp_millis())
+    .bind(received)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks an incoming transfer awaiting confirmation as received; returns it if it was awaiting.
+pub async fn confirm_incoming(
+    conn: &mut SqliteConnection,
+    transfer: TransferId,
+    at: Timestamp,
+) -> sqlx::Result<Option<TransferRow>> {
+    let row: Option<(String, String, i64, String, String)> = sqlx::query_as(
+        "UPDATE transfers SET state = 'RECEIVED', received_at = ?
+         WHERE transfer_id = ? AND direction = 'IN' AND state = 'AWAITING'
+         RETURNING transfer_id, product_id, quantity, peer_store, state",
+    )
+    .bind(at.timestamp_millis())
+    .bind(transfer.to_string())
+    .fetch_optional(conn)
+    .await?;
+    row.map(transfer_from_row).transpose()
+}
+
+fn transfer_from_row(
+    (id, product, quantity, peer, state): (String, String, i64, String, String),
+) -> sqlx::Result<TransferRow> {
+    Ok(TransferRow {
+        transfer_id: TransferId::parse(&id).map_err(|e| corrupt("transfer", e))?,
+        product_id: ProductId::parse(product).map_err(|e| corrupt("transfer", e))?,
+        quantity: PurchaseQuantity::new(quantity).map_err(|e| corrupt("transfer", e))?,
+        peer: StoreId::parse(peer).map_err(|e| corrupt("transfer", e))?,
+        state,
+    })
+}
+
+/// This store's incoming side of a transfer, if any.
+pub async fn find_incoming(
+    conn: impl sqlx::SqliteExecutor<'_>,
+    transfer: TransferId,
+) -> sqlx::Result<Option<TransferRow>> {
+    let row: Option<(String, String, i64, String, String)> = sqlx::query_as(
+        "SELECT transfer_id, product_id, quantity, peer_store, state FROM transfers
+         WHERE transfer_id = ? AND direction = 'IN'",
+    )
+    .bind(transfer.to_string())
+    .fetch_optional(conn)
+    .await?;
+    row.map(transfer_from_row).transpose()
 }

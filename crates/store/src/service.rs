@@ -13,7 +13,7 @@ use stockmesh_bus::{
 use stockmesh_core::Page;
 use stockmesh_core::{
     CorrelationId, Envelope, Event, Item, ItemState, Movement, MovementKind, ProductId, PurchaseId,
-    PurchaseQuantity, Quantity, ReservationId, Stock, StoreId, Version,
+    PurchaseQuantity, Quantity, ReservationId, Stock, StoreId, TransferId, Version,
 };
 
 use crate::error::StoreError;
@@ -48,6 +48,8 @@ pub(crate) struct Change {
     pub reason: Option<String>,
     /// What it refers to, when the caller says; else the purchase or reservation id.
     pub reference: Option<String>,
+    /// The transfer concerned, if any.
+    pub transfer: Option<TransferId>,
 }
 
 impl Change {
@@ -60,6 +62,7 @@ impl Change {
             reservation: None,
             reason: None,
             reference: None,
+            transfer: None,
         }
     }
 
@@ -75,6 +78,7 @@ impl Change {
             MovementKind::Release => "released",
             MovementKind::Expire => "expired",
             MovementKind::Adjustment => "correction",
+            MovementKind::TransferOut | MovementKind::TransferIn => "transfer",
         }
     }
 }
@@ -177,6 +181,7 @@ impl StoreService {
                 .purchase
                 .map(|id| id.to_string())
                 .or_else(|| change.reservation.map(|id| id.to_string()))
+                .or_else(|| change.transfer.map(|id| id.to_string()))
         });
         let movement = Movement {
             reason: Some(
@@ -197,6 +202,7 @@ impl StoreService {
             correlation_id: correlation.cloned(),
             purchase_id: change.purchase,
             reservation_id: change.reservation,
+            transfer_id: change.transfer,
         };
         repo::append_movement(conn, &state.product_id, &movement).await?;
         Ok(())

@@ -6,3 +6,4 @@ mod demo;
 mod observability;
 mod race;
 mod reservations;
+mod transfers;
