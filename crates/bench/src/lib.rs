@@ -33,7 +33,7 @@ use stockmesh_process::Launcher;
 
 use stockmesh_process::parse_duration;
 
-pub use report::Report;
+pub use report::{Report, Runs};
 
 /// Flags of `stockmesh bench`.
 #[derive(Debug, Clone, Args)]
@@ -66,6 +66,11 @@ pub struct BenchArgs {
     /// Write the table as JSON to this file too.
     #[arg(long)]
     pub json: Option<PathBuf>,
+
+    /// Run everything this many times and report each figure's median and spread (the JSON
+    /// keeps every run).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=20))]
+    pub runs: u16,
 }
 
 impl BenchArgs {
@@ -88,13 +93,29 @@ impl BenchArgs {
 pub async fn run(args: BenchArgs, launcher: Launcher) -> anyhow::Result<()> {
     let args = args.sized();
     let capture = capture::Capture::install()?;
-    let mut report = Report::new();
-    let env = cluster::BenchEnv::start(&args, launcher).await?;
-    scenarios::run_all(&args, &env, &capture, &mut report).await?;
-    let table = report.table();
+    let mut reports = Vec::new();
+    for run in 1..=args.runs {
+        if args.runs > 1 {
+            eprintln!("bench: run {run} of {}", args.runs);
+        }
+        let mut report = Report::new();
+        let env = cluster::BenchEnv::start(&args, launcher.clone()).await?;
+        scenarios::run_all(&args, &env, &capture, &mut report).await?;
+        drop(env);
+        if args.runs > 1 {
+            println!("{}", report.table());
+        }
+        reports.push(report);
+    }
+    let runs = Runs::summarise(reports);
+    let table = if args.runs > 1 {
+        runs.table()
+    } else {
+        runs.runs.iter().map(Report::table).collect()
+    };
     println!("{table}");
     if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&report)?;
+        let json = serde_json::to_string_pretty(&runs)?;
         std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }

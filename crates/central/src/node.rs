@@ -56,6 +56,11 @@ impl CentralConfig {
             ("--purchase-wait", self.purchase.wait),
             ("--purchase-deadline", self.purchase.deadline),
             "a client would wait for a purchase the store must already refuse",
+        )?;
+        shorter(
+            ("--purchase-wait", self.purchase.wait),
+            ("--request-timeout", self.http.request_timeout),
+            "a purchase would time out before it can answer 202",
         )
     }
 

@@ -522,8 +522,35 @@ struct Counted {
     activity: Arc<Activity>,
 }
 
-/// Marks a request finished when its answer is ready, or when it is dropped unanswered.
+/// Marks a request finished when its answer has been sent, or when it is dropped unanswered.
 struct InFlight(Arc<Activity>);
+
+/// A response body that keeps its request counted as in progress until the last byte is sent,
+/// so that a long answer (a change feed, a slow download) is never taken for an idle connection.
+struct CountedBody {
+    inner: axum::body::Body,
+    _in_flight: InFlight,
+}
+
+impl http_body::Body for CountedBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -554,9 +581,13 @@ impl tower::Service<hyper::Request<hyper::body::Incoming>> for Counted {
         let call =
             tower::ServiceExt::oneshot(self.inner.clone(), request.map(axum::body::Body::new));
         Box::pin(async move {
-            let response = call.await;
-            drop(guard);
-            response
+            let response = call.await?;
+            Ok(response.map(|inner| {
+                axum::body::Body::new(CountedBody {
+                    inner,
+                    _in_flight: guard,
+                })
+            }))
         })
     }
 }
@@ -664,6 +695,76 @@ mod tests {
         let bytes: Vec<&[u8]> = stream.chunks(1).collect();
         assert_eq!(ambiguous_position(&bytes), 4);
         assert_eq!(ambiguous_position(&[get, sized, chunked]), 0);
+    }
+
+    /// A body that sends `left` chunks, one every `every`.
+    struct SlowBody {
+        left: usize,
+        every: Duration,
+        sleep: Pin<Box<tokio::time::Sleep>>,
+    }
+
+    impl http_body::Body for SlowBody {
+        type Data = axum::body::Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+            if self.left == 0 {
+                return Poll::Ready(None);
+            }
+            std::task::ready!(self.sleep.as_mut().poll(cx));
+            self.left -= 1;
+            let next = Instant::now() + self.every;
+            self.sleep.as_mut().reset(next);
+            Poll::Ready(Some(Ok(http_body::Frame::data(
+                axum::body::Bytes::from_static(b"chunk\n"),
+            ))))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_long_answer_is_not_cut_off_as_an_idle_connection() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let every = Duration::from_millis(100);
+        let app = Router::new().route(
+            "/slow",
+            axum::routing::get(move || async move {
+                axum::body::Body::new(SlowBody {
+                    left: 6,
+                    every,
+                    sleep: Box::pin(tokio::time::sleep(every)),
+                })
+            }),
+        );
+        let limits = ServerLimits {
+            idle_timeout: Duration::from_millis(200),
+            header_read_timeout: Duration::from_millis(200),
+            ..ServerLimits::default()
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, app, stop.clone(), limits));
+        let mut client = TcpStream::connect(addr).await.expect("connect");
+        client
+            .write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .expect("send");
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(5), client.read_to_string(&mut answer))
+            .await
+            .expect("answered in time")
+            .expect("read");
+        assert_eq!(
+            answer.matches("\r\nchunk\n").count(),
+            6,
+            "the whole body arrived, though it took longer than the idle timeout: {answer}"
+        );
+        stop.cancel();
+        server.await.expect("server stops");
     }
 
     #[test]

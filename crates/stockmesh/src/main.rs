@@ -15,9 +15,11 @@
 //! - [`telemetry`]: logs (human or JSON) and optional OTLP trace export.
 //! - [`shutdown`]: the signal that stops every node (Ctrl-C, SIGTERM).
 //! - [`commands`]: what each subcommand runs.
+//! - [`memory`]: the allocator, which returns freed memory to the system.
 
 mod cli;
 mod commands;
+mod memory;
 mod shutdown;
 mod telemetry;
 
@@ -33,6 +35,7 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    memory::return_freed_memory_in_the_background();
     // Every connection is a file descriptor: allow as many as the system lets this process have.
     match stockmesh_http::server::raise_open_file_limit() {
         Ok(limit) => tracing::info!(limit, "open-file limit"),

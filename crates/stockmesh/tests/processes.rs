@@ -47,7 +47,7 @@ async fn a_bad_flag_is_refused_with_a_message() {
 #[tokio::test]
 async fn flags_that_cannot_work_together_refuse_to_start_naming_the_flags() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cases: [(&[&str], [&str; 2]); 2] = [
+    let cases: [(&[&str], [&str; 2]); 3] = [
         (
             &[
                 "central",
@@ -61,6 +61,16 @@ async fn flags_that_cannot_work_together_refuse_to_start_naming_the_flags() {
         (
             &["store", "--id", "s1", "--heartbeat-interval", "60s"],
             ["--heartbeat-interval", "--heartbeat-timeout"],
+        ),
+        (
+            &[
+                "central",
+                "--purchase-wait",
+                "10s",
+                "--request-timeout",
+                "5s",
+            ],
+            ["--purchase-wait", "--request-timeout"],
         ),
     ];
     for (args, flags) in cases {
@@ -90,7 +100,7 @@ async fn the_bench_smoke_run_reports_every_figure() {
     let dir = tempfile::tempdir().expect("tempdir");
     let json = dir.path().join("bench.json");
     let out = tokio::process::Command::new(BIN)
-        .args(["bench", "--smoke", "--json"])
+        .args(["bench", "--smoke", "--runs", "2", "--json"])
         .arg(&json)
         .env("RUST_LOG", "warn")
         .output()
@@ -136,6 +146,21 @@ async fn the_bench_smoke_run_reports_every_figure() {
                 .is_some_and(|v| v.is_finite() && v > 0.0)),
         "every figure is a positive number"
     );
+    // Two runs: each kept whole, each figure with both values and their range.
+    assert_eq!(report["runs"].as_array().map(Vec::len), Some(2));
+    for figure in report["figures"].as_array().expect("figures") {
+        let values = figure["spread"]["values"].as_array().expect("values");
+        assert_eq!(values.len(), 2, "{figure}");
+        let (min, max) = (
+            figure["spread"]["min"].as_f64().expect("min"),
+            figure["spread"]["max"].as_f64().expect("max"),
+        );
+        assert!(
+            min <= figure["value"].as_f64().expect("value")
+                && figure["value"].as_f64().expect("value") <= max,
+            "{figure}"
+        );
+    }
 }
 
 /// `--log-format json` writes one JSON object per line, and `--otlp-endpoint` to a collector that

@@ -13,7 +13,7 @@ use stockmesh_central::service::PurchaseTiming;
 use stockmesh_core::StoreId;
 use stockmesh_store::StoreConfig;
 
-use crate::cli::{BusArgs, PurchaseArgs, StorageArgs};
+use crate::cli::{BusArgs, HttpArgs, PurchaseArgs, StorageArgs};
 
 /// The Redis a node uses when none is named.
 pub const DEFAULT_REDIS: &str = "redis://127.0.0.1:6379";
@@ -98,6 +98,7 @@ pub fn store_config(
     id: StoreId,
     db: DbConfig,
     bus: &BusArgs,
+    http: &HttpArgs,
 ) -> Result<StoreConfig, stockmesh_bus::ConfigError> {
     let config = StoreConfig {
         relay: relay(bus),
@@ -106,6 +107,7 @@ pub fn store_config(
             timeout: bus.heartbeat_timeout,
         },
         claim_idle: bus.claim_idle,
+        http: http.limits(),
         ..StoreConfig::new(id, db)
     };
     config.validate()?;
@@ -117,6 +119,7 @@ pub fn central_config(
     db: DbConfig,
     bus: &BusArgs,
     purchase: &PurchaseArgs,
+    http: &HttpArgs,
 ) -> Result<CentralConfig, stockmesh_bus::ConfigError> {
     let config = CentralConfig {
         heartbeat_timeout: bus.heartbeat_timeout,
@@ -126,6 +129,7 @@ pub fn central_config(
         },
         relay: relay(bus),
         claim_idle: bus.claim_idle,
+        http: http.limits(),
         ..CentralConfig::new(db)
     };
     config.validate()?;

@@ -13,10 +13,10 @@ pub async fn run(args: CentralArgs) -> anyhow::Result<()> {
         broker::db(args.db.clone(), &args.storage),
         &args.bus,
         &args.purchase,
+        &args.http,
     )?;
     config.consumer_name = args.consumer_name.clone();
     config.stores = args.stores.clone();
-    config.http = args.http.limits();
     let broker = broker::redis(
         args.bus.redis.as_deref().unwrap_or(DEFAULT_REDIS),
         &args.bus,

@@ -13,12 +13,12 @@ pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
         .db
         .clone()
         .unwrap_or_else(|| format!("sqlite://./data/{}.db", args.id));
-    let mut config = broker::store_config(
+    let config = broker::store_config(
         args.id.clone(),
         broker::db(db_url, &args.storage),
         &args.bus,
+        &args.http,
     )?;
-    config.http = args.http.limits();
     let broker = if args.standalone {
         None
     } else {

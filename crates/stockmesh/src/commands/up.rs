@@ -34,12 +34,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     println!("{broker_line}");
 
     let db_url = |name: &str| format!("sqlite://{}", args.data_dir.join(name).display());
-    let mut central_config = broker::central_config(
+    let central_config = broker::central_config(
         broker::db(db_url("central.db"), &args.storage),
         &args.bus,
         &args.purchase,
+        &args.http,
     )?;
-    central_config.http = args.http.limits();
     let central = CentralNode::start(
         central_config,
         bind(args.host, args.port).await?,
@@ -51,12 +51,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut stores = Vec::new();
     for i in 1..=args.stores {
         let id = StoreId::parse(format!("store-{i}"))?;
-        let mut config = broker::store_config(
+        let config = broker::store_config(
             id.clone(),
             broker::db(db_url(&format!("{id}.db")), &args.storage),
             &args.bus,
+            &args.http,
         )?;
-        config.http = args.http.limits();
         let listener = bind(args.host, port_of(args.port, i)?).await?;
         let node = StoreNode::start(config, listener, Some(broker.clone())).await?;
         println!("{:<9} http://{}", id.as_str(), node.addr());
