@@ -95,6 +95,29 @@ impl BenchEnv {
 }
 
 impl Pair {
+    /// Starts one more store, `store-{tag}`, on the same broker, and waits until Central sees it.
+    pub async fn add_store(&self, env: &BenchEnv, tag: &str) -> anyhow::Result<StoreNode> {
+        let id = StoreId::parse(format!("store-{tag}"))?;
+        let store = StoreNode::start(
+            StoreConfig::new(id.clone(), env.db(&format!("store-{tag}.db"))),
+            TcpListener::bind("127.0.0.1:0").await?,
+            Some(env.broker()?),
+        )
+        .await?;
+        let started = std::time::Instant::now();
+        loop {
+            let stores = self.central.service().stores().await?;
+            if stores.iter().any(|s| s.store_id == id && s.liveness.online) {
+                return Ok(store);
+            }
+            anyhow::ensure!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "Central never discovered {id}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// Waits until Central has discovered the store (so measurements exclude discovery).
     async fn wait_until_discovered(&self) -> anyhow::Result<()> {
         let id = self.store.service().id().clone();

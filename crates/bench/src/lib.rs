@@ -58,8 +58,8 @@ pub struct BenchArgs {
     #[arg(long, default_value = "always")]
     pub redis_fsync: String,
 
-    /// Run only these scenarios (comma-separated): raw, propagation, purchase, backlog, local,
-    /// memory. All by default.
+    /// Run only these scenarios (comma-separated): raw, propagation, purchase, reservation,
+    /// transfer, backlog, local, memory. All by default.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
 

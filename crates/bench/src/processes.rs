@@ -65,6 +65,7 @@ pub async fn fill_central(path: &Path, items: u64) -> anyhow::Result<()> {
             let state = ItemState {
                 product_id: ProductId::parse(format!("sku-{i:08}"))?,
                 quantity: Quantity::new(i64::try_from(i % 1000)?)?,
+                reserved: Quantity::ZERO,
                 version: Version::FIRST,
                 updated_at: now,
             };

@@ -47,6 +47,12 @@ pub async fn run_all(
     if args.runs("purchase") {
         remote_purchases(args, env, report).await?;
     }
+    if args.runs("reservation") {
+        reservations(args, env, report).await?;
+    }
+    if args.runs("transfer") {
+        transfers(args, env, report).await?;
+    }
     if args.runs("backlog") {
         backlog(args, env, capture, report, raw_rate).await?;
     }
@@ -250,6 +256,143 @@ async fn remote_purchases(
         Some(Goal::AtMost(10.0)),
         note,
     );
+    pair.shutdown().await;
+    Ok(())
+}
+
+/// Stocks `products` items of a pair's store and waits until Central shows the last one.
+async fn stock_pair(pair: &super::cluster::Pair, tag: &str, products: u64) -> anyhow::Result<()> {
+    let store = pair.store.service().clone();
+    for i in 0..products {
+        store.create_item(product(i), None).await?;
+        store
+            .set_quantity(product(i), Quantity::new(1_000_000)?, None)
+            .await?;
+    }
+    let central = format!("http://{}", pair.central.addr());
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(70);
+    let url = format!("{central}/inventory/store-{tag}/{}", product(products - 1));
+    loop {
+        let reply = client.get(&url).send().await;
+        if reply.is_ok_and(|r| r.status().is_success()) {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "Central never saw the stock");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Reservation round trip at Central (the owning store decides the hold), at 500/s, beside the
+/// remote purchase's.
+async fn reservations(args: &BenchArgs, env: &BenchEnv, report: &mut Report) -> anyhow::Result<()> {
+    let pair = env.pair("hold").await?;
+    let products = 50;
+    stock_pair(&pair, "hold", products).await?;
+    let central = format!("http://{}", pair.central.addr());
+    let client = reqwest::Client::new();
+    let result = open_loop(500, args.duration, move |i| {
+        let request = client
+            .post(format!("{central}/reservations"))
+            .json(&json!({
+                "storeId": "store-hold", "productId": product(i % products).as_str(),
+                "quantity": 1, "ttl": 600
+            }))
+            .send();
+        async move { request.await.is_ok_and(|r| r.status() == 201) }
+    })
+    .await;
+    let note = format!(
+        "{:.0}/s answered 201, {} failed; HTTP at the client, open loop; max {:.1} ms",
+        result.rate(),
+        result.failed,
+        ms(&result.latency, 1.0)
+    );
+    report.add(
+        "reservation.p50",
+        "reservation round trip at Central, p50 @500/s",
+        ms(&result.latency, 0.5),
+        "ms",
+        None,
+        note.clone(),
+    );
+    report.add(
+        "reservation.p99",
+        "reservation round trip at Central, p99 @500/s",
+        ms(&result.latency, 0.99),
+        "ms",
+        Some(Goal::AtMost(10.0)),
+        note,
+    );
+    pair.shutdown().await;
+    Ok(())
+}
+
+/// A transfer's end-to-end time: from `POST /transfers` until Central reports it `RECEIVED`
+/// (shipped by one store, received at once by the other), at 50/s.
+async fn transfers(args: &BenchArgs, env: &BenchEnv, report: &mut Report) -> anyhow::Result<()> {
+    let pair = env.pair("send").await?;
+    let products = 50;
+    stock_pair(&pair, "send", products).await?;
+    let receiver = pair.add_store(env, "recv").await?;
+    let central = format!("http://{}", pair.central.addr());
+    let client = reqwest::Client::new();
+    let result = open_loop(50, args.duration, move |i| {
+        let (client, central) = (client.clone(), central.clone());
+        async move {
+            let Ok(reply) = client
+                .post(format!("{central}/transfers"))
+                .json(&json!({
+                    "from": "store-send", "to": "store-recv",
+                    "productId": product(i % products).as_str(), "quantity": 1
+                }))
+                .send()
+                .await
+            else {
+                return false;
+            };
+            let body: serde_json::Value = reply.json().await.unwrap_or_default();
+            let Some(id) = body["transferId"].as_str() else {
+                return false;
+            };
+            let url = format!("{central}/transfers/{id}");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(r) = client.get(&url).send().await
+                    && r.json::<serde_json::Value>().await.unwrap_or_default()["status"]
+                        == "RECEIVED"
+                {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            false
+        }
+    })
+    .await;
+    let note = format!(
+        "{:.0}/s received, {} failed; request to RECEIVED at Central, polled every 1 ms; max {:.1} ms",
+        result.rate(),
+        result.failed,
+        ms(&result.latency, 1.0)
+    );
+    report.add(
+        "transfer.p50",
+        "transfer end to end (ship, receive), p50 @50/s",
+        ms(&result.latency, 0.5),
+        "ms",
+        None,
+        note.clone(),
+    );
+    report.add(
+        "transfer.p99",
+        "transfer end to end (ship, receive), p99 @50/s",
+        ms(&result.latency, 0.99),
+        "ms",
+        None,
+        note,
+    );
+    receiver.shutdown().await;
     pair.shutdown().await;
     Ok(())
 }

@@ -44,6 +44,7 @@ fn event(version: u64) -> Envelope {
         Event::InventoryItemUpdated(ItemState {
             product_id: ProductId::parse("p").expect("valid"),
             quantity: Quantity::new(i64::try_from(version % 1000).expect("small")).expect("valid"),
+            reserved: Quantity::ZERO,
             version: v,
             updated_at: stockmesh_core::now(),
         }),

@@ -32,6 +32,8 @@ pub fn router(service: Arc<CentralService>) -> Router {
         .route("/stores", get(stores))
         .route("/purchase/{store_id}/{product_id}", post(purchase))
         .route("/purchases/{purchase_id}", get(purchase_status))
+        .merge(crate::reservation::api::routes())
+        .merge(crate::transfer::api::routes())
         .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
         .with_state(service.clone());
@@ -54,7 +56,22 @@ impl From<CentralError> for Problem {
             CentralError::StoreUnavailable { .. } | CentralError::PurchaseExpired(_) => {
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Store Unavailable", detail)
             }
-            CentralError::InsufficientStock { .. } => {
+            CentralError::ReservationNotFound(_) => {
+                Problem::new(StatusCode::NOT_FOUND, "Reservation Not Found", detail)
+            }
+            CentralError::TransferNotFound(_) => {
+                Problem::new(StatusCode::NOT_FOUND, "Transfer Not Found", detail)
+            }
+            CentralError::TransferNotCancellable { .. } => {
+                Problem::new(StatusCode::CONFLICT, "Transfer Not Cancellable", detail)
+            }
+            CentralError::ReservationNotOpen { .. } => {
+                Problem::new(StatusCode::CONFLICT, "Reservation Not Open", detail)
+            }
+            CentralError::CommandExpired(_) => {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Store Unavailable", detail)
+            }
+            CentralError::InsufficientStock { .. } | CentralError::NotAvailable { .. } => {
                 Problem::new(StatusCode::CONFLICT, "Insufficient Stock", detail)
             }
             CentralError::IdempotencyMismatch(_) => Problem::new(

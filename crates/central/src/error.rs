@@ -1,6 +1,6 @@
 //! Central's errors.
 
-use stockmesh_core::{ProductId, PurchaseId, PurchaseQuantity, Quantity, StoreId};
+use stockmesh_core::{ProductId, PurchaseId, PurchaseQuantity, Quantity, ReservationId, StoreId};
 
 /// Why a Central operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +35,43 @@ pub enum CentralError {
         "store {0} is unavailable: the purchase reached it after its deadline; nothing was bought"
     )]
     PurchaseExpired(StoreId),
+    /// No such reservation (404).
+    #[error("reservation {0} not found")]
+    ReservationNotFound(ReservationId),
+    /// The reservation is not held, so it cannot be committed or released (409).
+    #[error("reservation {reservation} is {state}")]
+    ReservationNotOpen {
+        /// The reservation.
+        reservation: ReservationId,
+        /// Its state, in words ("already committed", "expired", …).
+        state: &'static str,
+    },
+    /// A request reached the store after its deadline; nothing changed (503).
+    #[error("store {0} is unavailable: the request reached it after its deadline; nothing changed")]
+    CommandExpired(StoreId),
+    /// The store has fewer available (unreserved) units than asked (409).
+    #[error(
+        "insufficient stock for product {product} at store {store}: fewer than {requested} units available"
+    )]
+    NotAvailable {
+        /// The store.
+        store: StoreId,
+        /// The product.
+        product: ProductId,
+        /// Units asked for.
+        requested: PurchaseQuantity,
+    },
+    /// No such transfer (404).
+    #[error("transfer {0} not found")]
+    TransferNotFound(stockmesh_core::TransferId),
+    /// The transfer has left the requested state: it cannot be cancelled (409).
+    #[error("transfer {transfer} cannot be cancelled: it is {state}")]
+    TransferNotCancellable {
+        /// The transfer.
+        transfer: stockmesh_core::TransferId,
+        /// Its state, in words.
+        state: &'static str,
+    },
     /// The store holds fewer units than asked (409).
     #[error(
         "insufficient stock for product {product} at store {store}: {available} available, {requested} requested"

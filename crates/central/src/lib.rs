@@ -9,6 +9,10 @@
 //!   in one transaction, replay under an `Idempotency-Key`, wait with a limit, wake on the reply.
 //! - [`purchase`]: the remote purchase (the first store-decided flow): its record, its answer,
 //!   its SQL, the resolution of the store's replies.
+//! - [`reservation`]: reservations (holds decided by the store, commits and releases as
+//!   requests of their own, expiries by the store's clock), their SQL and routes.
+//! - [`transfer`]: transfers between stores: a saga of two store steps (ship, receive), its SQL
+//!   and routes.
 //! - [`service`]: queries on the view, and Central's checks before a purchase reaches a store.
 //! - `view`: the consumer handler of the stores' events: item states by version, replies to
 //!   their flows.
@@ -29,7 +33,9 @@ pub mod node;
 pub mod purchase;
 pub mod repair;
 mod repository;
+pub mod reservation;
 pub mod service;
+pub mod transfer;
 mod view;
 
 pub use error::CentralError;

@@ -15,13 +15,15 @@ use stockmesh_http::running::{Running, Workers};
 use stockmesh_http::server::ServerLimits;
 use tokio::net::TcpListener;
 
-use crate::decided::Resender;
+use crate::decided::{Coordinator, Request, Resender};
 use crate::discovery::Discovery;
 use crate::liveness::Liveness;
 use crate::purchase::Purchase;
 use crate::repair::{RepairConfig, Repairer};
 use crate::repository as repo;
+use crate::reservation::{Action as ReservationAction, Reservation};
 use crate::service::{CentralService, PurchaseTiming};
+use crate::transfer::Transfer;
 use crate::view::ViewUpdater;
 
 /// Everything Central needs to start.
@@ -133,12 +135,13 @@ impl CentralNode {
         let workers = Workers::default();
         let repairer = Repairer::new(db.clone(), broker.clone(), signal.clone(), config.repair);
         workers.spawn(|stop| repairer.run(stop));
-        let resender: Resender<Purchase> = Resender::new(
-            service.coordinator().clone(),
-            Liveness::new(broker.clone(), config.heartbeat_timeout),
-            config.repair.resend,
-        );
-        workers.spawn(|stop| resender.run(stop));
+        // Every store-decided kind gets its lost commands sent again.
+        let liveness = Liveness::new(broker.clone(), config.heartbeat_timeout);
+        let resend = (service.coordinator(), &liveness, config.repair.resend);
+        spawn_resender::<Purchase>(&workers, resend);
+        spawn_resender::<Reservation>(&workers, resend);
+        spawn_resender::<ReservationAction>(&workers, resend);
+        spawn_resender::<Transfer>(&workers, resend);
         let relay = Relay::new(
             config.consumer_name.clone(),
             db.clone(),
@@ -187,4 +190,14 @@ impl CentralNode {
         self.running.stop().await;
         self.service.database().close().await;
     }
+}
+
+/// Starts the worker that sends the commands of long-pending requests of kind `R` again, to
+/// online stores, every `every`.
+fn spawn_resender<R: Request>(
+    workers: &Workers,
+    (coordinator, liveness, every): (&Coordinator, &Liveness, Duration),
+) {
+    let resender: Resender<R> = Resender::new(coordinator.clone(), liveness.clone(), every);
+    workers.spawn(|stop| resender.run(stop));
 }

@@ -4,21 +4,26 @@
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqliteExecutor, SqlitePool};
 use stockmesh_core::Page;
 use stockmesh_core::{
-    Item, ItemState, ProductId, Quantity, StoreId, Timestamp, Version, from_millis,
+    Item, ItemState, ProductId, Quantity, Stock, StoreId, Timestamp, Version, from_millis,
 };
 
 pub(crate) fn corrupt(what: &str, error: impl std::fmt::Display) -> sqlx::Error {
     sqlx::Error::Decode(format!("corrupt {what} row: {error}").into())
 }
 
-/// A view row: `(store_id, product_id, quantity, version, updated_at)`.
-type ItemRow = (String, String, i64, i64, i64);
+/// A view row: `(store_id, product_id, quantity (available), reserved, version, updated_at)`.
+type ItemRow = (String, String, i64, i64, i64, i64);
 
-fn item_from_row((store, product, quantity, version, updated_at): ItemRow) -> sqlx::Result<Item> {
+fn item_from_row(
+    (store, product, quantity, reserved, version, updated_at): ItemRow,
+) -> sqlx::Result<Item> {
+    let quantity = Quantity::new(quantity).map_err(|e| corrupt("item", e))?;
+    let reserved = Quantity::new(reserved).map_err(|e| corrupt("item", e))?;
     Ok(Item {
         store_id: StoreId::parse(store).map_err(|e| corrupt("item", e))?,
         product_id: ProductId::parse(product).map_err(|e| corrupt("item", e))?,
-        quantity: Quantity::new(quantity).map_err(|e| corrupt("item", e))?,
+        quantity,
+        states: Stock::new(quantity, reserved),
         version: Version::try_from(version).map_err(|e| corrupt("item", e))?,
         updated_at: from_millis(updated_at),
     })
@@ -106,19 +111,22 @@ pub async fn apply_items(
 ) -> sqlx::Result<()> {
     for chunk in states.chunks(400) {
         let mut upsert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO items (store_id, product_id, quantity, version, updated_at, received_at) ",
+            "INSERT INTO items
+                (store_id, product_id, quantity, reserved, version, updated_at, received_at) ",
         );
         upsert.push_values(chunk, |mut row, (store, state)| {
             row.push_bind(store.as_str().to_owned())
                 .push_bind(state.product_id.as_str().to_owned())
                 .push_bind(i64::from(state.quantity))
+                .push_bind(i64::from(state.reserved))
                 .push_bind(i64::from(state.version))
                 .push_bind(state.updated_at.timestamp_millis())
                 .push_bind(received_at.timestamp_millis());
         });
         upsert.push(
             " ON CONFLICT (store_id, product_id) DO UPDATE SET
-                quantity = excluded.quantity, version = excluded.version,
+                quantity = excluded.quantity, reserved = excluded.reserved,
+                version = excluded.version,
                 updated_at = excluded.updated_at, received_at = excluded.received_at
              WHERE excluded.version > items.version",
         );
@@ -134,7 +142,7 @@ pub async fn find_item(
     product: &ProductId,
 ) -> sqlx::Result<Option<Item>> {
     sqlx::query_as::<_, ItemRow>(
-        "SELECT store_id, product_id, quantity, version, updated_at FROM items
+        "SELECT store_id, product_id, quantity, reserved, version, updated_at FROM items
          WHERE store_id = ? AND product_id = ?",
     )
     .bind(store.as_str())
@@ -155,7 +163,7 @@ pub async fn list_items(
     let store = store.map(StoreId::as_str);
     let product = product.map(ProductId::as_str);
     let rows = sqlx::query_as::<_, ItemRow>(
-        "SELECT store_id, product_id, quantity, version, updated_at FROM items
+        "SELECT store_id, product_id, quantity, reserved, version, updated_at FROM items
          WHERE (?1 IS NULL OR store_id = ?1) AND (?2 IS NULL OR product_id = ?2)
          ORDER BY store_id, product_id LIMIT ?3 OFFSET ?4",
     )
@@ -185,16 +193,17 @@ pub async fn product_across_stores(
     pool: &SqlitePool,
     product: &ProductId,
 ) -> sqlx::Result<Vec<(Item, Timestamp)>> {
-    let rows: Vec<(String, String, i64, i64, i64, i64)> = sqlx::query_as(
-        "SELECT store_id, product_id, quantity, version, updated_at, received_at FROM items
+    let rows: Vec<(String, String, i64, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT store_id, product_id, quantity, reserved, version, updated_at, received_at
+         FROM items
          WHERE product_id = ? ORDER BY store_id",
     )
     .bind(product.as_str())
     .fetch_all(pool)
     .await?;
     rows.into_iter()
-        .map(|(s, p, q, v, u, received)| {
-            Ok((item_from_row((s, p, q, v, u))?, from_millis(received)))
+        .map(|(s, p, q, r, v, u, received)| {
+            Ok((item_from_row((s, p, q, r, v, u))?, from_millis(received)))
         })
         .collect()
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::Serialize;
 use stockmesh_bus::{Broker, Database, OutboxSignal, gauges, topology};
 use stockmesh_core::{
-    CorrelationId, Item, Page, ProductId, PurchaseId, PurchaseQuantity, StoreId, Timestamp,
+    CorrelationId, Item, Page, ProductId, PurchaseId, PurchaseQuantity, ReservationAction,
+    ReservationId, StoreId, Timestamp, TransferId, Ttl,
 };
 use stockmesh_http::IdempotencyKey;
 
@@ -16,6 +17,8 @@ use crate::error::CentralError;
 use crate::liveness::{Liveness, StoreLiveness};
 use crate::purchase::{self, Checked, Purchase, PurchaseAnswer, PurchaseStatus};
 use crate::repository as repo;
+use crate::reservation::{self, Action, Reservation, ReservationAnswer, ReservationStatus};
+use crate::transfer::{self, Transfer, TransferAnswer, TransferStatus};
 
 /// Timing of remote purchases.
 #[derive(Debug, Clone, Copy)]
@@ -41,8 +44,11 @@ impl Default for PurchaseTiming {
 pub struct StoreFigure {
     /// The store.
     pub store_id: StoreId,
-    /// Units it holds.
+    /// Units a sale can take there (= `available`).
     pub quantity: u32,
+    /// On hand, reserved and available.
+    #[serde(flatten)]
+    pub states: stockmesh_core::Stock,
     /// The item's version at the store.
     pub version: u64,
     /// When the store changed it.
@@ -63,6 +69,8 @@ pub struct ProductAvailability {
     pub total: u64,
     /// Units across the stores that are online now.
     pub online_total: u64,
+    /// Units shipped by one store and not yet on another's shelf (transfers in transit).
+    pub in_transit: u64,
     /// Per store.
     pub stores: Vec<StoreFigure>,
 }
@@ -199,6 +207,7 @@ impl CentralService {
             stores.push(StoreFigure {
                 store_id: item.store_id,
                 quantity: item.quantity.get(),
+                states: item.states,
                 version: item.version.get(),
                 updated_at: item.updated_at,
                 age_ms: (now - received_at).num_milliseconds().max(0),
@@ -212,6 +221,7 @@ impl CentralService {
             .map(|s| u64::from(s.quantity))
             .sum();
         Ok(ProductAvailability {
+            in_transit: transfer::in_transit(&self.db.reader, product).await?,
             product_id: product.clone(),
             total,
             online_total,
@@ -329,5 +339,289 @@ impl CentralService {
             resolved_at: None,
         };
         Ok(Checked { purchase, item })
+    }
+}
+
+/// Reservations (issue 16): Central's checks, then the store decides through the coordinator.
+impl CentralService {
+    /// One reservation.
+    pub async fn reservation(&self, id: ReservationId) -> Result<Reservation, CentralError> {
+        reservation::find(&self.db.reader, id)
+            .await?
+            .ok_or(CentralError::ReservationNotFound(id))
+    }
+
+    /// Holds `quantity` units of `product` at `store` for `ttl`, as the store decides; counted
+    /// and timed.
+    pub async fn reserve(
+        &self,
+        store: StoreId,
+        product: ProductId,
+        quantity: PurchaseQuantity,
+        ttl: Ttl,
+        key: Option<IdempotencyKey>,
+        correlation: CorrelationId,
+    ) -> Result<ReservationAnswer, CentralError> {
+        let started = std::time::Instant::now();
+        let answer = self
+            .reserve_untimed(store, product, quantity, ttl, key.as_ref(), correlation)
+            .await;
+        self.count_reservation_request("hold", &answer, started);
+        answer
+    }
+
+    fn count_reservation_request(
+        &self,
+        step: &'static str,
+        answer: &Result<ReservationAnswer, CentralError>,
+        started: std::time::Instant,
+    ) {
+        let outcome = match answer {
+            Ok(ReservationAnswer::Decided(_)) => "confirmed",
+            Ok(ReservationAnswer::Pending(_)) => "pending",
+            Err(CentralError::NotAvailable { .. }) => "insufficient",
+            Err(CentralError::ReservationNotOpen { .. }) => "not_open",
+            Err(CentralError::StoreUnavailable { .. } | CentralError::CommandExpired(_)) => {
+                "unavailable"
+            }
+            Err(
+                CentralError::StoreNotFound(_)
+                | CentralError::ProductNotFound { .. }
+                | CentralError::ReservationNotFound(_),
+            ) => "not_found",
+            Err(_) => "error",
+        };
+        metrics::counter!("stockmesh_reservation_requests_total", "node" => self.node.clone(), "step" => step, "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("stockmesh_reservation_request_seconds", "node" => self.node.clone(), "step" => step)
+            .record(started.elapsed().as_secs_f64());
+    }
+
+    async fn online(&self, store: &StoreId) -> Result<(), CentralError> {
+        if self.liveness.of(store).await.online {
+            Ok(())
+        } else {
+            Err(CentralError::StoreUnavailable {
+                store: store.clone(),
+                why: "it is offline or disconnected (no fresh heartbeat)".into(),
+            })
+        }
+    }
+
+    async fn reserve_untimed(
+        &self,
+        store: StoreId,
+        product: ProductId,
+        quantity: PurchaseQuantity,
+        ttl: Ttl,
+        key: Option<&IdempotencyKey>,
+        correlation: CorrelationId,
+    ) -> Result<ReservationAnswer, CentralError> {
+        if let Some(key) = key {
+            let fingerprint = Reservation::fingerprint_of(&store, &product, quantity, ttl);
+            if let Some(first) = self.coordinator.replay(key, &fingerprint).await? {
+                return reservation::hold_outcome(first);
+            }
+        }
+        self.known_store(&store).await?;
+        self.online(&store).await?;
+        if repo::find_item(&self.db.reader, &store, &product)
+            .await?
+            .is_none()
+        {
+            return Err(CentralError::ProductNotFound { store, product });
+        }
+        let now = stockmesh_core::now();
+        let pending = Reservation {
+            reservation_id: ReservationId::new(),
+            store_id: store,
+            product_id: product,
+            quantity,
+            ttl,
+            status: ReservationStatus::Pending,
+            reason: None,
+            expires_at: None,
+            correlation_id: Some(correlation),
+            created_at: now,
+            deadline: now + self.timing.deadline,
+            resolved_at: None,
+            ended_at: None,
+        };
+        reservation::hold_outcome(self.coordinator.submit(pending, key).await?)
+    }
+
+    /// Commits or releases a held reservation, as its store decides; counted and timed.
+    pub async fn act_on_reservation(
+        &self,
+        id: ReservationId,
+        action: ReservationAction,
+        key: Option<IdempotencyKey>,
+        correlation: CorrelationId,
+    ) -> Result<ReservationAnswer, CentralError> {
+        let started = std::time::Instant::now();
+        let answer = self
+            .act_untimed(id, action, key.as_ref(), correlation)
+            .await;
+        let step = match action {
+            ReservationAction::Commit => "commit",
+            ReservationAction::Release => "release",
+        };
+        self.count_reservation_request(step, &answer, started);
+        answer
+    }
+
+    async fn act_untimed(
+        &self,
+        id: ReservationId,
+        action: ReservationAction,
+        key: Option<&IdempotencyKey>,
+        correlation: CorrelationId,
+    ) -> Result<ReservationAnswer, CentralError> {
+        if let Some(key) = key {
+            let fingerprint = Action::fingerprint_of(action, id);
+            if let Some(first) = self.coordinator.replay::<Action>(key, &fingerprint).await? {
+                return reservation::action_outcome(&first, self.reservation(id).await?);
+            }
+        }
+        let current = self.reservation(id).await?;
+        let state = match current.status {
+            ReservationStatus::Held => None,
+            ReservationStatus::Pending => Some("still pending: the store has not held it yet"),
+            ReservationStatus::Rejected => Some("rejected: it never held any units"),
+            ReservationStatus::Committed => Some("already committed"),
+            ReservationStatus::Released => Some("already released"),
+            ReservationStatus::Expired => Some("expired"),
+        };
+        if let Some(state) = state {
+            return Err(CentralError::ReservationNotOpen {
+                reservation: id,
+                state,
+            });
+        }
+        self.online(&current.store_id).await?;
+        let deadline = stockmesh_core::now() + self.timing.deadline;
+        let pending = Action::new(&current, action, correlation, deadline);
+        let recorded = self.coordinator.submit(pending, key).await?;
+        reservation::action_outcome(&recorded, self.reservation(id).await?)
+    }
+}
+
+/// Transfers (issue 17): Central's checks, then the sending store decides the shipment.
+impl CentralService {
+    /// One transfer.
+    pub async fn transfer_status(&self, id: TransferId) -> Result<Transfer, CentralError> {
+        transfer::find(&self.db.reader, id)
+            .await?
+            .ok_or(CentralError::TransferNotFound(id))
+    }
+
+    /// One page of the transfers a store sends or receives (all without a store), and the total.
+    pub async fn transfers(
+        &self,
+        store: Option<&StoreId>,
+        page: Page,
+    ) -> Result<(Vec<Transfer>, u64), CentralError> {
+        transfer::list(&self.db.reader, store, page).await
+    }
+
+    /// Moves `quantity` units of `product` from `from` to `to`, as the sending store decides;
+    /// counted by outcome.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn transfer(
+        &self,
+        from: StoreId,
+        to: StoreId,
+        product: ProductId,
+        quantity: PurchaseQuantity,
+        confirm: bool,
+        key: Option<IdempotencyKey>,
+        correlation: CorrelationId,
+    ) -> Result<TransferAnswer, CentralError> {
+        let answer = self
+            .transfer_untimed(
+                from,
+                to,
+                product,
+                quantity,
+                confirm,
+                key.as_ref(),
+                correlation,
+            )
+            .await;
+        let outcome = match &answer {
+            Ok(TransferAnswer::Decided(_)) => "shipped",
+            Ok(TransferAnswer::Pending(_)) => "pending",
+            Err(CentralError::NotAvailable { .. }) => "insufficient",
+            Err(CentralError::StoreUnavailable { .. } | CentralError::CommandExpired(_)) => {
+                "unavailable"
+            }
+            Err(CentralError::StoreNotFound(_) | CentralError::ProductNotFound { .. }) => {
+                "not_found"
+            }
+            Err(_) => "error",
+        };
+        metrics::counter!("stockmesh_transfers_total", "node" => self.node.clone(), "outcome" => outcome)
+            .increment(1);
+        answer
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn transfer_untimed(
+        &self,
+        from: StoreId,
+        to: StoreId,
+        product: ProductId,
+        quantity: PurchaseQuantity,
+        confirm: bool,
+        key: Option<&IdempotencyKey>,
+        correlation: CorrelationId,
+    ) -> Result<TransferAnswer, CentralError> {
+        if let Some(key) = key {
+            let fingerprint = Transfer::fingerprint_of(&from, &to, &product, quantity, confirm);
+            if let Some(first) = self.coordinator.replay(key, &fingerprint).await? {
+                return transfer::outcome(first);
+            }
+        }
+        self.known_store(&from).await?;
+        self.known_store(&to).await?;
+        self.online(&from).await?;
+        if repo::find_item(&self.db.reader, &from, &product)
+            .await?
+            .is_none()
+        {
+            return Err(CentralError::ProductNotFound {
+                store: from,
+                product,
+            });
+        }
+        let deadline = stockmesh_core::now() + self.timing.deadline;
+        let requested =
+            Transfer::requested(from, to, product, quantity, confirm, correlation, deadline);
+        transfer::outcome(self.coordinator.submit(requested, key).await?)
+    }
+
+    /// Cancels a transfer the sending store has not shipped (as far as Central knows); a
+    /// shipment that crosses the cancel is returned to the sender.
+    pub async fn cancel_transfer(&self, id: TransferId) -> Result<Transfer, CentralError> {
+        let mut tx = self.db.writer.begin().await?;
+        let cancelled = transfer::cancel(&mut tx, id, stockmesh_core::now()).await?;
+        tx.commit().await?;
+        let current = self.transfer_status(id).await?;
+        if cancelled {
+            metrics::counter!("stockmesh_transfers_total", "node" => self.node.clone(), "outcome" => "cancelled")
+                .increment(1);
+            return Ok(current);
+        }
+        let state = match current.status {
+            TransferStatus::Requested => "still being recorded",
+            TransferStatus::InTransit => "in transit",
+            TransferStatus::Received => "received",
+            TransferStatus::Rejected => "rejected",
+            TransferStatus::Cancelled => "already cancelled",
+        };
+        Err(CentralError::TransferNotCancellable {
+            transfer: id,
+            state,
+        })
     }
 }

@@ -13,6 +13,8 @@ use stockmesh_core::{Envelope, Event, ItemState, ProductId, RequestId, StoreId, 
 use crate::decided::Coordinator;
 use crate::purchase;
 use crate::repository as repo;
+use crate::reservation;
+use crate::transfer;
 
 /// Applies the stores' events to the view and resolves the requests they answer.
 #[derive(Debug, Clone)]
@@ -33,7 +35,20 @@ fn item_state(event: &Event) -> Option<&ItemState> {
         Event::InventoryItemCreated(state) | Event::InventoryItemUpdated(state) => Some(state),
         Event::RemotePurchaseConfirmed(reply) => Some(&reply.item),
         Event::RemotePurchaseRejected(reply) => reply.item.as_ref(),
-        Event::InventoryItemRemotePurchase(_) | Event::SnapshotRequested(_) => None,
+        Event::ReservationHeld(reply) => Some(&reply.item),
+        Event::ReservationRejected(reply) => reply.item.as_ref(),
+        Event::ReservationEnded(ended) => Some(&ended.item),
+        Event::TransferShipped(reply) => Some(&reply.item),
+        Event::TransferRejected(reply) => reply.item.as_ref(),
+        Event::TransferReceived(reply) => Some(&reply.item),
+        Event::ReservationActionRejected(_)
+        | Event::TransferArrived(_)
+        | Event::TransferShipRequested(_)
+        | Event::TransferReceiveRequested(_)
+        | Event::InventoryItemRemotePurchase(_)
+        | Event::SnapshotRequested(_)
+        | Event::ReservationRequested(_)
+        | Event::ReservationActionRequested(_) => None,
     }
 }
 
@@ -81,7 +96,12 @@ impl Handler for ViewUpdater {
         if let Some(command) = fresh.iter().find(|e| {
             matches!(
                 e.event,
-                Event::InventoryItemRemotePurchase(_) | Event::SnapshotRequested(_)
+                Event::InventoryItemRemotePurchase(_)
+                    | Event::SnapshotRequested(_)
+                    | Event::ReservationRequested(_)
+                    | Event::ReservationActionRequested(_)
+                    | Event::TransferShipRequested(_)
+                    | Event::TransferReceiveRequested(_)
             )
         }) {
             return Err(HandlerError::Permanent(format!(
@@ -91,7 +111,10 @@ impl Handler for ViewUpdater {
         }
         let now = stockmesh_core::now();
         apply_states(tx, fresh, now).await?;
-        Ok(purchase::resolve_replies(tx, fresh, now).await?)
+        let mut decided = purchase::resolve_replies(tx, fresh, now).await?;
+        decided.extend(reservation::resolve_replies(tx, fresh, now).await?);
+        decided.extend(transfer::resolve_replies(tx, fresh, now).await?);
+        Ok(decided)
     }
 
     async fn after_commit(&self, decided: Vec<RequestId>) {
@@ -122,6 +145,7 @@ mod tests {
         ItemState {
             product_id: ProductId::parse(product).expect("valid"),
             quantity: Quantity::new(quantity).expect("valid"),
+            reserved: Quantity::ZERO,
             version: v,
             updated_at: stockmesh_core::now(),
         }

@@ -91,6 +91,10 @@ pub fn check(
         final_quantity_is_last_set_minus_confirmed(history, observed),
         central_converged(observed, convergence_limit),
         healed_after_each_loss(observed, HEAL_LIMIT),
+        reserved_units_follow_open_reservations(observed),
+        reservations_end_exactly_once(history, observed),
+        transfers_conserve_units_and_end_once(observed),
+        central_equals_stores_once_quiet(observed),
         nothing_lost(observed, poison),
     ])
 }
@@ -194,6 +198,10 @@ fn changes_applied_exactly_once(
             Call::Set => "set",
             Call::Local => "local_sale",
             Call::Remote => "remote_sale",
+            Call::Reserve => "reserve",
+            Call::Commit => "reserved_sale",
+            Call::Release => "release",
+            Call::Transfer => "transfer_out",
             Call::ReadStore | Call::ReadCentral => {
                 if !by_id.is_empty() {
                     v.push(format!(
@@ -207,7 +215,7 @@ fn changes_applied_exactly_once(
         };
         let caused = by_id.iter().filter(|m| m.kind == kind).count();
         let success = match r.call {
-            Call::Create => 201,
+            Call::Create | Call::Reserve | Call::Transfer => 201,
             Call::Set => 204,
             _ => 200,
         };
@@ -252,10 +260,15 @@ fn changes_applied_exactly_once(
                     ));
                 }
                 let matched = by_id.iter().find(|m| m.kind == kind);
+                // A set is a shelf count: it sets on hand (available + reserved).
                 if let (Call::Set, Some(m), Some(q)) = (r.call, matched, r.quantity)
-                    && m.quantity != q
+                    && m.quantity + m.reserved != q
                 {
-                    v.push(format!("{}: set to {q} recorded as {}", r.id, m.quantity));
+                    v.push(format!(
+                        "{}: set to {q} recorded as {} on hand",
+                        r.id,
+                        m.quantity + m.reserved
+                    ));
                 }
                 if let (Call::Local, Some(m), Some(q)) = (r.call, matched, r.quantity) {
                     if m.delta != -q {
@@ -300,14 +313,23 @@ fn no_unexplained_movement(history: &[Record], observed: &Observed) -> Verdict {
         .iter()
         .filter_map(|r| r.purchase_id.as_deref())
         .collect();
+    let reservations: std::collections::BTreeSet<&str> = history
+        .iter()
+        .filter_map(|r| r.reservation_id.as_deref())
+        .collect();
     let mut v = Vec::new();
     for (i, truth) in observed.stores.iter().enumerate() {
         for (p, moves) in &truth.ledgers {
             for m in moves {
+                // An expiry is the store's clock acting on a reservation of the run.
                 let explained = m.correlation_id.as_deref().is_some_and(|c| ids.contains(c))
                     || m.purchase_id
                         .as_deref()
-                        .is_some_and(|id| purchases.contains(id));
+                        .is_some_and(|id| purchases.contains(id))
+                    || (m.kind == "expire"
+                        && m.reservation_id
+                            .as_deref()
+                            .is_some_and(|id| reservations.contains(id)));
                 if !explained {
                     v.push(format!(
                         "store-{}/{p} v{}: {} {:+} caused by no request of the run",
@@ -328,7 +350,11 @@ fn no_unexplained_movement(history: &[Record], observed: &Observed) -> Verdict {
 
 fn pending_purchases_resolved(history: &[Record], observed: &Observed) -> Verdict {
     let mut v = Vec::new();
-    for r in history.iter().filter(|r| r.status() == Some(202)) {
+    // Reservations and transfers answered 202 are judged by their own invariants.
+    for r in history
+        .iter()
+        .filter(|r| r.call == Call::Remote && r.status() == Some(202))
+    {
         let id = r.purchase_id.as_deref().unwrap_or("?");
         match observed.purchases.get(id).map(|(s, _)| s.as_str()) {
             Some("CONFIRMED" | "REJECTED") => {}
@@ -482,6 +508,222 @@ fn healed_after_each_loss(observed: &Observed, limit: Duration) -> Verdict {
     }
 }
 
+/// Replays each ledger's reservation movements: the reserved count after every line must equal
+/// the units of the reservations open at that point, so no other movement (a sale, a set, an
+/// adjustment, a transfer) ever took a reserved unit; and each item ends with the reserved count
+/// its ledger gives (0 once every reservation has ended).
+fn reserved_units_follow_open_reservations(observed: &Observed) -> Verdict {
+    let mut v = Vec::new();
+    for (i, truth) in observed.stores.iter().enumerate() {
+        let store = i + 1;
+        for (p, moves) in &truth.ledgers {
+            let mut open: BTreeMap<&str, i64> = BTreeMap::new();
+            for m in moves {
+                let id = m.reservation_id.as_deref().unwrap_or("");
+                let broken = match m.kind.as_str() {
+                    "reserve" => open.insert(id, -m.delta).is_some(),
+                    "reserved_sale" | "release" | "expire" => open.remove(id).is_none(),
+                    _ => false,
+                };
+                if broken {
+                    v.push(format!(
+                        "store-{store}/{p} v{}: {} of reservation {id}, which is not open (or held twice)",
+                        m.version, m.kind
+                    ));
+                }
+                let held: i64 = open.values().sum();
+                if m.reserved != held || m.quantity < 0 {
+                    v.push(format!(
+                        "store-{store}/{p} v{} ({}): reserved {}, open reservations hold {held}, available {}",
+                        m.version, m.kind, m.reserved, m.quantity
+                    ));
+                }
+            }
+            let held: i64 = open.values().sum();
+            let item = truth.items.get(p).map_or(0, |i| i.reserved);
+            if item != held {
+                v.push(format!(
+                    "store-{store}/{p}: item reserves {item}, its ledger's open reservations {held}"
+                ));
+            }
+            if !open.is_empty() {
+                v.push(format!(
+                    "store-{store}/{p}: reservations still open once quiet: {:?}",
+                    open.keys().collect::<Vec<_>>()
+                ));
+            }
+        }
+    }
+    Verdict {
+        name: "reserved units are only ever taken by their reservation (reserved = open reservations)",
+        violations: v,
+    }
+}
+
+/// Each reservation of the run ends exactly once, as Central says, and each answered commit or
+/// release is the end the ledger shows.
+fn reservations_end_exactly_once(history: &[Record], observed: &Observed) -> Verdict {
+    let mut holds: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut ends: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for truth in &observed.stores {
+        for m in truth.ledgers.values().flatten() {
+            let Some(id) = m.reservation_id.as_deref() else {
+                continue;
+            };
+            match m.kind.as_str() {
+                "reserve" => *holds.entry(id).or_default() += 1,
+                "reserved_sale" | "release" | "expire" => {
+                    ends.entry(id).or_default().push(m.kind.as_str());
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut v = Vec::new();
+    for (id, status) in &observed.reservations {
+        let held = holds.get(id.as_str()).copied().unwrap_or(0);
+        let ended = ends.get(id.as_str()).cloned().unwrap_or_default();
+        let expected_end = match status.as_str() {
+            "COMMITTED" => Some("reserved_sale"),
+            "RELEASED" => Some("release"),
+            "EXPIRED" => Some("expire"),
+            _ => None,
+        };
+        match (status.as_str(), expected_end) {
+            ("REJECTED", _) if held != 0 || !ended.is_empty() => v.push(format!(
+                "reservation {id}: REJECTED at Central but held {held} times at the store"
+            )),
+            ("REJECTED", _) => {}
+            (_, Some(end)) if held != 1 || ended != [end] => v.push(format!(
+                "reservation {id}: {status} at Central; the store held it {held} times and ended it {ended:?}"
+            )),
+            (_, Some(_)) => {}
+            _ => v.push(format!("reservation {id}: never ended ({status})")),
+        }
+    }
+    for r in history {
+        let Some(id) = r.reservation_id.as_deref() else {
+            continue;
+        };
+        let ended = ends.get(id).cloned().unwrap_or_default();
+        let want = match (r.call, r.status()) {
+            (Call::Commit, Some(200)) => "reserved_sale",
+            (Call::Release, Some(200)) => "release",
+            _ => continue,
+        };
+        if ended != [want] {
+            v.push(format!(
+                "{}: {:?} answered 200 but the store ended {id} {ended:?}",
+                r.id, r.call
+            ));
+        }
+    }
+    Verdict {
+        name: "each reservation ends exactly once: committed, released or expired",
+        violations: v,
+    }
+}
+
+/// Each transfer ends in one terminal state with its units moved once: received (out at the
+/// sender, in at the receiver), rejected (nothing moved) or cancelled (nothing moved, or out and
+/// back in at the sender); and per product, what left shelves by transfers equals what arrived
+/// plus what Central shows in transit (nothing, once quiet).
+fn transfers_conserve_units_and_end_once(observed: &Observed) -> Verdict {
+    // (transfer, store) → units out, in, and returned in.
+    let mut moved: BTreeMap<(&str, usize), Moved> = BTreeMap::new();
+    let mut balance: BTreeMap<&str, i64> = BTreeMap::new();
+    for (i, truth) in observed.stores.iter().enumerate() {
+        for (p, moves) in &truth.ledgers {
+            for m in moves {
+                let Some(id) = m.transfer_id.as_deref() else {
+                    continue;
+                };
+                let entry = moved.entry((id, i + 1)).or_default();
+                match (m.kind.as_str(), m.reason.as_deref()) {
+                    ("transfer_out", _) => {
+                        entry.0.push(-m.delta);
+                        *balance.entry(p).or_default() += -m.delta;
+                    }
+                    ("transfer_in", Some("returned")) => {
+                        entry.2.push(m.delta);
+                        *balance.entry(p).or_default() -= m.delta;
+                    }
+                    ("transfer_in", _) => {
+                        entry.1.push(m.delta);
+                        *balance.entry(p).or_default() -= m.delta;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    let mut v = Vec::new();
+    let empty = (Vec::new(), Vec::new(), Vec::new());
+    for (id, t) in &observed.transfers {
+        let at_from = moved.get(&(id.as_str(), t.from)).unwrap_or(&empty);
+        let at_to = moved.get(&(id.as_str(), t.to)).unwrap_or(&empty);
+        let q = vec![t.quantity];
+        let ok = match t.status.as_str() {
+            "RECEIVED" => at_from.0 == q && at_to.1 == q && at_from.2.is_empty(),
+            "REJECTED" => at_from.0.is_empty() && at_to.1.is_empty(),
+            "CANCELLED" => {
+                at_to.1.is_empty()
+                    && ((at_from.0.is_empty() && at_from.2.is_empty())
+                        || (at_from.0 == q && at_from.2 == q))
+            }
+            _ => false,
+        };
+        if !ok {
+            v.push(format!(
+                "transfer {id} ({} store-{}→store-{} {}×{}): out {:?}, in {:?}, returned {:?}",
+                t.status, t.from, t.to, t.product, t.quantity, at_from.0, at_to.1, at_from.2
+            ));
+        }
+    }
+    for (id, store) in moved.keys() {
+        if !observed.transfers.contains_key(*id) {
+            v.push(format!(
+                "store-{store} moved units for transfer {id}, unknown to Central"
+            ));
+        }
+    }
+    for (p, units) in &balance {
+        let shown = observed.in_transit.get(*p).copied().unwrap_or(0);
+        if *units != shown {
+            v.push(format!(
+                "{p}: ledgers leave {units} units between shelves, Central shows {shown} in transit"
+            ));
+        }
+    }
+    Verdict {
+        name: "transfers conserve units and each ends once (received, rejected or cancelled)",
+        violations: v,
+    }
+}
+
+/// Units a store moved for one transfer: out, in, and returned in.
+type Moved = (Vec<i64>, Vec<i64>, Vec<i64>);
+
+/// Once quiet, Central's view equals every store's items, available and reserved.
+fn central_equals_stores_once_quiet(observed: &Observed) -> Verdict {
+    let mut v = Vec::new();
+    for (i, truth) in observed.stores.iter().enumerate() {
+        for (p, item) in &truth.items {
+            match observed.central.get(&(i + 1, p.clone())) {
+                Some(seen) if seen == item => {}
+                other => v.push(format!(
+                    "store-{}/{p}: store {item:?}, Central {other:?}",
+                    i + 1
+                )),
+            }
+        }
+    }
+    Verdict {
+        name: "once quiet, Central shows every item's available and reserved units as its store",
+        violations: v,
+    }
+}
+
 fn nothing_lost(observed: &Observed, poison: &str) -> Verdict {
     let mut v = Vec::new();
     for (i, truth) in observed.stores.iter().enumerate() {
@@ -555,6 +797,8 @@ mod tests {
             outcome: Outcome::Answered(status),
             seen_quantity: seen,
             purchase_id: purchase.map(str::to_owned),
+            reservation_id: None,
+            transfer_id: None,
             at_ms: 0,
         }
     }
@@ -571,6 +815,10 @@ mod tests {
             kind: kind.into(),
             delta,
             quantity,
+            reserved: 0,
+            reason: None,
+            reservation_id: None,
+            transfer_id: None,
             version,
             correlation_id: Some(corr.into()),
             purchase_id: purchase.map(str::to_owned),
@@ -594,6 +842,7 @@ mod tests {
         ];
         let item = ItemView {
             quantity: 5,
+            reserved: 0,
             version: 4,
         };
         let observed = Observed {
@@ -605,6 +854,9 @@ mod tests {
             central: [((1, "p".to_owned()), item)].into(),
             central_outbox_pending: 0,
             purchases: [("P1".to_owned(), ("CONFIRMED".to_owned(), None))].into(),
+            reservations: BTreeMap::new(),
+            transfers: BTreeMap::new(),
+            in_transit: BTreeMap::new(),
             groups: vec![GroupView {
                 stream: "s".into(),
                 group: "g".into(),
@@ -646,6 +898,7 @@ mod tests {
             "p".into(),
             ItemView {
                 quantity: 2,
+                reserved: 0,
                 version: 5,
             },
         );
@@ -653,6 +906,7 @@ mod tests {
             (1, "p".into()),
             ItemView {
                 quantity: 2,
+                reserved: 0,
                 version: 5,
             },
         );
@@ -677,6 +931,7 @@ mod tests {
             "p".into(),
             ItemView {
                 quantity: 8,
+                reserved: 0,
                 version: 3,
             },
         );
@@ -684,6 +939,7 @@ mod tests {
             (1, "p".into()),
             ItemView {
                 quantity: 8,
+                reserved: 0,
                 version: 3,
             },
         );
@@ -704,6 +960,7 @@ mod tests {
             "p".into(),
             ItemView {
                 quantity: 0,
+                reserved: 0,
                 version: 5,
             },
         );
@@ -711,6 +968,7 @@ mod tests {
             (1, "p".into()),
             ItemView {
                 quantity: 0,
+                reserved: 0,
                 version: 5,
             },
         );
@@ -732,6 +990,7 @@ mod tests {
             "p".into(),
             ItemView {
                 quantity: -4,
+                reserved: 0,
                 version: 5,
             },
         );
@@ -751,6 +1010,7 @@ mod tests {
             "p".into(),
             ItemView {
                 quantity: 4,
+                reserved: 0,
                 version: 5,
             },
         );
@@ -758,6 +1018,7 @@ mod tests {
             (1, "p".into()),
             ItemView {
                 quantity: 4,
+                reserved: 0,
                 version: 5,
             },
         );
@@ -807,6 +1068,89 @@ mod tests {
         assert!(
             failed.contains(
                 &"nothing lost: outboxes empty, groups drained, only the poison dead-lettered"
+            ),
+            "{failed:?}"
+        );
+    }
+
+    /// A good run with a reservation of 4 held then committed after the remote purchase.
+    fn with_reservation(end: &str) -> (Vec<Record>, Observed) {
+        let (mut history, mut observed) = good();
+        let mut reserve = record("rv", Call::Reserve, 201, Some(4), Some(1), None);
+        reserve.reservation_id = Some("R1".into());
+        history.push(reserve);
+        let ledger = observed.stores[0].ledgers.get_mut("p").expect("ledger");
+        let mut held = movement("reserve", -4, 1, 5, "rv", None);
+        held.reserved = 4;
+        held.reservation_id = Some("R1".into());
+        let mut ended = movement(end, 0, 1, 6, "rv", None);
+        ended.reservation_id = Some("R1".into());
+        ledger.extend([held, ended]);
+        let item = ItemView {
+            quantity: 1,
+            reserved: 0,
+            version: 6,
+        };
+        observed.stores[0].items.insert("p".into(), item);
+        observed.central.insert((1, "p".into()), item);
+        observed
+            .reservations
+            .insert("R1".into(), "COMMITTED".into());
+        (history, observed)
+    }
+
+    #[test]
+    fn a_committed_reservation_passes() {
+        let (history, observed) = with_reservation("reserved_sale");
+        assert!(
+            failing(&history, &observed).is_empty(),
+            "{:?}",
+            failing(&history, &observed)
+        );
+    }
+
+    #[test]
+    fn a_sale_of_reserved_units_and_a_reservation_ended_twice_are_caught() {
+        let (history, mut observed) = with_reservation("reserved_sale");
+        let ledger = observed.stores[0].ledgers.get_mut("p").expect("ledger");
+        // A local sale that took a reserved unit: reserved fell without a reservation's end.
+        ledger[4].reserved = 3;
+        let mut twice = ledger[5].clone();
+        twice.version = 7;
+        ledger.push(twice);
+        let failed = failing(&history, &observed);
+        assert!(failed.contains(&"reserved units are only ever taken by their reservation (reserved = open reservations)"), "{failed:?}");
+        assert!(
+            failed.contains(&"each reservation ends exactly once: committed, released or expired"),
+            "{failed:?}"
+        );
+    }
+
+    #[test]
+    fn a_transfer_received_twice_or_left_in_transit_is_caught() {
+        let (history, mut observed) = good();
+        let mut truth = observed.stores[0].clone();
+        truth.ledgers.clear();
+        truth.items.clear();
+        observed.stores.push(truth);
+        let ledger = observed.stores[0].ledgers.get_mut("p").expect("ledger");
+        let mut out = movement("transfer_out", -2, 3, 5, "t", None);
+        out.transfer_id = Some("T1".into());
+        ledger.push(out);
+        observed.transfers.insert(
+            "T1".into(),
+            super::super::observe::TransferView {
+                status: "RECEIVED".into(),
+                from: 1,
+                to: 2,
+                product: "p".into(),
+                quantity: 2,
+            },
+        );
+        let failed = failing(&history, &observed);
+        assert!(
+            failed.contains(
+                &"transfers conserve units and each ends once (received, rejected or cancelled)"
             ),
             "{failed:?}"
         );

@@ -17,6 +17,14 @@ pub enum Call {
     ReadStore,
     /// `GET /inventory/{s}/{p}` at Central.
     ReadCentral,
+    /// `POST /reservations` at Central.
+    Reserve,
+    /// `POST /reservations/{id}/commit` at Central.
+    Commit,
+    /// `DELETE /reservations/{id}` at Central.
+    Release,
+    /// `POST /transfers` at Central (from `store`).
+    Transfer,
 }
 
 /// How a request ended.
@@ -49,6 +57,10 @@ pub struct Record {
     pub seen_quantity: Option<i64>,
     /// The `purchaseId` of the answer, if it had one.
     pub purchase_id: Option<String>,
+    /// The reservation made (the answer's `reservationId`) or acted on.
+    pub reservation_id: Option<String>,
+    /// The `transferId` of the answer, if it had one.
+    pub transfer_id: Option<String>,
     /// Milliseconds from the start of the run to the answer.
     pub at_ms: u64,
 }

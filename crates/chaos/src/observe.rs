@@ -15,8 +15,10 @@ use super::history::Record;
 /// An item's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ItemView {
-    /// Units.
+    /// Units available.
     pub quantity: i64,
+    /// Units reserved.
+    pub reserved: i64,
     /// Version.
     pub version: i64,
 }
@@ -24,12 +26,21 @@ pub struct ItemView {
 /// One ledger line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MovementView {
-    /// `created`, `set`, `local_sale`, `remote_sale`.
+    /// `created`, `set`, `local_sale`, `remote_sale`, `reserve`, `reserved_sale`, `release`,
+    /// `expire`, `transfer_out`, `transfer_in`.
     pub kind: String,
-    /// Change in units.
+    /// Change in available units.
     pub delta: i64,
-    /// Units after.
+    /// Units available after.
     pub quantity: i64,
+    /// Units reserved after.
+    pub reserved: i64,
+    /// Why (e.g. `returned` for a transfer back to its sender).
+    pub reason: Option<String>,
+    /// The reservation, for reservation movements.
+    pub reservation_id: Option<String>,
+    /// The transfer, for transfer movements.
+    pub transfer_id: Option<String>,
     /// Version after.
     pub version: i64,
     /// The request that caused it.
@@ -62,6 +73,21 @@ pub struct GroupView {
     pub lag: Option<u64>,
 }
 
+/// A transfer as Central ends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferView {
+    /// Its final status.
+    pub status: String,
+    /// Sending store, 1-based.
+    pub from: usize,
+    /// Receiving store, 1-based.
+    pub to: usize,
+    /// The product.
+    pub product: String,
+    /// Units.
+    pub quantity: i64,
+}
+
 /// Everything observed after the run.
 #[derive(Debug, Clone)]
 pub struct Observed {
@@ -73,6 +99,12 @@ pub struct Observed {
     pub central_outbox_pending: i64,
     /// Final status (and reason) of every purchase id seen in answers.
     pub purchases: BTreeMap<String, (String, Option<String>)>,
+    /// Final status at Central of every reservation the history made or acted on.
+    pub reservations: BTreeMap<String, String>,
+    /// Every transfer Central recorded, by id.
+    pub transfers: BTreeMap<String, TransferView>,
+    /// Central's units in transit, by product.
+    pub in_transit: BTreeMap<String, i64>,
     /// Every consumer group.
     pub groups: Vec<GroupView>,
     /// Every dead-lettered entry: (stream, data).
@@ -108,6 +140,7 @@ fn item_view(v: &Value) -> Option<(String, ItemView)> {
         v["productId"].as_str()?.to_owned(),
         ItemView {
             quantity: v["quantity"].as_i64()?,
+            reserved: v["reserved"].as_i64().unwrap_or(0),
             version: v["version"].as_i64()?,
         },
     ))
@@ -221,6 +254,23 @@ async fn groups(cluster: &ChaosCluster) -> anyhow::Result<Vec<GroupView>> {
     Ok(out)
 }
 
+/// The groups once drained, or as they stand after `limit`: a store's own clock may publish
+/// (a reservation expiring) while the rest of the state is read, so one sample could catch an
+/// entry Central is about to read; an entry really lost stays undelivered past the limit.
+async fn drained_groups(cluster: &ChaosCluster, limit: Duration) -> anyhow::Result<Vec<GroupView>> {
+    let started = Instant::now();
+    loop {
+        let sample = groups(cluster).await?;
+        let drained = sample
+            .iter()
+            .all(|g| g.pending == 0 && g.lag.unwrap_or(0) == 0);
+        if drained || started.elapsed() >= limit {
+            return Ok(sample);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits until nothing is in flight: outboxes empty, groups without pending entries or lag.
 async fn settle(cluster: &ChaosCluster, limit: Duration) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -247,6 +297,60 @@ pub async fn collect(
     history: &[Record],
     convergence: Result<Duration, String>,
 ) -> anyhow::Result<Observed> {
+    // Reservations end by the stores' clocks (ttl ≤ 4 s) and transfers by their receipts: wait
+    // for every one to end before reading anything, so that nothing moves while it is read.
+    let mut reservations = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let reservation_ids: BTreeSet<&String> = history
+        .iter()
+        .filter_map(|r| r.reservation_id.as_ref())
+        .collect();
+    for id in reservation_ids {
+        loop {
+            let url = format!("{}/reservations/{id}", cluster.central_url);
+            let r = get_json(cluster, &url).await?;
+            let status = r["status"].as_str().unwrap_or_default().to_owned();
+            if !matches!(status.as_str(), "PENDING" | "HELD") || Instant::now() >= deadline {
+                reservations.insert(id.clone(), status);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let mut transfers = BTreeMap::new();
+    loop {
+        transfers.clear();
+        let url = format!("{}/transfers", cluster.central_url);
+        for t in pages(cluster, &url).await? {
+            let store = |f: &str| {
+                t[f].as_str()
+                    .and_then(|s| s.strip_prefix("store-"))
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .unwrap_or(0)
+            };
+            let view = TransferView {
+                status: t["status"].as_str().unwrap_or_default().to_owned(),
+                from: store("from"),
+                to: store("to"),
+                product: t["productId"].as_str().unwrap_or_default().to_owned(),
+                quantity: t["quantity"].as_i64().unwrap_or(0),
+            };
+            let returning = t["status"] == "CANCELLED"
+                && t["shippedAt"].is_string()
+                && !t["returnedAt"].is_string();
+            let open = matches!(view.status.as_str(), "REQUESTED" | "IN_TRANSIT") || returning;
+            transfers.insert(
+                t["transferId"].as_str().unwrap_or_default().to_owned(),
+                (view, open),
+            );
+        }
+        if transfers.values().all(|(_, open)| !open) || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let transfers: BTreeMap<String, TransferView> =
+        transfers.into_iter().map(|(id, (t, _))| (id, t)).collect();
     settle(cluster, Duration::from_secs(30)).await?;
     let ids: BTreeSet<&String> = history
         .iter()
@@ -287,6 +391,10 @@ pub async fn collect(
                         kind: m["kind"].as_str()?.to_owned(),
                         delta: m["delta"].as_i64()?,
                         quantity: m["quantity"].as_i64()?,
+                        reserved: m["reserved"].as_i64().unwrap_or(0),
+                        reason: m["reason"].as_str().map(str::to_owned),
+                        reservation_id: m["reservationId"].as_str().map(str::to_owned),
+                        transfer_id: m["transferId"].as_str().map(str::to_owned),
                         version: m["version"].as_i64()?,
                         correlation_id: m["correlationId"].as_str().map(str::to_owned),
                         purchase_id: m["purchaseId"].as_str().map(str::to_owned),
@@ -306,12 +414,23 @@ pub async fn collect(
         });
     }
     dead_letters.extend(self::dead_letters(cluster).await?);
+    let mut in_transit = BTreeMap::new();
+    for n in 0..super::schedule::PRODUCTS {
+        let product = format!("p{n}");
+        let url = format!("{}/products/{product}", cluster.central_url);
+        if let Ok(p) = get_json(cluster, &url).await {
+            in_transit.insert(product, p["inTransit"].as_i64().unwrap_or(0));
+        }
+    }
     Ok(Observed {
         stores,
         central,
+        reservations,
+        transfers,
+        in_transit,
         central_outbox_pending: central_outbox(cluster).await?,
         purchases,
-        groups: groups(cluster).await?,
+        groups: drained_groups(cluster, Duration::from_secs(3)).await?,
         dead_letters,
         convergence,
         healed: Vec::new(),

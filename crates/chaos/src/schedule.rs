@@ -29,6 +29,14 @@ pub enum OpKind {
     ReadStore,
     /// `GET /inventory/{s}/{p}` at Central.
     ReadCentral,
+    /// `POST /reservations` at Central: hold units for a ttl (seconds).
+    Reserve(i64, i64),
+    /// `POST /reservations/{id}/commit` of the reservation made by operation `of`.
+    Commit { of: usize },
+    /// `DELETE /reservations/{id}` of the reservation made by operation `of`.
+    Release { of: usize },
+    /// `POST /transfers` at Central from the operation's store to store `to`.
+    Transfer { to: usize, quantity: i64 },
 }
 
 /// One scheduled operation.
@@ -111,10 +119,11 @@ impl Schedule {
         let count = (duration.as_secs_f64() * f64::from(rate)) as usize;
         let mut ops: Vec<Op> = Vec::with_capacity(count);
         let mut keyed: Vec<usize> = Vec::new();
+        let mut reserves: Vec<usize> = Vec::new();
         for index in 0..count {
             let store = rng.random_range(1..=stores);
             let product = format!("p{}", rng.random_range(0..PRODUCTS));
-            let roll = rng.random_range(0..100);
+            let roll = rng.random_range(0..125);
             let kind = match roll {
                 0..5 => OpKind::Create,
                 5..20 => OpKind::Set(rng.random_range(0..=40)),
@@ -131,11 +140,32 @@ impl Schedule {
                 },
                 78..90 => OpKind::Race(rng.random_range(1..=3)),
                 90..95 => OpKind::ReadStore,
+                95..100 => OpKind::ReadCentral,
+                108..113 if !reserves.is_empty() => OpKind::Commit {
+                    of: reserves[rng.random_range(0..reserves.len())],
+                },
+                113..116 if !reserves.is_empty() => OpKind::Release {
+                    of: reserves[rng.random_range(0..reserves.len())],
+                },
+                100..116 => {
+                    reserves.push(index);
+                    OpKind::Reserve(rng.random_range(1..=3), rng.random_range(1..=4))
+                }
+                _ if stores > 1 => {
+                    let to = (store + rng.random_range(1..stores) - 1) % stores + 1;
+                    OpKind::Transfer {
+                        to,
+                        quantity: rng.random_range(1..=3),
+                    }
+                }
                 _ => OpKind::ReadCentral,
             };
-            // A retry goes to the same item as the purchase it repeats.
+            // A retry (or a commit or a release) goes to the same item as the operation it
+            // follows.
             let (store, product) = match &kind {
-                OpKind::Retry { of } => (ops[*of].store, ops[*of].product.clone()),
+                OpKind::Retry { of } | OpKind::Commit { of } | OpKind::Release { of } => {
+                    (ops[*of].store, ops[*of].product.clone())
+                }
                 _ => (store, product),
             };
             ops.push(Op {

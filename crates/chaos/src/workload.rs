@@ -34,6 +34,8 @@ struct Request<'a> {
     store: usize,
     product: &'a str,
     quantity: Option<i64>,
+    /// The reservation acted on (commit, release).
+    reservation: Option<String>,
 }
 
 async fn send(cluster: &ChaosCluster, started: Instant, request: Request<'_>) -> Record {
@@ -65,12 +67,23 @@ async fn send(cluster: &ChaosCluster, started: Instant, request: Request<'_>) ->
         outcome,
         seen_quantity: body["quantity"].as_i64(),
         purchase_id: body["purchaseId"].as_str().map(str::to_owned),
+        reservation_id: body["reservationId"]
+            .as_str()
+            .map(str::to_owned)
+            .or(request.reservation),
+        transfer_id: body["transferId"].as_str().map(str::to_owned),
         at_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     }
 }
 
-/// The request(s) one operation makes.
-fn requests<'a>(cluster: &ChaosCluster, schedule: &'a Schedule, op: &'a Op) -> Vec<Request<'a>> {
+/// The request(s) one operation makes; `held` is the reservation a commit or release acts on
+/// (none yet: no request).
+fn requests<'a>(
+    cluster: &ChaosCluster,
+    schedule: &'a Schedule,
+    op: &'a Op,
+    held: Option<String>,
+) -> Vec<Request<'a>> {
     let store_url = &cluster.store_urls[op.store - 1];
     let id = format!("op-{}-{}", schedule.seed, op.index);
     let p = op.product.as_str();
@@ -84,6 +97,7 @@ fn requests<'a>(cluster: &ChaosCluster, schedule: &'a Schedule, op: &'a Op) -> V
         store: op.store,
         product: p,
         quantity: Some(quantity),
+        reservation: None,
     };
     let local = |quantity: i64, id: String| Request {
         call: Call::Local,
@@ -95,6 +109,7 @@ fn requests<'a>(cluster: &ChaosCluster, schedule: &'a Schedule, op: &'a Op) -> V
         store: op.store,
         product: p,
         quantity: Some(quantity),
+        reservation: None,
     };
     let plain =
         |call: Call, method: Method, url: String, body: Option<Value>, quantity: Option<i64>| {
@@ -108,6 +123,7 @@ fn requests<'a>(cluster: &ChaosCluster, schedule: &'a Schedule, op: &'a Op) -> V
                 store: op.store,
                 product: p,
                 quantity,
+                reservation: None,
             }
         };
     match &op.kind {
@@ -149,6 +165,46 @@ fn requests<'a>(cluster: &ChaosCluster, schedule: &'a Schedule, op: &'a Op) -> V
             None,
             None,
         )],
+        OpKind::Reserve(q, ttl) => vec![plain(
+            Call::Reserve,
+            Method::POST,
+            format!("{}/reservations", cluster.central_url),
+            Some(json!({
+                "storeId": format!("store-{}", op.store), "productId": p, "quantity": q, "ttl": ttl
+            })),
+            Some(*q),
+        )],
+        OpKind::Commit { .. } | OpKind::Release { .. } => {
+            let Some(held) = held else {
+                return Vec::new();
+            };
+            let (call, method, url) = if matches!(op.kind, OpKind::Commit { .. }) {
+                (
+                    Call::Commit,
+                    Method::POST,
+                    format!("{}/reservations/{held}/commit", cluster.central_url),
+                )
+            } else {
+                (
+                    Call::Release,
+                    Method::DELETE,
+                    format!("{}/reservations/{held}", cluster.central_url),
+                )
+            };
+            let mut request = plain(call, method, url, None, None);
+            request.reservation = Some(held);
+            vec![request]
+        }
+        OpKind::Transfer { to, quantity } => vec![plain(
+            Call::Transfer,
+            Method::POST,
+            format!("{}/transfers", cluster.central_url),
+            Some(json!({
+                "from": format!("store-{}", op.store), "to": format!("store-{to}"),
+                "productId": p, "quantity": quantity
+            })),
+            Some(*quantity),
+        )],
     }
 }
 
@@ -170,6 +226,7 @@ async fn stock_every_store(cluster: &ChaosCluster, started: Instant) -> Vec<Reco
                 store,
                 product: &product,
                 quantity: None,
+                reservation: None,
             };
             records.push(send(cluster, started, create).await);
             let set = Request {
@@ -182,6 +239,7 @@ async fn stock_every_store(cluster: &ChaosCluster, started: Instant) -> Vec<Reco
                 store,
                 product: &product,
                 quantity: Some(30),
+                reservation: None,
             };
             records.push(send(cluster, started, set).await);
         }
@@ -212,7 +270,7 @@ pub async fn burst(
             product,
             kind,
         };
-        for request in requests(cluster, &schedule, &op) {
+        for request in requests(cluster, &schedule, &op, None) {
             records.push(send(cluster, started, request).await);
         }
     }
@@ -228,6 +286,8 @@ pub async fn run(
     let setup = stock_every_store(&cluster, Instant::now()).await;
     let started = Instant::now();
     let history = Arc::new(Mutex::new(setup));
+    // The reservation each reserve operation made, for the commits and releases that follow it.
+    let held: Arc<Mutex<BTreeMap<usize, String>>> = Arc::default();
     let faults = {
         let (cluster, schedule) = (cluster.clone(), schedule.clone());
         tokio::spawn(async move {
@@ -260,9 +320,16 @@ pub async fn run(
             break;
         };
         let (cluster, schedule, history) = (cluster.clone(), schedule.clone(), history.clone());
+        let held = held.clone();
         tasks.push(tokio::spawn(async move {
             let op = &schedule.ops[index];
-            let mut requests = requests(&cluster, &schedule, op);
+            let reservation = match op.kind {
+                OpKind::Commit { of } | OpKind::Release { of } => {
+                    held.lock().await.get(&of).cloned()
+                }
+                _ => None,
+            };
+            let mut requests = requests(&cluster, &schedule, op, reservation);
             // A race sends its two requests at the same moment; others send one.
             let records = match (requests.pop(), requests.pop()) {
                 (Some(second), Some(first)) => {
@@ -275,6 +342,12 @@ pub async fn run(
                 (Some(only), None) => vec![send(&cluster, started, only).await],
                 _ => Vec::new(),
             };
+            if let (OpKind::Reserve(..), Some(id)) = (
+                &op.kind,
+                records.first().and_then(|r| r.reservation_id.clone()),
+            ) {
+                held.lock().await.insert(index, id);
+            }
             history.lock().await.extend(records);
             drop(permit);
         }));

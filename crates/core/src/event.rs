@@ -7,6 +7,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::reservation::{
+    ReservationActionCommand, ReservationActionRejected, ReservationEnded, ReservationHeld,
+    ReservationRejected, ReserveCommand,
+};
+use crate::transfer::{
+    TransferArrived, TransferReceiveCommand, TransferReceived, TransferRejected,
+    TransferShipCommand, TransferShipped,
+};
 use crate::{
     CorrelationId, EventId, ProductId, PurchaseId, PurchaseQuantity, Quantity, StoreId, Timestamp,
     Version,
@@ -71,17 +79,53 @@ pub enum Event {
     RemotePurchaseRejected(RemotePurchaseRejected),
     /// Central → store: publish the current state of every item (Central rebuilds its view).
     SnapshotRequested(SnapshotRequest),
+    /// Central → store: hold units for a reservation if they are available.
+    ReservationRequested(ReserveCommand),
+    /// Store → Central: the reservation holds its units until its expiry.
+    ReservationHeld(ReservationHeld),
+    /// Store → Central: the reservation was refused; nothing changed.
+    ReservationRejected(ReservationRejected),
+    /// Central → store: commit or release an open reservation.
+    ReservationActionRequested(ReservationActionCommand),
+    /// Store → Central: a reservation ended (committed, released, or expired by the store).
+    ReservationEnded(ReservationEnded),
+    /// Store → Central: a commit or release was refused.
+    ReservationActionRejected(ReservationActionRejected),
+    /// Central → sending store: ship units to another store if they are available.
+    TransferShipRequested(TransferShipCommand),
+    /// Store → Central: the units left the sending shelf; in transit.
+    TransferShipped(TransferShipped),
+    /// Store → Central: the shipment was refused; nothing moved.
+    TransferRejected(TransferRejected),
+    /// Central → receiving store: add the units in transit (or return them to the sender).
+    TransferReceiveRequested(TransferReceiveCommand),
+    /// Store → Central: the units arrived and wait for a person to confirm receipt.
+    TransferArrived(TransferArrived),
+    /// Store → Central: the units are on the receiving shelf.
+    TransferReceived(TransferReceived),
 }
 
 impl Event {
     /// Every event type name, as [`type_name`](Self::type_name) spells them.
-    pub const TYPE_NAMES: [&'static str; 6] = [
+    pub const TYPE_NAMES: [&'static str; 18] = [
         "INVENTORY_ITEM_CREATED",
         "INVENTORY_ITEM_UPDATED",
         "INVENTORY_ITEM_REMOTE_PURCHASE",
         "REMOTE_PURCHASE_CONFIRMED",
         "REMOTE_PURCHASE_REJECTED",
         "SNAPSHOT_REQUESTED",
+        "RESERVATION_REQUESTED",
+        "RESERVATION_HELD",
+        "RESERVATION_REJECTED",
+        "RESERVATION_ACTION_REQUESTED",
+        "RESERVATION_ENDED",
+        "RESERVATION_ACTION_REJECTED",
+        "TRANSFER_SHIP_REQUESTED",
+        "TRANSFER_SHIPPED",
+        "TRANSFER_REJECTED",
+        "TRANSFER_RECEIVE_REQUESTED",
+        "TRANSFER_ARRIVED",
+        "TRANSFER_RECEIVED",
     ];
 
     /// The known type name equal to `name`, if any: a bounded label for what a sender wrote.
@@ -98,6 +142,18 @@ impl Event {
             Event::RemotePurchaseConfirmed(_) => "REMOTE_PURCHASE_CONFIRMED",
             Event::RemotePurchaseRejected(_) => "REMOTE_PURCHASE_REJECTED",
             Event::SnapshotRequested(_) => "SNAPSHOT_REQUESTED",
+            Event::ReservationRequested(_) => "RESERVATION_REQUESTED",
+            Event::ReservationHeld(_) => "RESERVATION_HELD",
+            Event::ReservationRejected(_) => "RESERVATION_REJECTED",
+            Event::ReservationActionRequested(_) => "RESERVATION_ACTION_REQUESTED",
+            Event::ReservationEnded(_) => "RESERVATION_ENDED",
+            Event::ReservationActionRejected(_) => "RESERVATION_ACTION_REJECTED",
+            Event::TransferShipRequested(_) => "TRANSFER_SHIP_REQUESTED",
+            Event::TransferShipped(_) => "TRANSFER_SHIPPED",
+            Event::TransferRejected(_) => "TRANSFER_REJECTED",
+            Event::TransferReceiveRequested(_) => "TRANSFER_RECEIVE_REQUESTED",
+            Event::TransferArrived(_) => "TRANSFER_ARRIVED",
+            Event::TransferReceived(_) => "TRANSFER_RECEIVED",
         }
     }
 }
@@ -108,8 +164,11 @@ impl Event {
 pub struct ItemState {
     /// The product.
     pub product_id: ProductId,
-    /// Units in stock after the change (absolute, not a delta).
+    /// Units available after the change (absolute, not a delta): what a sale can take.
     pub quantity: Quantity,
+    /// Units held by open reservations after the change (absolute); on hand is the sum.
+    #[serde(default)]
+    pub reserved: Quantity,
     /// The item's version after the change.
     pub version: Version,
     /// When the change was committed.
@@ -211,6 +270,7 @@ mod tests {
             Event::InventoryItemUpdated(ItemState {
                 product_id: ProductId::parse("p1").expect("valid"),
                 quantity: Quantity::new(7).expect("valid"),
+                reserved: Quantity::ZERO,
                 version: Version::FIRST.next(),
                 updated_at: crate::from_millis(1_700_000_000_123),
             }),
@@ -247,6 +307,7 @@ mod tests {
         let state = ItemState {
             product_id: product.clone(),
             quantity: Quantity::ZERO,
+            reserved: Quantity::ZERO,
             version: Version::FIRST,
             updated_at: crate::from_millis(5),
         };
@@ -266,11 +327,86 @@ mod tests {
             }),
             Event::RemotePurchaseRejected(RemotePurchaseRejected {
                 purchase_id: PurchaseId::new(),
-                product_id: product,
+                product_id: product.clone(),
                 reason: RejectionReason::Expired,
                 item: None,
             }),
             Event::SnapshotRequested(SnapshotRequest::default()),
+            Event::ReservationRequested(crate::reservation::ReserveCommand {
+                reservation_id: crate::ReservationId::new(),
+                product_id: product.clone(),
+                quantity: PurchaseQuantity::new(2).expect("valid"),
+                ttl: crate::Ttl::new(30).expect("valid"),
+                deadline: crate::from_millis(10),
+            }),
+            Event::ReservationHeld(ReservationHeld {
+                reservation_id: crate::ReservationId::new(),
+                quantity: PurchaseQuantity::new(2).expect("valid"),
+                expires_at: crate::from_millis(10),
+                item: state.clone(),
+            }),
+            Event::ReservationRejected(ReservationRejected {
+                reservation_id: crate::ReservationId::new(),
+                product_id: product.clone(),
+                reason: RejectionReason::InsufficientStock,
+                item: None,
+            }),
+            Event::ReservationActionRequested(ReservationActionCommand {
+                action_id: crate::ActionId::new(),
+                reservation_id: crate::ReservationId::new(),
+                action: crate::ReservationAction::Commit,
+                product_id: product.clone(),
+                quantity: PurchaseQuantity::new(2).expect("valid"),
+                deadline: crate::from_millis(10),
+            }),
+            Event::ReservationEnded(ReservationEnded {
+                reservation_id: crate::ReservationId::new(),
+                action_id: None,
+                end: crate::ReservationEnd::Expired,
+                quantity: PurchaseQuantity::new(2).expect("valid"),
+                item: state.clone(),
+            }),
+            Event::ReservationActionRejected(ReservationActionRejected {
+                action_id: crate::ActionId::new(),
+                reservation_id: crate::ReservationId::new(),
+                reason: crate::ActionRefusal::Ended,
+                state: Some(crate::ReservationEnd::Released),
+            }),
+            Event::TransferShipRequested(TransferShipCommand {
+                transfer_id: crate::TransferId::new(),
+                product_id: product.clone(),
+                quantity: PurchaseQuantity::new(2).expect("valid"),
+                to: store.clone(),
+                deadline: crate::from_millis(10),
+            }),
+            Event::TransferShipped(TransferShipped {
+                transfer_id: crate::TransferId::new(),
+                quantity: PurchaseQuantity::new(2).expect("valid"),
+                item: state.clone(),
+            }),
+            Event::TransferRejected(TransferRejected {
+                transfer_id: crate::TransferId::new(),
+                product_id: product.clone(),
+                reason: RejectionReason::InsufficientStock,
+                item: None,
+            }),
+            Event::TransferReceiveRequested(TransferReceiveCommand {
+                transfer_id: crate::TransferId::new(),
+                product_id: product.clone(),
+                quantity: PurchaseQuantity::new(2).expect("valid"),
+                from: store.clone(),
+                confirm: true,
+                returning: false,
+            }),
+            Event::TransferArrived(TransferArrived {
+                transfer_id: crate::TransferId::new(),
+            }),
+            Event::TransferReceived(TransferReceived {
+                transfer_id: crate::TransferId::new(),
+                quantity: PurchaseQuantity::new(2).expect("valid"),
+                returned: false,
+                item: state.clone(),
+            }),
         ];
         for event in events {
             let name = event.type_name();

@@ -173,6 +173,54 @@ uuid_id!(
     "requestId"
 );
 
+uuid_id!(
+    /// The identifier of one reservation: the store holds it once and ends it once.
+    ReservationId,
+    "reservationId"
+);
+
+uuid_id!(
+    /// The identifier of one action on a reservation (commit or release): a store-decided
+    /// request of its own, so that a retried action is decided once.
+    ActionId,
+    "actionId"
+);
+
+uuid_id!(
+    /// The identifier of one transfer between stores: the sending store ships it once.
+    TransferId,
+    "transferId"
+);
+
+impl TransferId {
+    /// The request id of this transfer's receipt: derived from the transfer id alone (a
+    /// redelivered receive command maps to it again) yet distinct from the shipment's id, so the
+    /// receiving store decides it once even when it is also the sender (a returned transfer).
+    pub fn receipt_request(self) -> RequestId {
+        let mut bytes = *self.0.as_bytes();
+        bytes[15] ^= 0x01;
+        RequestId(Uuid::from_bytes(bytes))
+    }
+}
+
+impl From<TransferId> for RequestId {
+    fn from(id: TransferId) -> Self {
+        Self(id.as_uuid())
+    }
+}
+
+impl From<ReservationId> for RequestId {
+    fn from(id: ReservationId) -> Self {
+        Self(id.as_uuid())
+    }
+}
+
+impl From<ActionId> for RequestId {
+    fn from(id: ActionId) -> Self {
+        Self(id.as_uuid())
+    }
+}
+
 impl From<PurchaseId> for RequestId {
     fn from(purchase: PurchaseId) -> Self {
         Self(purchase.as_uuid())

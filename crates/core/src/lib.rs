@@ -9,6 +9,8 @@
 //!   [`Version`]s.
 //! - [`item`]: an inventory item and its movement ledger.
 //! - [`page`]: which slice of a long list to return ([`Page`]).
+//! - [`reservation`]: reservations' time to live, ends, actions, and their commands and replies.
+//! - [`transfer`]: the commands and replies of transfers between stores.
 //! - [`event`]: the events and commands exchanged between stores and Central, and their
 //!   [`Envelope`] on the wire.
 //! - [`summary`]: the watermark and digest a store advertises, for anti-entropy.
@@ -20,18 +22,31 @@ pub mod ids;
 pub mod item;
 pub mod page;
 pub mod quantity;
+pub mod reservation;
 pub mod summary;
+pub mod transfer;
 
 pub use error::ParseError;
 pub use event::{
     Envelope, Event, ItemState, RejectionReason, RemotePurchaseCommand, RemotePurchaseConfirmed,
     RemotePurchaseRejected,
 };
-pub use ids::{CorrelationId, EventId, ProductId, PurchaseId, RequestId, StoreId};
-pub use item::{Item, Movement, MovementKind};
+pub use ids::{
+    ActionId, CorrelationId, EventId, ProductId, PurchaseId, RequestId, ReservationId, StoreId,
+    TransferId,
+};
+pub use item::{Item, Movement, MovementKind, Stock};
 pub use page::Page;
 pub use quantity::{PurchaseQuantity, Quantity, Version};
+pub use reservation::{
+    ActionRefusal, ReservationAction, ReservationActionCommand, ReservationActionRejected,
+    ReservationEnd, ReservationEnded, ReservationHeld, ReservationRejected, ReserveCommand, Ttl,
+};
 pub use summary::StateSummary;
+pub use transfer::{
+    TransferArrived, TransferReceiveCommand, TransferReceived, TransferRejected,
+    TransferShipCommand, TransferShipped,
+};
 
 /// A point in time, always UTC.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;
@@ -41,6 +56,11 @@ pub type Timestamp = chrono::DateTime<chrono::Utc>;
 pub fn now() -> Timestamp {
     let now = chrono::Utc::now();
     from_millis(now.timestamp_millis())
+}
+
+/// The latest instant: the deadline of a command that must never be refused as late.
+pub fn never() -> Timestamp {
+    chrono::DateTime::<chrono::Utc>::MAX_UTC
 }
 
 /// A timestamp from milliseconds since the Unix epoch (out-of-range values clamp to the epoch).

@@ -11,12 +11,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use stockmesh_bus::LinkState;
-use stockmesh_core::{ProductId, Quantity};
+use stockmesh_core::{ProductId, Quantity, TransferId, Version};
 use stockmesh_http::bodies::PurchaseRequest;
 use stockmesh_http::pagination::PageParams;
 use stockmesh_http::uri::segment;
 use stockmesh_http::{ApiJson, ApiPath, ApiQuery, Correlation, Paged, Problem};
 
+use crate::adjustment::{self, BatchInput};
 use crate::error::StoreError;
 use crate::service::StoreService;
 
@@ -32,7 +33,12 @@ pub fn router(service: Arc<StoreService>) -> Router {
         .route("/inventory", get(list_items).post(create_item))
         .route("/inventory/{product_id}", get(get_item).put(set_quantity))
         .route("/inventory/{product_id}/history", get(history))
+        .route(
+            "/inventory/adjustments",
+            post(adjust).layer(axum::extract::DefaultBodyLimit::max(ADJUSTMENTS_BODY_LIMIT)),
+        )
         .route("/purchase/{product_id}", post(purchase))
+        .route("/transfers/{transfer_id}/receive", post(receive_transfer))
         .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
         .with_state(service.clone());
@@ -50,6 +56,31 @@ impl From<StoreError> for Problem {
             StoreError::ProductAlreadyExists(_) => Problem::new(
                 StatusCode::CONFLICT,
                 "Product Already Exists",
+                error.to_string(),
+            ),
+            StoreError::BelowReserved { .. } => Problem::new(
+                StatusCode::CONFLICT,
+                "Quantity Below Reserved",
+                error.to_string(),
+            ),
+            StoreError::TransferNotFound(_) => Problem::new(
+                StatusCode::NOT_FOUND,
+                "Transfer Not Found",
+                error.to_string(),
+            ),
+            StoreError::TransferAlreadyReceived(_) => Problem::new(
+                StatusCode::CONFLICT,
+                "Transfer Already Received",
+                error.to_string(),
+            ),
+            StoreError::Stale(_) => Problem::new(
+                StatusCode::PRECONDITION_FAILED,
+                "Precondition Failed",
+                error.to_string(),
+            ),
+            StoreError::AdjustmentRefused(_) => Problem::new(
+                StatusCode::CONFLICT,
+                "Adjustment Refused",
                 error.to_string(),
             ),
             StoreError::InsufficientStock { .. } => Problem::new(
@@ -146,19 +177,76 @@ async fn get_item(
     State(store): State<AppState>,
     ApiPath(product): ApiPath<ProductId>,
 ) -> Result<Response, Problem> {
-    Ok(Json(store.get_item(&product).await?).into_response())
+    let item = store.get_item(&product).await?;
+    let etag = format!("\"{}\"", item.version);
+    let mut response = Json(item).into_response();
+    if let Ok(etag) = HeaderValue::from_str(&etag) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    Ok(response)
+}
+
+/// The largest batch adjustment body: 1,000 lines of about 200 bytes each.
+const ADJUSTMENTS_BODY_LIMIT: usize = 256 * 1024;
+
+/// The `If-Match` header as an item version: `"3"`, `W/"3"` or `3`; `*` or no header: none.
+struct IfMatch(Option<Version>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IfMatch {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Problem> {
+        let Some(value) = parts.headers.get(header::IF_MATCH) else {
+            return Ok(Self(None));
+        };
+        let text = value.to_str().unwrap_or("").trim();
+        if text == "*" {
+            return Ok(Self(None));
+        }
+        let bare = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+        bare.parse::<i64>()
+            .ok()
+            .and_then(|v| Version::try_from(v).ok())
+            .map(|v| Self(Some(v)))
+            .ok_or_else(|| {
+                Problem::bad_request(
+                    "If-Match must be an item version as its ETag gives it, e.g. \"3\"",
+                )
+            })
+    }
 }
 
 async fn set_quantity(
     State(store): State<AppState>,
     Correlation(correlation): Correlation,
+    IfMatch(expected): IfMatch,
     ApiPath(product): ApiPath<ProductId>,
     ApiJson(body): ApiJson<SetQuantityRequest>,
 ) -> Result<StatusCode, Problem> {
     store
-        .set_quantity(product, body.quantity, Some(correlation))
+        .set_quantity_if(product, body.quantity, expected, Some(correlation))
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn adjust(
+    State(store): State<AppState>,
+    Correlation(correlation): Correlation,
+    IfMatch(expected): IfMatch,
+    ApiJson(body): ApiJson<BatchInput>,
+) -> Result<Response, Problem> {
+    let lines = body.validate().map_err(Problem::bad_request)?;
+    let first = lines.first().map(|l| l.product_id.clone());
+    if expected.is_some() && lines.iter().any(|l| Some(&l.product_id) != first.as_ref()) {
+        return Err(Problem::bad_request(
+            "If-Match applies to one item: every line must name the same product (or give each line its own version)",
+        ));
+    }
+    let items = adjustment::apply(&store, lines, expected, Some(correlation)).await?;
+    Ok(Json(items).into_response())
 }
 
 async fn purchase(
@@ -188,4 +276,26 @@ async fn history(
         filters: vec![],
     }
     .into_response())
+}
+
+/// The transfer id in a path, parsed as a UUID.
+#[derive(Debug)]
+struct TransferPath(TransferId);
+
+impl<'de> Deserialize<'de> for TransferPath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        TransferId::parse(&text)
+            .map(TransferPath)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+async fn receive_transfer(
+    State(store): State<AppState>,
+    Correlation(correlation): Correlation,
+    ApiPath(TransferPath(id)): ApiPath<TransferPath>,
+) -> Result<Response, Problem> {
+    let item = crate::transfer::confirm_receipt(&store, id, Some(correlation)).await?;
+    Ok(Json(item).into_response())
 }

@@ -63,6 +63,30 @@ impl Handler for CommandHandler {
                         .await
                         .map_err(transient)?;
                 }
+                Event::ReservationRequested(command) => {
+                    decide_once(service, tx, command, correlation)
+                        .instrument(span)
+                        .await
+                        .map_err(transient)?;
+                }
+                Event::ReservationActionRequested(command) => {
+                    decide_once(service, tx, command, correlation)
+                        .instrument(span)
+                        .await
+                        .map_err(transient)?;
+                }
+                Event::TransferShipRequested(command) => {
+                    decide_once(service, tx, command, correlation)
+                        .instrument(span)
+                        .await
+                        .map_err(transient)?;
+                }
+                Event::TransferReceiveRequested(command) => {
+                    decide_once(service, tx, command, correlation)
+                        .instrument(span)
+                        .await
+                        .map_err(transient)?;
+                }
                 Event::SnapshotRequested(request) => {
                     let started = request_resync(tx, request.changed_after, correlation.as_ref())
                         .await

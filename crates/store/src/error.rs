@@ -23,6 +23,30 @@ pub enum StoreError {
         /// Units asked for.
         requested: PurchaseQuantity,
     },
+    /// A shelf count below the units held by open reservations (409).
+    #[error(
+        "quantity of product {product} cannot be set to {requested}: {reserved} units are reserved (release or commit them first)"
+    )]
+    BelowReserved {
+        /// The product.
+        product: ProductId,
+        /// Units reserved.
+        reserved: Quantity,
+        /// The count asked for.
+        requested: Quantity,
+    },
+    /// A compare-and-set whose version is not the item's (412); nothing changed.
+    #[error("{0}")]
+    Stale(String),
+    /// A batch adjustment with lines that cannot apply (409); nothing changed.
+    #[error("{0}")]
+    AdjustmentRefused(String),
+    /// No transfer waits for receipt at this store (404).
+    #[error("transfer {0} is not waiting for receipt at this store")]
+    TransferNotFound(stockmesh_core::TransferId),
+    /// The transfer was already received here (409).
+    #[error("transfer {0} was already received")]
+    TransferAlreadyReceived(stockmesh_core::TransferId),
     /// A rule the store's own code must keep was broken (500; logged, not shown).
     #[error("internal invariant broken: {0}")]
     Invariant(&'static str),

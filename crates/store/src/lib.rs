@@ -8,24 +8,32 @@
 //! - [`service`]: the store's operations; each change is one transaction holding the item, its
 //!   version bump, a movement row and the outbox row of its event.
 //! - [`error`]: what can go wrong, as a type.
+//! - [`adjustment`]: batch adjustments with reasons, all or nothing, compare-and-set by version.
 //! - [`commands`]: the consumer handler of Central's commands: routes each to its flow.
 //! - `decided`: the store's half of every store-decided flow: decide each request once, refuse
 //!   it past its deadline, write decision, effect and reply in one transaction.
 //! - `remote_purchase`: the remote purchase's decision (the first store-decided flow).
 //! - [`repair`]: self-healing: the summary the heartbeat advertises, and resynchronisations
 //!   (replay or snapshot) sent in pages.
+//! - `reservation`: holds, commits, releases and expiries of reservations (store-decided).
+//! - [`transfer`]: the sending store's shipment and the receiving store's receipt of transfers.
+//! - [`expiry`]: the worker that expires reservations by the store's own clock.
 //! - [`api`]: the HTTP routes (thin handlers: extract, call the service, map the result).
 //! - [`node`]: starts and stops a whole store (database, HTTP server, background workers).
 
+pub mod adjustment;
 pub mod api;
 pub mod commands;
 mod decided;
 pub mod error;
+pub mod expiry;
 pub mod node;
 mod remote_purchase;
 pub mod repair;
 pub mod repository;
+mod reservation;
 pub mod service;
+pub mod transfer;
 
 pub use error::StoreError;
 pub use node::{StoreConfig, StoreNode};

@@ -17,6 +17,7 @@ use stockmesh_http::server::ServerLimits;
 use tokio::net::TcpListener;
 
 use crate::commands::CommandHandler;
+use crate::expiry::Expiry;
 use crate::repair::{Resync, Summarizer};
 use crate::service::StoreService;
 
@@ -35,6 +36,8 @@ pub struct StoreConfig {
     pub claim_idle: Duration,
     /// Bounds of the HTTP listener: connections, timeouts.
     pub http: ServerLimits,
+    /// How often the store looks for reservations whose time ran out.
+    pub expiry_tick: Duration,
 }
 
 impl StoreConfig {
@@ -54,6 +57,7 @@ impl StoreConfig {
             heartbeat: HeartbeatConfig::default(),
             claim_idle: Duration::from_secs(30),
             http: ServerLimits::default(),
+            expiry_tick: Duration::from_millis(100),
         }
     }
 }
@@ -93,6 +97,8 @@ impl StoreNode {
         }
         let service = Arc::new(service);
         let workers = Workers::default();
+        let expiry = Expiry::new(service.clone(), config.expiry_tick);
+        workers.spawn(|stop| expiry.run(stop));
 
         if let (Some(broker), Some(heartbeat)) = (broker, heartbeat) {
             let relay = Relay::new(

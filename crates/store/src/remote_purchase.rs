@@ -72,9 +72,8 @@ impl Decide for RemotePurchaseCommand {
                 "stock judged sufficient could not be taken",
             ))?;
         let change = Change {
-            kind: MovementKind::RemoteSale,
-            delta: -i64::from(self.quantity),
             purchase: Some(self.purchase_id),
+            ..Change::plain(MovementKind::RemoteSale, -i64::from(self.quantity))
         };
         store
             .record_movement(conn, &state, change, correlation)

@@ -5,20 +5,23 @@ use sqlx::{SqliteConnection, SqlitePool};
 use stockmesh_core::Page;
 use stockmesh_core::{
     CorrelationId, ItemState, Movement, MovementKind, ProductId, PurchaseId, PurchaseQuantity,
-    Quantity, RequestId, Timestamp, Version,
+    Quantity, RequestId, ReservationEnd, ReservationId, StoreId, Timestamp, TransferId, Version,
 };
 
-/// An item row as stored: `(product_id, quantity, version, updated_at)`.
-type ItemRow = (String, i64, i64, i64);
+/// An item row as stored: `(product_id, quantity (available), reserved, version, updated_at)`.
+type ItemRow = (String, i64, i64, i64, i64);
 
 fn corrupt(what: &str, error: impl std::fmt::Display) -> sqlx::Error {
     sqlx::Error::Decode(format!("corrupt {what} row: {error}").into())
 }
 
-fn item_from_row((product_id, quantity, version, updated_at): ItemRow) -> sqlx::Result<ItemState> {
+fn item_from_row(
+    (product_id, quantity, reserved, version, updated_at): ItemRow,
+) -> sqlx::Result<ItemState> {
     Ok(ItemState {
         product_id: ProductId::parse(product_id).map_err(|e| corrupt("item", e))?,
         quantity: Quantity::new(quantity).map_err(|e| corrupt("item", e))?,
+        reserved: Quantity::new(reserved).map_err(|e| corrupt("item", e))?,
         version: Version::try_from(version).map_err(|e| corrupt("item", e))?,
         updated_at: stockmesh_core::from_millis(updated_at),
     })
@@ -34,7 +37,7 @@ pub async fn find_item(
     product: &ProductId,
 ) -> sqlx::Result<Option<ItemState>> {
     sqlx::query_as::<_, ItemRow>(
-        "SELECT product_id, quantity, version, updated_at FROM items WHERE product_id = ?",
+        "SELECT product_id, quantity, reserved, version, updated_at FROM items WHERE product_id = ?",
     )
     .bind(product.as_str())
     .fetch_optional(conn)
@@ -46,7 +49,7 @@ pub async fn find_item(
 /// One page of items ordered by product id, and how many items there are in all.
 pub async fn list_items(pool: &SqlitePool, page: Page) -> sqlx::Result<(Vec<ItemState>, u64)> {
     let rows = sqlx::query_as::<_, ItemRow>(
-        "SELECT product_id, quantity, version, updated_at FROM items
+        "SELECT product_id, quantity, reserved, version, updated_at FROM items
          ORDER BY product_id LIMIT ? OFFSET ?",
     )
     .bind(page.limit())
@@ -66,7 +69,7 @@ pub async fn items_after(
     limit: i64,
 ) -> sqlx::Result<Vec<ItemState>> {
     let rows = sqlx::query_as::<_, ItemRow>(
-        "SELECT product_id, quantity, version, updated_at FROM items
+        "SELECT product_id, quantity, reserved, version, updated_at FROM items
          WHERE product_id > ? ORDER BY product_id LIMIT ?",
     )
     .bind(after.map_or("", ProductId::as_str))
@@ -85,7 +88,7 @@ pub async fn insert_item(
     sqlx::query_as::<_, ItemRow>(
         "INSERT INTO items (product_id, quantity, version, updated_at) VALUES (?, 0, 1, ?)
          ON CONFLICT (product_id) DO NOTHING
-         RETURNING product_id, quantity, version, updated_at",
+         RETURNING product_id, quantity, reserved, version, updated_at",
     )
     .bind(product.as_str())
     .bind(at.timestamp_millis())
@@ -95,19 +98,21 @@ pub async fn insert_item(
     .transpose()
 }
 
-/// Sets an item's quantity and bumps its version; `None` if the product does not exist.
+/// Sets an item's units on hand (a shelf count) and bumps its version: the reserved units stay
+/// reserved and the rest become available. `None` if the product does not exist or holds more
+/// reserved units than `on_hand`.
 pub async fn set_quantity(
     conn: &mut SqliteConnection,
     product: &ProductId,
-    quantity: Quantity,
+    on_hand: Quantity,
     at: Timestamp,
 ) -> sqlx::Result<Option<ItemState>> {
     sqlx::query_as::<_, ItemRow>(
-        "UPDATE items SET quantity = ?, version = version + 1, updated_at = ?
-         WHERE product_id = ?
-         RETURNING product_id, quantity, version, updated_at",
+        "UPDATE items SET quantity = ?1 - reserved, version = version + 1, updated_at = ?2
+         WHERE product_id = ?3 AND reserved <= ?1
+         RETURNING product_id, quantity, reserved, version, updated_at",
     )
-    .bind(i64::from(quantity))
+    .bind(i64::from(on_hand))
     .bind(at.timestamp_millis())
     .bind(product.as_str())
     .fetch_optional(conn)
@@ -128,7 +133,7 @@ pub async fn take_stock(
     sqlx::query_as::<_, ItemRow>(
         "UPDATE items SET quantity = quantity - ?1, version = version + 1, updated_at = ?2
          WHERE product_id = ?3 AND quantity >= ?1
-         RETURNING product_id, quantity, version, updated_at",
+         RETURNING product_id, quantity, reserved, version, updated_at",
     )
     .bind(i64::from(amount))
     .bind(at.timestamp_millis())
@@ -147,38 +152,87 @@ pub async fn append_movement(
 ) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO movements
-            (product_id, kind, delta, quantity, version, at, correlation_id, purchase_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (product_id, kind, delta, quantity, reserved, version, at, correlation_id,
+             purchase_id, reservation_id, reason, reference, actor, transfer_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(product.as_str())
     .bind(movement.kind.as_str())
     .bind(movement.delta)
     .bind(i64::from(movement.quantity))
+    .bind(i64::from(movement.reserved))
     .bind(i64::from(movement.version))
     .bind(movement.at.timestamp_millis())
     .bind(movement.correlation_id.as_ref().map(CorrelationId::as_str))
     .bind(movement.purchase_id.map(|id| id.to_string()))
+    .bind(movement.reservation_id.map(|id| id.to_string()))
+    .bind(movement.reason.as_deref())
+    .bind(movement.reference.as_deref())
+    .bind(movement.actor.as_deref())
+    .bind(movement.transfer_id.map(|id| id.to_string()))
     .execute(conn)
     .await?;
     Ok(())
 }
 
 /// A movement row as stored.
-type MovementRow = (String, i64, i64, i64, i64, Option<String>, Option<String>);
+#[derive(sqlx::FromRow)]
+struct MovementRow {
+    kind: String,
+    delta: i64,
+    quantity: i64,
+    reserved: i64,
+    version: i64,
+    at: i64,
+    correlation_id: Option<String>,
+    purchase_id: Option<String>,
+    reservation_id: Option<String>,
+    reason: Option<String>,
+    reference: Option<String>,
+    actor: Option<String>,
+    transfer_id: Option<String>,
+}
 
-fn movement_from_row(
-    (kind, delta, quantity, version, at, correlation, purchase): MovementRow,
-) -> sqlx::Result<Movement> {
+fn movement_from_row(row: MovementRow) -> sqlx::Result<Movement> {
+    let MovementRow {
+        kind,
+        delta,
+        quantity,
+        reserved,
+        version,
+        at,
+        correlation_id: correlation,
+        purchase_id: purchase,
+        reservation_id,
+        reason,
+        reference,
+        actor,
+        transfer_id,
+    } = row;
     Ok(Movement {
         kind: MovementKind::from_name(&kind).ok_or_else(|| corrupt("movement", &kind))?,
         delta,
         quantity: Quantity::new(quantity).map_err(|e| corrupt("movement", e))?,
+        reserved: Quantity::new(reserved).map_err(|e| corrupt("movement", e))?,
         version: Version::try_from(version).map_err(|e| corrupt("movement", e))?,
         at: stockmesh_core::from_millis(at),
         correlation_id: correlation.as_deref().and_then(CorrelationId::from_client),
         purchase_id: purchase
             .as_deref()
             .map(PurchaseId::parse)
+            .transpose()
+            .map_err(|e| corrupt("movement", e))?,
+        reservation_id: reservation_id
+            .as_deref()
+            .map(ReservationId::parse)
+            .transpose()
+            .map_err(|e| corrupt("movement", e))?,
+        reason,
+        reference,
+        actor,
+        transfer_id: transfer_id
+            .as_deref()
+            .map(TransferId::parse)
             .transpose()
             .map_err(|e| corrupt("movement", e))?,
     })
@@ -191,7 +245,8 @@ pub async fn list_movements(
     page: Page,
 ) -> sqlx::Result<(Vec<Movement>, u64)> {
     let rows = sqlx::query_as::<_, MovementRow>(
-        "SELECT kind, delta, quantity, version, at, correlation_id, purchase_id
+        "SELECT kind, delta, quantity, reserved, version, at, correlation_id, purchase_id,
+                reservation_id, reason, reference, actor, transfer_id
          FROM movements WHERE product_id = ? ORDER BY id DESC LIMIT ? OFFSET ?",
     )
     .bind(product.as_str())
@@ -283,4 +338,280 @@ pub async fn decided_reply(
         .bind(request.to_string())
         .fetch_optional(conn)
         .await
+}
+
+/// Moves `amount` units from available to reserved if that many are available, bumping the
+/// version; `None` when the product is missing or short. One guarded statement, like
+/// [`take_stock`], so a reservation and a sale can never both take the last unit.
+pub async fn reserve_stock(
+    conn: &mut SqliteConnection,
+    product: &ProductId,
+    amount: PurchaseQuantity,
+    at: Timestamp,
+) -> sqlx::Result<Option<ItemState>> {
+    sqlx::query_as::<_, ItemRow>(
+        "UPDATE items SET quantity = quantity - ?1, reserved = reserved + ?1,
+            version = version + 1, updated_at = ?2
+         WHERE product_id = ?3 AND quantity >= ?1
+         RETURNING product_id, quantity, reserved, version, updated_at",
+    )
+    .bind(i64::from(amount))
+    .bind(at.timestamp_millis())
+    .bind(product.as_str())
+    .fetch_optional(conn)
+    .await?
+    .map(item_from_row)
+    .transpose()
+}
+
+/// Ends `amount` reserved units: a commit takes them off the shelf, a release or an expiry makes
+/// them available again. `None` when fewer are reserved (an invariant break).
+pub async fn unreserve_stock(
+    conn: &mut SqliteConnection,
+    product: &ProductId,
+    amount: PurchaseQuantity,
+    end: ReservationEnd,
+    at: Timestamp,
+) -> sqlx::Result<Option<ItemState>> {
+    let back = match end {
+        ReservationEnd::Committed => 0,
+        ReservationEnd::Released | ReservationEnd::Expired => i64::from(amount),
+    };
+    sqlx::query_as::<_, ItemRow>(
+        "UPDATE items SET reserved = reserved - ?1, quantity = quantity + ?2,
+            version = version + 1, updated_at = ?3
+         WHERE product_id = ?4 AND reserved >= ?1
+         RETURNING product_id, quantity, reserved, version, updated_at",
+    )
+    .bind(i64::from(amount))
+    .bind(back)
+    .bind(at.timestamp_millis())
+    .bind(product.as_str())
+    .fetch_optional(conn)
+    .await?
+    .map(item_from_row)
+    .transpose()
+}
+
+/// A reservation as this store holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationRow {
+    /// The reservation.
+    pub reservation_id: ReservationId,
+    /// The product.
+    pub product_id: ProductId,
+    /// Units held.
+    pub quantity: PurchaseQuantity,
+    /// `None` while open; how it ended otherwise.
+    pub end: Option<ReservationEnd>,
+    /// When the store releases it by itself.
+    pub expires_at: Timestamp,
+}
+
+type StoredReservation = (String, String, i64, String, i64);
+
+fn reservation_from_row(
+    (id, product, quantity, state, expires_at): StoredReservation,
+) -> sqlx::Result<ReservationRow> {
+    Ok(ReservationRow {
+        reservation_id: ReservationId::parse(&id).map_err(|e| corrupt("reservation", e))?,
+        product_id: ProductId::parse(product).map_err(|e| corrupt("reservation", e))?,
+        quantity: PurchaseQuantity::new(quantity).map_err(|e| corrupt("reservation", e))?,
+        end: match state.as_str() {
+            "OPEN" => None,
+            other => Some(
+                ReservationEnd::from_name(other).ok_or_else(|| corrupt("reservation", other))?,
+            ),
+        },
+        expires_at: stockmesh_core::from_millis(expires_at),
+    })
+}
+
+/// Records a reservation as open until `expires_at`.
+pub async fn insert_reservation(
+    conn: &mut SqliteConnection,
+    reservation: ReservationId,
+    product: &ProductId,
+    quantity: PurchaseQuantity,
+    created_at: Timestamp,
+    expires_at: Timestamp,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO reservations
+            (reservation_id, product_id, quantity, state, created_at, expires_at)
+         VALUES (?, ?, ?, 'OPEN', ?, ?)",
+    )
+    .bind(reservation.to_string())
+    .bind(product.as_str())
+    .bind(i64::from(quantity))
+    .bind(created_at.timestamp_millis())
+    .bind(expires_at.timestamp_millis())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// One reservation.
+pub async fn find_reservation(
+    conn: impl sqlx::SqliteExecutor<'_>,
+    reservation: ReservationId,
+) -> sqlx::Result<Option<ReservationRow>> {
+    sqlx::query_as::<_, StoredReservation>(
+        "SELECT reservation_id, product_id, quantity, state, expires_at FROM reservations
+         WHERE reservation_id = ?",
+    )
+    .bind(reservation.to_string())
+    .fetch_optional(conn)
+    .await?
+    .map(reservation_from_row)
+    .transpose()
+}
+
+/// Ends an open reservation; returns whether it was open (so it ends exactly once).
+pub async fn end_reservation(
+    conn: &mut SqliteConnection,
+    reservation: ReservationId,
+    end: ReservationEnd,
+    at: Timestamp,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE reservations SET state = ?, ended_at = ?
+         WHERE reservation_id = ? AND state = 'OPEN'",
+    )
+    .bind(end.as_str())
+    .bind(at.timestamp_millis())
+    .bind(reservation.to_string())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Up to `limit` open reservations whose time ran out by `now`, soonest first.
+pub async fn due_reservations(
+    conn: impl sqlx::SqliteExecutor<'_>,
+    now: Timestamp,
+    limit: i64,
+) -> sqlx::Result<Vec<ReservationRow>> {
+    sqlx::query_as::<_, StoredReservation>(
+        "SELECT reservation_id, product_id, quantity, state, expires_at FROM reservations
+         WHERE state = 'OPEN' AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+    )
+    .bind(now.timestamp_millis())
+    .bind(limit)
+    .fetch_all(conn)
+    .await?
+    .into_iter()
+    .map(reservation_from_row)
+    .collect()
+}
+
+/// Adds `delta` units to an item's shelf (negative: takes them), bumping its version; the
+/// reserved units are untouched, so a negative delta may take only available units. `None` when
+/// the product is missing, or the result would fall below zero available or above the maximum
+/// on hand.
+pub async fn adjust_stock(
+    conn: &mut SqliteConnection,
+    product: &ProductId,
+    delta: i64,
+    at: Timestamp,
+) -> sqlx::Result<Option<ItemState>> {
+    sqlx::query_as::<_, ItemRow>(
+        "UPDATE items SET quantity = quantity + ?1, version = version + 1, updated_at = ?2
+         WHERE product_id = ?3 AND quantity + ?1 >= 0 AND quantity + reserved + ?1 <= ?4
+         RETURNING product_id, quantity, reserved, version, updated_at",
+    )
+    .bind(delta)
+    .bind(at.timestamp_millis())
+    .bind(product.as_str())
+    .bind(i64::from(stockmesh_core::quantity::MAX_QUANTITY))
+    .fetch_optional(conn)
+    .await?
+    .map(item_from_row)
+    .transpose()
+}
+
+/// A store's side of a transfer, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferRow {
+    /// The transfer.
+    pub transfer_id: TransferId,
+    /// The product.
+    pub product_id: ProductId,
+    /// Units moved.
+    pub quantity: PurchaseQuantity,
+    /// The other store.
+    pub peer: StoreId,
+    /// `SHIPPED`, `AWAITING` or `RECEIVED`.
+    pub state: String,
+}
+
+/// Records this store's side of a transfer (`OUT` or `IN`) in `state`.
+pub async fn insert_transfer(
+    conn: &mut SqliteConnection,
+    direction: &str,
+    row: &TransferRow,
+    at: Timestamp,
+) -> sqlx::Result<()> {
+    let received = (row.state == "RECEIVED").then(|| at.timestamp_millis());
+    sqlx::query(
+        "INSERT INTO transfers
+            (transfer_id, direction, product_id, quantity, peer_store, state, at, received_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(row.transfer_id.to_string())
+    .bind(direction)
+    .bind(row.product_id.as_str())
+    .bind(i64::from(row.quantity))
+    .bind(row.peer.as_str())
+    .bind(&row.state)
+    .bind(at.timestamp_millis())
+    .bind(received)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks an incoming transfer awaiting confirmation as received; returns it if it was awaiting.
+pub async fn confirm_incoming(
+    conn: &mut SqliteConnection,
+    transfer: TransferId,
+    at: Timestamp,
+) -> sqlx::Result<Option<TransferRow>> {
+    let row: Option<(String, String, i64, String, String)> = sqlx::query_as(
+        "UPDATE transfers SET state = 'RECEIVED', received_at = ?
+         WHERE transfer_id = ? AND direction = 'IN' AND state = 'AWAITING'
+         RETURNING transfer_id, product_id, quantity, peer_store, state",
+    )
+    .bind(at.timestamp_millis())
+    .bind(transfer.to_string())
+    .fetch_optional(conn)
+    .await?;
+    row.map(transfer_from_row).transpose()
+}
+
+fn transfer_from_row(
+    (id, product, quantity, peer, state): (String, String, i64, String, String),
+) -> sqlx::Result<TransferRow> {
+    Ok(TransferRow {
+        transfer_id: TransferId::parse(&id).map_err(|e| corrupt("transfer", e))?,
+        product_id: ProductId::parse(product).map_err(|e| corrupt("transfer", e))?,
+        quantity: PurchaseQuantity::new(quantity).map_err(|e| corrupt("transfer", e))?,
+        peer: StoreId::parse(peer).map_err(|e| corrupt("transfer", e))?,
+        state,
+    })
+}
+
+/// This store's incoming side of a transfer, if any.
+pub async fn find_incoming(
+    conn: impl sqlx::SqliteExecutor<'_>,
+    transfer: TransferId,
+) -> sqlx::Result<Option<TransferRow>> {
+    let row: Option<(String, String, i64, String, String)> = sqlx::query_as(
+        "SELECT transfer_id, product_id, quantity, peer_store, state FROM transfers
+         WHERE transfer_id = ? AND direction = 'IN'",
+    )
+    .bind(transfer.to_string())
+    .fetch_optional(conn)
+    .await?;
+    row.map(transfer_from_row).transpose()
 }

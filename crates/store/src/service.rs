@@ -13,7 +13,7 @@ use stockmesh_bus::{
 use stockmesh_core::Page;
 use stockmesh_core::{
     CorrelationId, Envelope, Event, Item, ItemState, Movement, MovementKind, ProductId, PurchaseId,
-    PurchaseQuantity, Quantity, StoreId,
+    PurchaseQuantity, Quantity, ReservationId, Stock, StoreId, TransferId, Version,
 };
 
 use crate::error::StoreError;
@@ -44,7 +44,49 @@ pub(crate) struct Change {
     pub delta: i64,
     /// The remote purchase that caused it, if any.
     pub purchase: Option<PurchaseId>,
+    /// The reservation concerned, if any.
+    pub reservation: Option<ReservationId>,
+    /// Why, when the caller says (an adjustment's reason); else the kind's own reason.
+    pub reason: Option<String>,
+    /// What it refers to, when the caller says; else the purchase or reservation id.
+    pub reference: Option<String>,
+    /// The transfer concerned, if any.
+    pub transfer: Option<TransferId>,
 }
+
+impl Change {
+    /// A change with no purchase or reservation attached.
+    pub fn plain(kind: MovementKind, delta: i64) -> Self {
+        Self {
+            kind,
+            delta,
+            purchase: None,
+            reservation: None,
+            reason: None,
+            reference: None,
+            transfer: None,
+        }
+    }
+
+    /// The kind's own reason, for movements whose caller gives none.
+    fn default_reason(kind: MovementKind) -> &'static str {
+        match kind {
+            MovementKind::Created => "created",
+            MovementKind::Set => "count",
+            MovementKind::LocalSale | MovementKind::RemoteSale | MovementKind::ReservedSale => {
+                "sale"
+            }
+            MovementKind::Reserve => "reservation",
+            MovementKind::Release => "released",
+            MovementKind::Expire => "expired",
+            MovementKind::Adjustment => "correction",
+            MovementKind::TransferOut | MovementKind::TransferIn => "transfer",
+        }
+    }
+}
+
+/// The actor of a movement made by the store's own clock (an expiry), not by a request.
+pub const CLOCK_ACTOR: &str = "store-clock";
 
 /// A store's inventory and the operations on it.
 #[derive(Debug, Clone)]
@@ -117,11 +159,12 @@ impl StoreService {
         &self.connectivity
     }
 
-    fn item(&self, state: ItemState) -> Item {
+    pub(crate) fn item(&self, state: ItemState) -> Item {
         Item {
             store_id: self.id.clone(),
             product_id: state.product_id,
             quantity: state.quantity,
+            states: Stock::new(state.quantity, state.reserved),
             version: state.version,
             updated_at: state.updated_at,
         }
@@ -135,14 +178,33 @@ impl StoreService {
         change: Change,
         correlation: Option<&CorrelationId>,
     ) -> Result<(), StoreError> {
+        let reference = change.reference.or_else(|| {
+            change
+                .purchase
+                .map(|id| id.to_string())
+                .or_else(|| change.reservation.map(|id| id.to_string()))
+                .or_else(|| change.transfer.map(|id| id.to_string()))
+        });
         let movement = Movement {
+            reason: Some(
+                change
+                    .reason
+                    .unwrap_or_else(|| Change::default_reason(change.kind).to_owned()),
+            ),
+            reference,
+            actor: Some(
+                correlation.map_or_else(|| CLOCK_ACTOR.to_owned(), |c| c.as_str().to_owned()),
+            ),
             kind: change.kind,
             delta: change.delta,
             quantity: state.quantity,
+            reserved: state.reserved,
             version: state.version,
             at: state.updated_at,
             correlation_id: correlation.cloned(),
             purchase_id: change.purchase,
+            reservation_id: change.reservation,
+            transfer_id: change.transfer,
         };
         repo::append_movement(conn, &state.product_id, &movement).await?;
         Ok(())
@@ -187,11 +249,7 @@ impl StoreService {
         let state = repo::insert_item(&mut tx, &product, stockmesh_core::now())
             .await?
             .ok_or_else(|| StoreError::ProductAlreadyExists(product.clone()))?;
-        let change = Change {
-            kind: MovementKind::Created,
-            delta: 0,
-            purchase: None,
-        };
+        let change = Change::plain(MovementKind::Created, 0);
         self.record(&mut tx, &state, change, correlation).await?;
         tx.commit().await?;
         self.outbox.notify();
@@ -199,25 +257,55 @@ impl StoreService {
         Ok(self.item(state))
     }
 
-    /// Sets an item's quantity (a delivery or a stock count).
+    /// Sets an item's units on hand (a delivery or a stock count). Reserved units stay reserved;
+    /// a count below them is refused, since those units are promised to their holders.
     pub async fn set_quantity(
         &self,
         product: ProductId,
         quantity: Quantity,
         correlation: Option<CorrelationId>,
     ) -> Result<Item, StoreError> {
+        self.set_quantity_if(product, quantity, None, correlation)
+            .await
+    }
+
+    /// [`set_quantity`](Self::set_quantity), only if the item is at version `expected` (when
+    /// given): a compare-and-set; a stale version changes nothing.
+    pub async fn set_quantity_if(
+        &self,
+        product: ProductId,
+        quantity: Quantity,
+        expected: Option<Version>,
+        correlation: Option<CorrelationId>,
+    ) -> Result<Item, StoreError> {
         let mut tx = self.db.writer.begin().await?;
         let before = repo::find_item(&mut *tx, &product)
             .await?
             .ok_or_else(|| StoreError::ProductNotFound(product.clone()))?;
+        if let Some(expected) = expected
+            && expected != before.version
+        {
+            return Err(StoreError::Stale(format!(
+                "product {product} is at version {}, not {expected}",
+                before.version
+            )));
+        }
+        if quantity < before.reserved {
+            return Err(StoreError::BelowReserved {
+                product,
+                reserved: before.reserved,
+                requested: quantity,
+            });
+        }
         let state = repo::set_quantity(&mut tx, &product, quantity, stockmesh_core::now())
             .await?
-            .ok_or_else(|| StoreError::ProductNotFound(product.clone()))?;
-        let change = Change {
-            kind: MovementKind::Set,
-            delta: i64::from(quantity) - i64::from(before.quantity),
-            purchase: None,
-        };
+            .ok_or(StoreError::Invariant(
+                "a count checked against the reserved units was refused",
+            ))?;
+        let change = Change::plain(
+            MovementKind::Set,
+            i64::from(state.quantity) - i64::from(before.quantity),
+        );
         self.record(&mut tx, &state, change, correlation).await?;
         tx.commit().await?;
         self.outbox.notify();
@@ -252,11 +340,7 @@ impl StoreService {
             };
             return Err(error);
         };
-        let change = Change {
-            kind: MovementKind::LocalSale,
-            delta: -i64::from(amount),
-            purchase: None,
-        };
+        let change = Change::plain(MovementKind::LocalSale, -i64::from(amount));
         self.record(&mut tx, &state, change, correlation).await?;
         tx.commit().await?;
         self.outbox.notify();

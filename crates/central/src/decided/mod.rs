@@ -211,10 +211,16 @@ impl Coordinator {
         Ok(R::find(&self.db.reader, id).await?)
     }
 
-    /// Wakes the requests waiting for `decided` (their decisions are committed).
+    /// Wakes the requests waiting for `decided` (their decisions are committed). A decision may
+    /// have queued its flow's next command ([`send_next`]), so the relay is woken too.
     pub fn wake(&self, decided: impl IntoIterator<Item = RequestId>) {
+        let mut any = false;
         for id in decided {
             self.waiters.wake(id);
+            any = true;
+        }
+        if any {
+            self.outbox.notify();
         }
     }
 
@@ -240,6 +246,14 @@ impl Coordinator {
             .await?
             .ok_or(CentralError::Invariant("a recorded request vanished"))
     }
+}
+
+/// Queues the next step of a flow whose store reply is not final (a transfer: the sending store
+/// shipped, now the receiving store must receive), in the caller's transaction: the one that
+/// applies the reply. The consumer applies each reply once (inbox), so the next command is queued
+/// once; the store it goes to decides it once by its request id.
+pub(crate) async fn send_next(tx: &mut SqliteConnection, command: &Envelope) -> sqlx::Result<()> {
+    Outbox::append(tx, &topology::commands_stream(&command.store_id), command).await
 }
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {

@@ -285,6 +285,10 @@ mod tests {
                 store_id: store.clone(),
                 product_id: product.clone(),
                 quantity: Quantity::new(3).expect("valid"),
+                states: stockmesh_core::Stock::new(
+                    Quantity::new(3).expect("valid"),
+                    Quantity::ZERO,
+                ),
                 version: Version::FIRST,
                 updated_at: now,
             }),

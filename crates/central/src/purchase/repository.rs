@@ -3,7 +3,7 @@
 use sqlx::{SqliteConnection, SqliteExecutor};
 use stockmesh_core::{
     CorrelationId, Item, ItemState, ProductId, PurchaseId, PurchaseQuantity, Quantity,
-    RejectionReason, StoreId, Timestamp, Version, from_millis,
+    RejectionReason, Stock, StoreId, Timestamp, Version, from_millis,
 };
 use stockmesh_http::IdempotencyKey;
 
@@ -20,8 +20,8 @@ pub(crate) async fn insert_purchase(
     sqlx::query(
         "INSERT INTO purchases (purchase_id, store_id, product_id, quantity, status, reason,
             remaining, version, item_updated_at, idempotency_key, fingerprint, correlation_id,
-            created_at, deadline, resolved_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            created_at, deadline, resolved_at, item_reserved)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(purchase.purchase_id.to_string())
     .bind(purchase.store_id.as_str())
@@ -42,6 +42,7 @@ pub(crate) async fn insert_purchase(
     .bind(purchase.created_at.timestamp_millis())
     .bind(purchase.deadline.timestamp_millis())
     .bind(purchase.resolved_at.map(|t| t.timestamp_millis()))
+    .bind(item.map(|i| i64::from(i.states.reserved)))
     .execute(conn)
     .await?;
     Ok(())
@@ -58,7 +59,7 @@ pub(crate) async fn resolve_purchase(
 ) -> sqlx::Result<bool> {
     let done = sqlx::query(
         "UPDATE purchases SET status = ?, reason = ?, remaining = ?, version = ?,
-            item_updated_at = ?, resolved_at = ?
+            item_updated_at = ?, resolved_at = ?, item_reserved = ?
          WHERE purchase_id = ? AND status = 'PENDING'",
     )
     .bind(status.as_str())
@@ -67,6 +68,7 @@ pub(crate) async fn resolve_purchase(
     .bind(item.map(|i| i64::from(i.version)))
     .bind(item.map(|i| i.updated_at.timestamp_millis()))
     .bind(at.timestamp_millis())
+    .bind(item.map(|i| i64::from(i.reserved)))
     .bind(purchase.to_string())
     .execute(conn)
     .await?;
@@ -89,6 +91,7 @@ struct PurchaseRow {
     created_at: i64,
     deadline: i64,
     resolved_at: Option<i64>,
+    item_reserved: Option<i64>,
 }
 
 impl PurchaseRow {
@@ -96,12 +99,18 @@ impl PurchaseRow {
         let store_id = StoreId::parse(self.store_id).map_err(|e| corrupt("purchase", e))?;
         let product_id = ProductId::parse(self.product_id).map_err(|e| corrupt("purchase", e))?;
         let item = match (self.remaining, self.version, self.item_updated_at) {
-            (Some(q), Some(v), Some(at)) => Some(Item {
-                store_id: store_id.clone(),
-                product_id: product_id.clone(),
-                quantity: Quantity::new(q).map_err(|e| corrupt("purchase", e))?,
-                version: Version::try_from(v).map_err(|e| corrupt("purchase", e))?,
-                updated_at: from_millis(at),
+            (Some(q), Some(v), Some(at)) => Some({
+                let quantity = Quantity::new(q).map_err(|e| corrupt("purchase", e))?;
+                let reserved = Quantity::new(self.item_reserved.unwrap_or(0))
+                    .map_err(|e| corrupt("purchase", e))?;
+                Item {
+                    store_id: store_id.clone(),
+                    product_id: product_id.clone(),
+                    quantity,
+                    states: Stock::new(quantity, reserved),
+                    version: Version::try_from(v).map_err(|e| corrupt("purchase", e))?,
+                    updated_at: from_millis(at),
+                }
             }),
             _ => None,
         };
@@ -129,7 +138,7 @@ impl PurchaseRow {
 
 const PURCHASE_COLUMNS: &str = "purchase_id, store_id, product_id, quantity, status, reason, \
      remaining, version, item_updated_at, correlation_id, created_at, deadline, \
-     resolved_at";
+     resolved_at, item_reserved";
 
 /// One purchase by id.
 pub(crate) async fn find_purchase(

@@ -6,3 +6,5 @@ mod demo;
 mod heal;
 mod observability;
 mod race;
+mod reservations;
+mod transfers;

@@ -124,8 +124,8 @@ pub async fn items_changed_after(
     limit: i64,
 ) -> sqlx::Result<Vec<ItemState>> {
     let (at, product) = cursor.unwrap_or((i64::MIN, ""));
-    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT product_id, quantity, version, updated_at FROM items
+    let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT product_id, quantity, reserved, version, updated_at FROM items
          WHERE (updated_at, product_id) > (?1, ?2) AND updated_at > ?3
          ORDER BY updated_at, product_id LIMIT ?4",
     )
@@ -136,10 +136,11 @@ pub async fn items_changed_after(
     .fetch_all(conn)
     .await?;
     rows.into_iter()
-        .map(|(product_id, quantity, version, updated_at)| {
+        .map(|(product_id, quantity, reserved, version, updated_at)| {
             Ok(ItemState {
                 product_id: ProductId::parse(product_id).map_err(|e| corrupt("item", e))?,
                 quantity: Quantity::new(quantity).map_err(|e| corrupt("item", e))?,
+                reserved: Quantity::new(reserved).map_err(|e| corrupt("item", e))?,
                 version: Version::try_from(version).map_err(|e| corrupt("item", e))?,
                 updated_at: stockmesh_core::from_millis(updated_at),
             })

@@ -1,5 +1,6 @@
 //! The Store's HTTP API, driven over real HTTP against a store on port 0 with a fresh SQLite file.
 
+mod adjustments;
 mod bad_input;
 mod concurrency;
 mod connectivity;
