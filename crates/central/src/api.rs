@@ -11,6 +11,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use stockmesh_core::Page;
 use stockmesh_core::{ProductId, PurchaseId, StoreId};
+use stockmesh_http::auth::{Access, Permission, Rule, Verifier};
 use stockmesh_http::bodies::PurchaseRequest;
 use stockmesh_http::{
     ApiJson, ApiPath, ApiQuery, Correlation, MaybeIdempotencyKey, Paged, Problem,
@@ -22,8 +23,24 @@ use crate::service::CentralService;
 
 type AppState = Arc<CentralService>;
 
-/// Central's routes, with the shared conventions applied.
-pub fn router(service: Arc<CentralService>) -> Router {
+/// Who may do what at Central: the one table its authorization reads (see
+/// [`stockmesh_http::auth`]). A route missing here is refused to everyone.
+pub const ACCESS: &[Rule] = &[
+    Rule::get("/", Permission::Public),
+    Rule::get("/healthz", Permission::Public),
+    Rule::get("/readyz", Permission::Public),
+    Rule::get("/metrics", Permission::Metrics),
+    Rule::get("/inventory", Permission::ViewRead),
+    Rule::get("/inventory/{store_id}/{product_id}", Permission::ViewRead),
+    Rule::get("/products/{product_id}", Permission::ViewRead),
+    Rule::get("/stores", Permission::ViewRead),
+    Rule::post("/purchase/{store_id}/{product_id}", Permission::Sell),
+    Rule::get("/purchases/{purchase_id}", Permission::ViewRead),
+];
+
+/// Central's routes, with the shared conventions applied; tokens are checked against `auth`
+/// (None: no authentication).
+pub fn router(service: Arc<CentralService>, auth: Option<Arc<Verifier>>) -> Router {
     let routes = Router::new()
         .route("/", get(health))
         .route("/inventory", get(list_items))
@@ -35,7 +52,12 @@ pub fn router(service: Arc<CentralService>) -> Router {
         .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
         .with_state(service.clone());
-    stockmesh_http::router::finish(routes, service.node())
+    let access = Access {
+        table: ACCESS,
+        node_store: None,
+        verifier: auth,
+    };
+    stockmesh_http::router::finish(routes, service.node(), access)
 }
 
 impl From<CentralError> for Problem {

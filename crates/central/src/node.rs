@@ -11,6 +11,7 @@ use stockmesh_bus::{
     Relay, RelayConfig, StreamSet, topology,
 };
 use stockmesh_core::StoreId;
+use stockmesh_http::auth::Verifier;
 use stockmesh_http::running::{Running, Workers};
 use stockmesh_http::server::ServerLimits;
 use tokio::net::TcpListener;
@@ -40,6 +41,8 @@ pub struct CentralConfig {
     pub claim_idle: Duration,
     /// Bounds of the HTTP listener: connections, timeouts.
     pub http: ServerLimits,
+    /// The public keys bearer tokens are checked against; None: every route is open.
+    pub auth: Option<Arc<Verifier>>,
     /// How often to look for new stores.
     pub discovery_interval: Duration,
 }
@@ -70,6 +73,7 @@ impl CentralConfig {
             relay: RelayConfig::default(),
             claim_idle: Duration::from_secs(30),
             http: ServerLimits::default(),
+            auth: None,
             discovery_interval: Duration::from_secs(1),
         }
     }
@@ -140,7 +144,7 @@ impl CentralNode {
         );
         workers.spawn(|stop| consumer.run(stop));
 
-        let app = crate::api::router(service.clone());
+        let app = crate::api::router(service.clone(), config.auth.clone());
         let running = workers
             .serve(listener, app, config.http)
             .context("listener has no address")?;

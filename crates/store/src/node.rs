@@ -12,6 +12,7 @@ use stockmesh_bus::{
     HeartbeatConfig, LinkState, OutboxSignal, Relay, RelayConfig, StreamSet, topology,
 };
 use stockmesh_core::StoreId;
+use stockmesh_http::auth::Verifier;
 use stockmesh_http::running::{Running, Workers};
 use stockmesh_http::server::ServerLimits;
 use tokio::net::TcpListener;
@@ -34,6 +35,8 @@ pub struct StoreConfig {
     pub claim_idle: Duration,
     /// Bounds of the HTTP listener: connections, timeouts.
     pub http: ServerLimits,
+    /// The public keys bearer tokens are checked against; None: every route is open.
+    pub auth: Option<Arc<Verifier>>,
 }
 
 impl StoreConfig {
@@ -53,6 +56,7 @@ impl StoreConfig {
             heartbeat: HeartbeatConfig::default(),
             claim_idle: Duration::from_secs(30),
             http: ServerLimits::default(),
+            auth: None,
         }
     }
 }
@@ -117,7 +121,7 @@ impl StoreNode {
             workers.spawn(|stop| consumer.run(stop));
         }
 
-        let app = crate::api::router(service.clone());
+        let app = crate::api::router(service.clone(), config.auth.clone());
         let running = workers
             .serve(listener, app, config.http)
             .context("listener has no address")?;

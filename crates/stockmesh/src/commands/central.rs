@@ -21,6 +21,12 @@ pub async fn run(args: CentralArgs) -> anyhow::Result<()> {
         args.bus.redis.as_deref().unwrap_or(DEFAULT_REDIS),
         &args.bus,
     )?;
+    config.auth = super::auth::verifier(&args.auth)?;
+    super::auth::protect(
+        args.listen,
+        config.auth.as_deref(),
+        args.auth.insecure_no_auth,
+    )?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

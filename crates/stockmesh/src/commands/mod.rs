@@ -1,5 +1,6 @@
 //! What each subcommand runs.
 
+pub mod auth;
 mod broker;
 mod central;
 mod store;
@@ -17,5 +18,6 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Up(args) => up::run(args).await,
         Command::Bench(args) => stockmesh_bench::run(args, Launcher::this_binary()?).await,
         Command::Chaos(args) => stockmesh_chaos::run(args, Launcher::this_binary()?).await,
+        Command::Auth(command) => auth::run(command),
     }
 }

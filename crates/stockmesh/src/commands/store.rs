@@ -27,6 +27,12 @@ pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
             &args.bus,
         )?)
     };
+    config.auth = super::auth::verifier(&args.auth)?;
+    super::auth::protect(
+        args.listen,
+        config.auth.as_deref(),
+        args.auth.insecure_no_auth,
+    )?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
