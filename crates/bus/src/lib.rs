@@ -22,6 +22,7 @@
 //! - [`settings`]: rules that span several settings, checked at start ([`ConfigError`]).
 //! - [`topology`]: stream and key names (hash-tagged by store for Redis Cluster).
 
+pub mod acl;
 pub mod backoff;
 pub mod broker;
 pub mod connectivity;

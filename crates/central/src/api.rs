@@ -34,6 +34,7 @@ pub const ACCESS: &[Rule] = &[
     Rule::get("/inventory/{store_id}/{product_id}", Permission::ViewRead),
     Rule::get("/products/{product_id}", Permission::ViewRead),
     Rule::get("/stores", Permission::ViewRead),
+    Rule::post("/stores", Permission::Admin),
     Rule::post("/purchase/{store_id}/{product_id}", Permission::Sell),
     Rule::get("/purchases/{purchase_id}", Permission::ViewRead),
 ];
@@ -46,7 +47,7 @@ pub fn router(service: Arc<CentralService>, auth: Option<Arc<Verifier>>) -> Rout
         .route("/inventory", get(list_items))
         .route("/inventory/{store_id}/{product_id}", get(get_item))
         .route("/products/{product_id}", get(product))
-        .route("/stores", get(stores))
+        .route("/stores", get(stores).post(provision))
         .route("/purchase/{store_id}/{product_id}", post(purchase))
         .route("/purchases/{purchase_id}", get(purchase_status))
         .route("/metrics", get(metrics))
@@ -161,6 +162,31 @@ async fn product(
 
 async fn stores(State(central): State<AppState>) -> Result<Response, Problem> {
     Ok(Json(central.stores().await?).into_response())
+}
+
+/// `{"storeId": "..."}`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ProvisionRequest {
+    store_id: StoreId,
+}
+
+/// `POST /stores`: provisions a store (admin). 201 when new, 200 when it already was.
+async fn provision(
+    State(central): State<AppState>,
+    ApiJson(body): ApiJson<ProvisionRequest>,
+) -> Result<Response, Problem> {
+    let new = central.provision(&body.store_id).await?;
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(serde_json::json!({ "storeId": body.store_id })),
+    )
+        .into_response())
 }
 
 async fn purchase(

@@ -27,6 +27,7 @@ pub mod node;
 pub mod purchase;
 mod repository;
 pub mod service;
+pub mod trust;
 mod view;
 
 pub use error::CentralError;

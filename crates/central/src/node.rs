@@ -95,14 +95,6 @@ impl CentralNode {
     ) -> anyhow::Result<Self> {
         let db = Database::open(&config.db, &crate::MIGRATIONS).await?;
         let signal = OutboxSignal::default();
-        let service = Arc::new(CentralService::new(
-            config.consumer_name.clone(),
-            broker.clone(),
-            db.clone(),
-            Liveness::new(broker.clone(), config.heartbeat_timeout),
-            signal.clone(),
-            config.purchase,
-        ));
         let streams = StreamSet::default();
         let discovery = Discovery::new(
             db.clone(),
@@ -112,6 +104,18 @@ impl CentralNode {
             config.stores.clone(),
             config.discovery_interval,
         );
+        let service = Arc::new(
+            CentralService::new(
+                config.consumer_name.clone(),
+                broker.clone(),
+                db.clone(),
+                Liveness::new(broker.clone(), config.heartbeat_timeout),
+                signal.clone(),
+                config.purchase,
+            )
+            .with_provisioner(discovery.clone()),
+        );
+
         // Stores known from an earlier run, and declared ones, are read from the start.
         for row in repo::list_stores(&db.reader).await? {
             streams.add(topology::events_stream(&row.store_id));
@@ -131,6 +135,17 @@ impl CentralNode {
         );
         workers.spawn(|stop| relay.run(stop));
         workers.spawn(|stop| discovery.run(stop));
+        let (db_sweep, coordinator) = (db.clone(), service.coordinator().clone());
+        let grace = config.purchase.deadline;
+        workers.spawn(move |stop| {
+            crate::purchase::sweep_overdue(
+                db_sweep,
+                coordinator,
+                grace,
+                Duration::from_secs(1),
+                stop,
+            )
+        });
         let consumer = Consumer::new(
             broker,
             db,

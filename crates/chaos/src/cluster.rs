@@ -77,6 +77,11 @@ impl ChaosCluster {
             "300ms",
             "--purchase-deadline",
             "10s",
+            "--stores",
+            &(1..=stores)
+                .map(|i| format!("store-{i}"))
+                .collect::<Vec<_>>()
+                .join(","),
         ]
         .map(String::from)
         .to_vec();

@@ -51,6 +51,20 @@ pub enum Command {
     /// Signing keys and bearer tokens.
     #[command(subcommand)]
     Auth(AuthCommand),
+    /// Print `ACL SETUSER` lines for least-privilege Redis users (one per store, one for Central)
+    /// with fresh passwords; feed them to `redis-cli`.
+    RedisAcl(RedisAclArgs),
+}
+
+/// Flags of `stockmesh redis-acl`.
+#[derive(Debug, Args)]
+pub struct RedisAclArgs {
+    /// The stores (comma-separated).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub stores: Vec<StoreId>,
+    /// Central's user name.
+    #[arg(long, default_value = "central")]
+    pub central_user: String,
 }
 
 /// `stockmesh auth …`.

@@ -92,6 +92,7 @@ enum Needs {
     StoreWrite,
     ViewRead,
     Sell,
+    Admin,
 }
 
 fn allowed(needs: Needs, who: Who) -> bool {
@@ -103,6 +104,7 @@ fn allowed(needs: Needs, who: Who) -> bool {
         Needs::StoreWrite => matches!(who, Admin | Store1),
         Needs::ViewRead => matches!(who, Admin | Sales | Viewer),
         Needs::Sell => matches!(who, Admin | Sales),
+        Needs::Admin => matches!(who, Admin),
     }
 }
 
@@ -213,6 +215,12 @@ fn cases(purchase: &str, product: &str) -> Vec<Case> {
             Needs::ViewRead,
         ),
         central(Method::GET, "/stores", None, Needs::ViewRead),
+        central(
+            Method::POST,
+            "/stores",
+            Some(json!({"storeId": "store-9"})),
+            Needs::Admin,
+        ),
         central(
             Method::GET,
             &format!("/purchases/{purchase}"),

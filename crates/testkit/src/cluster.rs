@@ -120,6 +120,9 @@ impl TestCluster {
             claim_idle: Duration::from_secs(2),
             discovery_interval: Duration::from_millis(50),
             auth: verifier.clone(),
+            stores: (1..=stores)
+                .map(|i| StoreId::parse(format!("store-{i}")).expect("valid id"))
+                .collect(),
             ..CentralConfig::new(db("central.db"))
         };
         tune(&mut central_config);

@@ -353,9 +353,20 @@ impl Broker for RedisBroker {
     }
 
     async fn last_beat(&self, store: &StoreId) -> Result<Option<i64>, BrokerError> {
-        let mut cmd = redis::cmd("GET");
-        cmd.arg(topology::heartbeat_key(store));
-        let value: Option<String> = self.query(&cmd).await?;
+        let key = topology::heartbeat_key(store);
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg(&key).cmd("PTTL").arg(&key);
+        let values = self.query_pipe(&pipe).await?;
+        let (value, ttl): (Option<String>, i64) =
+            redis::FromRedisValue::from_redis_value(Value::Array(values))
+                .map_err(|e| BrokerError::Protocol(e.to_string()))?;
+        // A store always beats with an expiry; a heartbeat without one was not written by it.
+        if value.is_some() && ttl == -1 {
+            metrics::counter!("stockmesh_untrusted_total", "kind" => "heartbeat_no_expiry")
+                .increment(1);
+            tracing::warn!(%store, "ignoring a heartbeat without expiry");
+            return Ok(None);
+        }
         Ok(value.and_then(|v| v.parse().ok()))
     }
 
