@@ -18,8 +18,27 @@ use stockmesh_core::StoreId;
 use super::{Broker, BrokerError, DEFAULT_MAX_ENTRY_BYTES, Delivery, GroupInfo, Outgoing};
 use crate::topology;
 
+/// `url` with its password (if any) replaced by `***`, for logs and output.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = match rest.find(['/', '?', '#']) {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    let user = match userinfo.split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => "***".to_owned(),
+    };
+    format!("{scheme}://{user}@{host}{path}")
+}
+
 /// How to reach Redis.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisConfig {
     /// e.g. `redis://127.0.0.1:6379` (`rediss://` and ACL users in the URL work as usual).
     pub url: String,
@@ -27,6 +46,16 @@ pub struct RedisConfig {
     pub response_timeout: Duration,
     /// Deliveries with more `data` than this come without it ([`Missing::TooLarge`]).
     pub max_entry_bytes: usize,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redact_url(&self.url))
+            .field("response_timeout", &self.response_timeout)
+            .field("max_entry_bytes", &self.max_entry_bytes)
+            .finish()
+    }
 }
 
 impl RedisConfig {
@@ -83,7 +112,10 @@ impl RedisBroker {
     /// (stores must start and sell without it); calls fail until it is back.
     pub fn new(config: RedisConfig) -> Result<Self, BrokerError> {
         let client = redis::Client::open(config.url.as_str()).map_err(|e| {
-            BrokerError::InvalidConfig(format!("invalid Redis URL {:?}: {e}", config.url))
+            BrokerError::InvalidConfig(format!(
+                "invalid Redis URL {:?}: {e}",
+                redact_url(&config.url)
+            ))
         })?;
         let commands = ConnectionManager::new_lazy_with_config(
             client.clone(),
@@ -663,5 +695,32 @@ mod parse {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(
+            redact_url("rediss://store-1:s3cret@redis.example:6380/0"),
+            "rediss://store-1:***@redis.example:6380/0"
+        );
+        assert_eq!(
+            redact_url("redis://:s3cret@127.0.0.1"),
+            "redis://:***@127.0.0.1"
+        );
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        let error = RedisBroker::new(RedisConfig::new("redis://u:s3cret@host:notaport"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(!error.contains("s3cret"), "{error}");
+        assert!(!format!("{:?}", RedisConfig::new("redis://u:s3cret@h")).contains("s3cret"));
     }
 }

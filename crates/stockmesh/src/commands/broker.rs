@@ -36,7 +36,10 @@ pub async fn choose_for_up(
         return Ok((
             redis(url, bus)?,
             None,
-            format!("broker: Redis at {url} (from --redis)"),
+            format!(
+                "broker: Redis at {} (from --redis)",
+                stockmesh_bus::broker::redact_url(url)
+            ),
         ));
     }
     if answers_ping(6379).await {
