@@ -38,7 +38,9 @@ pub mod relay;
 pub mod settings;
 pub mod topology;
 
-pub use broker::{Broker, BrokerError, Delivery, MemoryBroker, Missing, RedisBroker, RedisConfig};
+pub use broker::{
+    Broker, BrokerError, Delivery, MemoryBroker, Missing, RedisBroker, RedisConfig, RedisTls,
+};
 pub use connectivity::{Connectivity, LinkState};
 pub use consumer::{ConsumeOutcome, Consumer, ConsumerConfig, Handler, HandlerError, StreamSet};
 pub use db::{Database, DbConfig, Durability};

@@ -13,7 +13,7 @@ use stockmesh_bus::{
 use stockmesh_core::StoreId;
 use stockmesh_http::auth::Verifier;
 use stockmesh_http::running::{Running, Workers};
-use stockmesh_http::server::ServerLimits;
+use stockmesh_http::server::{ServerLimits, TlsAcceptor};
 use tokio::net::TcpListener;
 
 use crate::discovery::Discovery;
@@ -43,6 +43,8 @@ pub struct CentralConfig {
     pub http: ServerLimits,
     /// The public keys bearer tokens are checked against; None: every route is open.
     pub auth: Option<Arc<Verifier>>,
+    /// Serve HTTPS with this certificate; None: plain HTTP.
+    pub tls: Option<TlsAcceptor>,
     /// How often to look for new stores.
     pub discovery_interval: Duration,
 }
@@ -74,6 +76,7 @@ impl CentralConfig {
             claim_idle: Duration::from_secs(30),
             http: ServerLimits::default(),
             auth: None,
+            tls: None,
             discovery_interval: Duration::from_secs(1),
         }
     }
@@ -161,7 +164,7 @@ impl CentralNode {
 
         let app = crate::api::router(service.clone(), config.auth.clone());
         let running = workers
-            .serve(listener, app, config.http)
+            .serve(listener, app, config.http, config.tls.clone())
             .context("listener has no address")?;
         let addr = running.addr();
         tracing::info!(%addr, "central listening");

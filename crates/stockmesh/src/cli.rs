@@ -152,6 +152,28 @@ pub struct BusArgs {
     #[arg(long, env = "STOCKMESH_REDIS")]
     pub redis: Option<String>,
 
+    /// For `rediss://`: the CA certificate (PEM) that signs Redis's certificate, instead of the
+    /// system's roots.
+    #[arg(long, env = "STOCKMESH_REDIS_CA")]
+    pub redis_ca: Option<PathBuf>,
+
+    /// For `rediss://` to a Redis that requires client certificates: this node's certificate
+    /// (PEM); give --redis-client-key too.
+    #[arg(
+        long,
+        env = "STOCKMESH_REDIS_CLIENT_CERT",
+        requires = "redis_client_key"
+    )]
+    pub redis_client_cert: Option<PathBuf>,
+
+    /// The private key (PEM, owner-only) of --redis-client-cert.
+    #[arg(
+        long,
+        env = "STOCKMESH_REDIS_CLIENT_KEY",
+        requires = "redis_client_cert"
+    )]
+    pub redis_client_key: Option<PathBuf>,
+
     /// How often a store refreshes its heartbeat.
     #[arg(long, env = "STOCKMESH_HEARTBEAT_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,
@@ -192,6 +214,18 @@ pub struct HttpArgs {
     /// A request not answered within this time gets a 503. Keep it above --purchase-wait.
     #[arg(long, env = "STOCKMESH_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+}
+
+/// Flags about HTTPS on a node's listener.
+#[derive(Debug, Clone, Args)]
+pub struct TlsArgs {
+    /// Serve HTTPS with this certificate chain (PEM); give --tls-key too.
+    #[arg(long, env = "STOCKMESH_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM, owner-only) of --tls-cert.
+    #[arg(long, env = "STOCKMESH_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl HttpArgs {
@@ -251,6 +285,9 @@ pub struct StoreArgs {
     pub auth: AuthArgs,
 
     #[command(flatten)]
+    pub tls: TlsArgs,
+
+    #[command(flatten)]
     pub http: HttpArgs,
 
     #[command(flatten)]
@@ -285,6 +322,9 @@ pub struct CentralArgs {
 
     #[command(flatten)]
     pub auth: AuthArgs,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
 
     #[command(flatten)]
     pub purchase: PurchaseArgs,

@@ -14,7 +14,7 @@ use stockmesh_bus::{
 use stockmesh_core::StoreId;
 use stockmesh_http::auth::Verifier;
 use stockmesh_http::running::{Running, Workers};
-use stockmesh_http::server::ServerLimits;
+use stockmesh_http::server::{ServerLimits, TlsAcceptor};
 use tokio::net::TcpListener;
 
 use crate::commands::CommandHandler;
@@ -37,6 +37,8 @@ pub struct StoreConfig {
     pub http: ServerLimits,
     /// The public keys bearer tokens are checked against; None: every route is open.
     pub auth: Option<Arc<Verifier>>,
+    /// Serve HTTPS with this certificate; None: plain HTTP.
+    pub tls: Option<TlsAcceptor>,
 }
 
 impl StoreConfig {
@@ -57,6 +59,7 @@ impl StoreConfig {
             claim_idle: Duration::from_secs(30),
             http: ServerLimits::default(),
             auth: None,
+            tls: None,
         }
     }
 }
@@ -123,7 +126,7 @@ impl StoreNode {
 
         let app = crate::api::router(service.clone(), config.auth.clone());
         let running = workers
-            .serve(listener, app, config.http)
+            .serve(listener, app, config.http, config.tls.clone())
             .context("listener has no address")?;
         let addr = running.addr();
         tracing::info!(store = %config.id, %addr, "store listening");

@@ -46,6 +46,27 @@ pub struct RedisConfig {
     pub response_timeout: Duration,
     /// Deliveries with more `data` than this come without it ([`Missing::TooLarge`]).
     pub max_entry_bytes: usize,
+    /// For `rediss://`: the CA to trust instead of the system's, and a client certificate.
+    pub tls: RedisTls,
+}
+
+/// TLS material for `rediss://` URLs (PEM bytes). Empty: the system's roots, no client
+/// certificate.
+#[derive(Clone, Default)]
+pub struct RedisTls {
+    /// The CA certificate(s) that sign the server's certificate.
+    pub ca: Option<Vec<u8>>,
+    /// A client certificate and its private key, for servers that require one.
+    pub client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for RedisTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTls")
+            .field("ca", &self.ca.is_some())
+            .field("client_cert", &self.client.is_some())
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for RedisConfig {
@@ -54,6 +75,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("url", &redact_url(&self.url))
             .field("response_timeout", &self.response_timeout)
             .field("max_entry_bytes", &self.max_entry_bytes)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -65,6 +87,7 @@ impl RedisConfig {
             url: url.into(),
             response_timeout: Duration::from_secs(2),
             max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES,
+            tls: RedisTls::default(),
         }
     }
 }
@@ -111,7 +134,25 @@ impl RedisBroker {
     /// A broker for `config.url`. Connects lazily: a Redis that is down now is not an error
     /// (stores must start and sell without it); calls fail until it is back.
     pub fn new(config: RedisConfig) -> Result<Self, BrokerError> {
-        let client = redis::Client::open(config.url.as_str()).map_err(|e| {
+        let opened = if config.url.starts_with("rediss://") {
+            // rustls needs one process-wide crypto provider; a second install is a no-op error.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            redis::Client::build_with_tls(
+                config.url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: config.tls.client.clone().map(|(cert, key)| {
+                        redis::ClientTlsConfig {
+                            client_cert: cert,
+                            client_key: key,
+                        }
+                    }),
+                    root_cert: config.tls.ca.clone(),
+                },
+            )
+        } else {
+            redis::Client::open(config.url.as_str())
+        };
+        let client = opened.map_err(|e| {
             BrokerError::InvalidConfig(format!(
                 "invalid Redis URL {:?}: {e}",
                 redact_url(&config.url)

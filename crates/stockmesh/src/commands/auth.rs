@@ -116,6 +116,21 @@ fn token(args: &TokenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The HTTPS acceptor the flags name, if any.
+pub fn tls(
+    args: &crate::cli::TlsArgs,
+) -> anyhow::Result<Option<stockmesh_http::server::TlsAcceptor>> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let cert_pem =
+        std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
+    let key_pem = read_secret(key)?;
+    stockmesh_http::server::tls_acceptor(&cert_pem, key_pem.as_bytes())
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", cert.display()))
+}
+
 /// The verifier the flags name, if any.
 pub fn verifier(args: &AuthArgs) -> anyhow::Result<Option<Arc<Verifier>>> {
     if args.public_keys.is_empty() {

@@ -28,6 +28,12 @@ pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
         )?)
     };
     config.auth = super::auth::verifier(&args.auth)?;
+    config.tls = super::auth::tls(&args.tls)?;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     super::auth::protect(
         args.listen,
         config.auth.as_deref(),
@@ -37,7 +43,7 @@ pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let node = StoreNode::start(config, listener, broker).await?;
-    println!("store {} listening on http://{}", args.id, node.addr());
+    println!("store {} listening on {scheme}://{}", args.id, node.addr());
     crate::shutdown::signal().await;
     node.shutdown().await;
     Ok(())
