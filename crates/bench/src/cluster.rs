@@ -72,16 +72,17 @@ impl BenchEnv {
     /// Starts Central and store `store_name` with fresh databases named after `tag`.
     pub async fn pair(&self, tag: &str) -> anyhow::Result<Pair> {
         let broker = self.broker()?;
+        let id = StoreId::parse(format!("store-{tag}"))?;
         let central = CentralNode::start(
             CentralConfig {
                 consumer_name: format!("central-{tag}"),
+                stores: vec![id.clone()],
                 ..CentralConfig::new(self.db(&format!("central-{tag}.db")))
             },
             TcpListener::bind("127.0.0.1:0").await?,
             broker.clone(),
         )
         .await?;
-        let id = StoreId::parse(format!("store-{tag}"))?;
         let store = StoreNode::start(
             StoreConfig::new(id, self.db(&format!("store-{tag}.db"))),
             TcpListener::bind("127.0.0.1:0").await?,

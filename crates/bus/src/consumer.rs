@@ -432,6 +432,20 @@ impl<H: Handler> Consumer<H> {
                 continue;
             }
             match Envelope::from_json(data) {
+                // Trust the stream, not the payload: a store's stream only carries its own name.
+                Ok(envelope)
+                    if crate::topology::store_of(&entry.stream)
+                        .is_some_and(|owner| owner != envelope.store_id) =>
+                {
+                    metrics::counter!("stockmesh_untrusted_total", "kind" => "store_mismatch")
+                        .increment(1);
+                    let reason = format!(
+                        "envelope names store {} but came on another store's stream",
+                        envelope.store_id
+                    );
+                    self.dead_letter(&entry, &reason).await?;
+                    dead += 1;
+                }
                 Ok(envelope) => good.push((entry, envelope)),
                 Err(error) => {
                     self.dead_letter(&entry, &format!("cannot decode: {error}"))

@@ -23,6 +23,7 @@
 //! - [`settings`]: rules that span several settings, checked at start ([`ConfigError`]).
 //! - [`topology`]: stream and key names (hash-tagged by store for Redis Cluster).
 
+pub mod acl;
 pub mod backoff;
 pub mod broker;
 pub mod connectivity;
@@ -39,7 +40,9 @@ pub mod relay;
 pub mod settings;
 pub mod topology;
 
-pub use broker::{Broker, BrokerError, Delivery, MemoryBroker, Missing, RedisBroker, RedisConfig};
+pub use broker::{
+    Broker, BrokerError, Delivery, MemoryBroker, Missing, RedisBroker, RedisConfig, RedisTls,
+};
 pub use connectivity::{Connectivity, LinkState};
 pub use consumer::{ConsumeOutcome, Consumer, ConsumerConfig, Handler, HandlerError, StreamSet};
 pub use db::{Database, DbConfig, Durability};

@@ -11,6 +11,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use stockmesh_core::Page;
 use stockmesh_core::{ProductId, PurchaseId, StoreId};
+use stockmesh_http::auth::{Access, Permission, Rule, Verifier};
 use stockmesh_http::bodies::PurchaseRequest;
 use stockmesh_http::{
     ApiJson, ApiPath, ApiQuery, Correlation, MaybeIdempotencyKey, Paged, Problem,
@@ -22,14 +23,40 @@ use crate::service::CentralService;
 
 type AppState = Arc<CentralService>;
 
-/// Central's routes, with the shared conventions applied.
-pub fn router(service: Arc<CentralService>) -> Router {
+/// Who may do what at Central: the one table its authorization reads (see
+/// [`stockmesh_http::auth`]). A route missing here is refused to everyone.
+pub const ACCESS: &[Rule] = &[
+    Rule::get("/", Permission::Public),
+    Rule::get("/healthz", Permission::Public),
+    Rule::get("/readyz", Permission::Public),
+    Rule::get("/metrics", Permission::Metrics),
+    Rule::get("/inventory", Permission::ViewRead),
+    Rule::get("/inventory/{store_id}/{product_id}", Permission::ViewRead),
+    Rule::get("/products/{product_id}", Permission::ViewRead),
+    Rule::get("/stores", Permission::ViewRead),
+    Rule::post("/stores", Permission::Admin),
+    Rule::post("/purchase/{store_id}/{product_id}", Permission::Sell),
+    Rule::get("/purchases/{purchase_id}", Permission::ViewRead),
+    Rule::post("/reservations", Permission::Sell),
+    Rule::get("/reservations/{reservation_id}", Permission::ViewRead),
+    Rule::delete("/reservations/{reservation_id}", Permission::Sell),
+    Rule::post("/reservations/{reservation_id}/commit", Permission::Sell),
+    // Moving stock between shelves is the chain's decision, not a till's.
+    Rule::post("/transfers", Permission::Admin),
+    Rule::get("/transfers", Permission::ViewRead),
+    Rule::get("/transfers/{transfer_id}", Permission::ViewRead),
+    Rule::post("/transfers/{transfer_id}/cancel", Permission::Admin),
+];
+
+/// Central's routes, with the shared conventions applied; tokens are checked against `auth`
+/// (None: no authentication).
+pub fn router(service: Arc<CentralService>, auth: Option<Arc<Verifier>>) -> Router {
     let routes = Router::new()
         .route("/", get(health))
         .route("/inventory", get(list_items))
         .route("/inventory/{store_id}/{product_id}", get(get_item))
         .route("/products/{product_id}", get(product))
-        .route("/stores", get(stores))
+        .route("/stores", get(stores).post(provision))
         .route("/purchase/{store_id}/{product_id}", post(purchase))
         .route("/purchases/{purchase_id}", get(purchase_status))
         .merge(crate::reservation::api::routes())
@@ -37,7 +64,12 @@ pub fn router(service: Arc<CentralService>) -> Router {
         .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
         .with_state(service.clone());
-    stockmesh_http::router::finish(routes, service.node())
+    let access = Access {
+        table: ACCESS,
+        node_store: None,
+        verifier: auth,
+    };
+    stockmesh_http::router::finish(routes, service.node(), access)
 }
 
 impl From<CentralError> for Problem {
@@ -156,6 +188,31 @@ async fn product(
 
 async fn stores(State(central): State<AppState>) -> Result<Response, Problem> {
     Ok(Json(central.stores().await?).into_response())
+}
+
+/// `{"storeId": "..."}`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ProvisionRequest {
+    store_id: StoreId,
+}
+
+/// `POST /stores`: provisions a store (admin). 201 when new, 200 when it already was.
+async fn provision(
+    State(central): State<AppState>,
+    ApiJson(body): ApiJson<ProvisionRequest>,
+) -> Result<Response, Problem> {
+    let new = central.provision(&body.store_id).await?;
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(serde_json::json!({ "storeId": body.store_id })),
+    )
+        .into_response())
 }
 
 async fn purchase(

@@ -1,7 +1,12 @@
-//! Store discovery: stores register themselves in the broker with their first heartbeat; Central
-//! adds each one it has not seen to its database and to the streams its consumer reads. A store
-//! new to Central's *database* is asked for a snapshot, so a Central that lost its database
-//! rebuilds its view from the stores' truth.
+//! Provisioned stores only. A store exists for Central when an admin provisions it (`POST
+//! /stores`, `--stores`), which records it in Central's database and adds its events stream to
+//! the consumer at once. Ids that appear in the broker's registry (stores announce themselves
+//! there with their first heartbeat) but were never provisioned are ignored, counted in
+//! `stockmesh_untrusted_total{kind="unknown_store"}` and logged once each: never turned into
+//! streams. The periodic look picks up stores another Central replica provisioned.
+//!
+//! A store new to Central's *database* is asked for a snapshot, so a Central that lost its
+//! database rebuilds its view from the stores' truth.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +26,11 @@ pub struct Discovery {
     signal: OutboxSignal,
     declared: Vec<StoreId>,
     interval: Duration,
+    logged: Arc<std::sync::Mutex<std::collections::HashSet<StoreId>>>,
 }
+
+/// At most this many unknown ids are remembered as logged (each is still counted).
+const LOGGED_UNKNOWN: usize = 1000;
 
 impl Discovery {
     /// Discovery over `broker`'s registry plus the `declared` stores.
@@ -40,6 +49,7 @@ impl Discovery {
             signal,
             declared,
             interval,
+            logged: Arc::default(),
         }
     }
 
@@ -64,19 +74,38 @@ impl Discovery {
         Ok(new)
     }
 
-    /// One look at the registry; returns how many stores were new to this process.
+    /// One look: adds the streams of stores provisioned (by another replica) since the last
+    /// look, and counts the registry's unprovisioned ids. Returns how many streams were added.
     pub async fn try_once(&self) -> anyhow::Result<usize> {
-        let mut stores = self.broker.stores().await?;
-        stores.extend(self.declared.iter().cloned());
-        let known = self.streams.snapshot();
         let mut added = 0;
-        for store in stores {
-            if !known.contains(&topology::events_stream(&store)) {
-                self.register(&store).await?;
+        let provisioned: Vec<StoreId> = repo::list_stores(&self.db.reader)
+            .await?
+            .into_iter()
+            .map(|row| row.store_id)
+            .chain(self.declared.iter().cloned())
+            .collect();
+        for store in &provisioned {
+            if self.streams.add(topology::events_stream(store)) {
                 added += 1;
             }
         }
+        for store in self.broker.stores().await? {
+            if !provisioned.contains(&store) {
+                self.unknown(&store);
+            }
+        }
         Ok(added)
+    }
+
+    /// Counts an id seen in the registry that no admin provisioned; logs it once.
+    fn unknown(&self, store: &StoreId) {
+        metrics::counter!("stockmesh_untrusted_total", "kind" => "unknown_store").increment(1);
+        let Ok(mut logged) = self.logged.lock() else {
+            return;
+        };
+        if logged.len() < LOGGED_UNKNOWN && logged.insert(store.clone()) {
+            tracing::warn!(%store, "ignoring an unprovisioned store id in the registry (provision it with POST /stores)");
+        }
     }
 
     /// Looks every interval until `cancel`.

@@ -36,6 +36,7 @@ mod repository;
 pub mod reservation;
 pub mod service;
 pub mod transfer;
+pub mod trust;
 mod view;
 
 pub use error::CentralError;

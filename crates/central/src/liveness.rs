@@ -44,6 +44,7 @@ impl Liveness {
             }
         };
         let now = stockmesh_core::now().timestamp_millis();
+        let last = crate::trust::heartbeat(store, last, now);
         StoreLiveness {
             online: is_fresh(last, now, self.timeout),
             heartbeat_age_ms: last.map(|at| (now - at).max(0)),

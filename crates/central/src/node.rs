@@ -11,8 +11,9 @@ use stockmesh_bus::{
     Relay, RelayConfig, StreamSet, topology,
 };
 use stockmesh_core::StoreId;
+use stockmesh_http::auth::Verifier;
 use stockmesh_http::running::{Running, Workers};
-use stockmesh_http::server::ServerLimits;
+use stockmesh_http::server::{ServerLimits, TlsAcceptor};
 use tokio::net::TcpListener;
 
 use crate::decided::{Coordinator, Request, Resender};
@@ -45,6 +46,10 @@ pub struct CentralConfig {
     pub claim_idle: Duration,
     /// Bounds of the HTTP listener: connections, timeouts.
     pub http: ServerLimits,
+    /// The public keys bearer tokens are checked against; None: every route is open.
+    pub auth: Option<Arc<Verifier>>,
+    /// Serve HTTPS with this certificate; None: plain HTTP.
+    pub tls: Option<TlsAcceptor>,
     /// How often to look for new stores.
     pub discovery_interval: Duration,
     /// Anti-entropy timing (self-healing).
@@ -85,6 +90,8 @@ impl CentralConfig {
             relay: RelayConfig::default(),
             claim_idle: Duration::from_secs(30),
             http: ServerLimits::default(),
+            auth: None,
+            tls: None,
             discovery_interval: Duration::from_secs(1),
             repair: RepairConfig::default(),
         }
@@ -107,14 +114,6 @@ impl CentralNode {
     ) -> anyhow::Result<Self> {
         let db = Database::open(&config.db, &crate::MIGRATIONS).await?;
         let signal = OutboxSignal::default();
-        let service = Arc::new(CentralService::new(
-            config.consumer_name.clone(),
-            broker.clone(),
-            db.clone(),
-            Liveness::new(broker.clone(), config.heartbeat_timeout),
-            signal.clone(),
-            config.purchase,
-        ));
         let streams = StreamSet::default();
         let discovery = Discovery::new(
             db.clone(),
@@ -124,6 +123,18 @@ impl CentralNode {
             config.stores.clone(),
             config.discovery_interval,
         );
+        let service = Arc::new(
+            CentralService::new(
+                config.consumer_name.clone(),
+                broker.clone(),
+                db.clone(),
+                Liveness::new(broker.clone(), config.heartbeat_timeout),
+                signal.clone(),
+                config.purchase,
+            )
+            .with_provisioner(discovery.clone()),
+        );
+
         // Stores known from an earlier run, and declared ones, are read from the start.
         for row in repo::list_stores(&db.reader).await? {
             streams.add(topology::events_stream(&row.store_id));
@@ -152,7 +163,17 @@ impl CentralNode {
         );
         workers.spawn(|stop| relay.run(stop));
         workers.spawn(|stop| discovery.run(stop));
-
+        let (db_sweep, coordinator) = (db.clone(), service.coordinator().clone());
+        let grace = config.purchase.deadline;
+        workers.spawn(move |stop| {
+            crate::purchase::sweep_overdue(
+                db_sweep,
+                coordinator,
+                grace,
+                Duration::from_secs(1),
+                stop,
+            )
+        });
         let consumer = Consumer::new(
             broker,
             db,
@@ -166,9 +187,9 @@ impl CentralNode {
         );
         workers.spawn(|stop| consumer.run(stop));
 
-        let app = crate::api::router(service.clone());
+        let app = crate::api::router(service.clone(), config.auth.clone());
         let running = workers
-            .serve(listener, app, config.http)
+            .serve(listener, app, config.http, config.tls.clone())
             .context("listener has no address")?;
         let addr = running.addr();
         tracing::info!(%addr, "central listening");

@@ -101,6 +101,8 @@ pub struct CentralService {
     /// Records store-decided requests and waits for the stores' decisions.
     coordinator: Coordinator,
     timing: PurchaseTiming,
+    /// Provisions stores (`POST /stores`); absent in a service built without a node.
+    provisioner: Option<crate::discovery::Discovery>,
 }
 
 impl CentralService {
@@ -120,7 +122,28 @@ impl CentralService {
             db,
             liveness,
             timing,
+            provisioner: None,
         }
+    }
+
+    /// The same service, provisioning stores through `discovery`.
+    pub(crate) fn with_provisioner(mut self, discovery: crate::discovery::Discovery) -> Self {
+        self.provisioner = Some(discovery);
+        self
+    }
+
+    /// Provisions `store`: Central records it and reads its events stream from now on (at
+    /// once, not at the next look). Returns whether it was new.
+    pub async fn provision(&self, store: &StoreId) -> Result<bool, CentralError> {
+        let Some(provisioner) = &self.provisioner else {
+            return Err(CentralError::Invariant("no provisioner in this service"));
+        };
+        let new = provisioner.register(store).await.map_err(|error| {
+            tracing::error!(error = %format!("{error:#}"), %store, "cannot provision store");
+            CentralError::Invariant("provisioning failed")
+        })?;
+        tracing::info!(%store, new, "store provisioned");
+        Ok(new)
     }
 
     /// The coordinator of store-decided requests (the events handler wakes through it).

@@ -76,10 +76,25 @@ async fn apply_states(
     for store in stores {
         repo::touch_store(tx, store, now).await?;
     }
-    let states: Vec<(&StoreId, &ItemState)> = newest
-        .into_iter()
-        .map(|((store, _), state)| (store, state))
-        .collect();
+    let mut states: Vec<(&StoreId, &ItemState)> = Vec::with_capacity(newest.len());
+    for ((store, product), state) in newest {
+        let incoming = u64::try_from(i64::from(state.version)).unwrap_or(u64::MAX);
+        // Only a version past the step can be implausible: look the current one up for those.
+        if !crate::trust::plausible_version(None, incoming, None) {
+            let current = repo::find_item(&mut *tx, store, product)
+                .await?
+                .and_then(|item| u64::try_from(i64::from(item.version)).ok());
+            if !crate::trust::plausible_version(current, incoming, None) {
+                crate::trust::untrusted(
+                    "version_beyond",
+                    store,
+                    &format!("{product} version {incoming}, Central holds {current:?}"),
+                );
+                continue;
+            }
+        }
+        states.push((store, state));
+    }
     repo::apply_items(tx, &states, now).await
 }
 

@@ -84,6 +84,11 @@ impl ChaosCluster {
             "200ms",
             "--repair-grace",
             "1s",
+            "--stores",
+            &(1..=stores)
+                .map(|i| format!("store-{i}"))
+                .collect::<Vec<_>>()
+                .join(","),
         ]
         .map(String::from)
         .to_vec();

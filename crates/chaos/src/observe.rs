@@ -243,11 +243,19 @@ async fn groups(cluster: &ChaosCluster) -> anyhow::Result<Vec<GroupView>> {
             (topology::commands_stream(&id), topology::STORE_GROUP),
         ] {
             let info = cluster.broker.group_info(&stream, group).await?;
+            // Redis's lag is an estimate (entries added − entries read) that deletions and
+            // re-injected entries can leave above zero with nothing left to read. What counts is
+            // whether an entry exists after the group's last delivered one: with none pending,
+            // `oldest_unacked_age_ms` is that entry's age, or None when there is none.
+            let lag = match (info.pending, info.oldest_unacked_age_ms) {
+                (0, None) => Some(0),
+                _ => info.lag,
+            };
             out.push(GroupView {
                 stream,
                 group: group.to_owned(),
                 pending: info.pending,
-                lag: info.lag,
+                lag,
             });
         }
     }

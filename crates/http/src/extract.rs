@@ -59,7 +59,7 @@ where
 }
 
 /// `application/json`, or any `application/*+json`, with or without parameters.
-fn is_json(headers: &axum::http::HeaderMap) -> bool {
+pub(crate) fn is_json(headers: &axum::http::HeaderMap) -> bool {
     let Some(value) = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

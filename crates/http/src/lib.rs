@@ -3,6 +3,7 @@
 //! The HTTP conventions that Store and Central share, so both speak one dialect.
 //!
 //! ## Layout
+//! - [`auth`]: bearer tokens (Ed25519 JWT), roles, and the one table per node of who may do what.
 //! - [`bodies`]: request bodies both services accept.
 //! - [`problem`]: RFC 9457 `application/problem+json` errors, and the middleware that fills in
 //!   each problem's `instance`.
@@ -19,6 +20,7 @@
 //!   timeouts, graceful shutdown; and the open-file limit.
 //! - [`uri`]: percent-encoding of the values put into `Location` and `Link`.
 
+pub mod auth;
 pub mod bodies;
 pub mod correlation;
 pub mod extract;

@@ -37,13 +37,18 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Wraps a service's routes with the shared conventions: `GET /healthz`, request metrics labelled
-/// with `node`, body limit, problem fallbacks, correlation ids and tracing.
-pub fn finish(routes: Router, node: &str) -> Router {
+/// Wraps a service's routes with the shared conventions: `GET /healthz`, authorization by the
+/// node's table ([`crate::auth::authorize`]), request metrics labelled with `node`, body limit,
+/// problem fallbacks, correlation ids and tracing.
+pub fn finish(routes: Router, node: &str, access: crate::auth::Access) -> Router {
     // Installing the recorder here makes every node's metrics visible from its first request.
     let _ = crate::metrics::handle();
     routes
         .route("/healthz", axum::routing::get(healthz))
+        .route_layer(middleware::from_fn_with_state(
+            std::sync::Arc::new(access),
+            crate::auth::authorize,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

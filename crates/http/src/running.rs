@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::server::{ServerLimits, serve};
+use crate::server::{ServerLimits, TlsAcceptor, serve};
 
 /// The tasks of a node and the token that stops them.
 #[derive(Debug, Default)]
@@ -27,17 +27,18 @@ impl Workers {
         self.tasks.spawn(worker(self.cancel.clone()));
     }
 
-    /// Serves `app` on `listener` within `limits` beside the workers; no worker can be added
-    /// after this.
+    /// Serves `app` on `listener` within `limits` (over TLS with `tls`) beside the workers; no
+    /// worker can be added after this.
     pub fn serve(
         self,
         listener: TcpListener,
         app: Router,
         limits: ServerLimits,
+        tls: Option<TlsAcceptor>,
     ) -> std::io::Result<Running> {
         let addr = listener.local_addr()?;
         self.tasks
-            .spawn(serve(listener, app, self.cancel.clone(), limits));
+            .spawn(serve(listener, app, self.cancel.clone(), limits, tls));
         self.tasks.close();
         Ok(Running {
             addr,

@@ -33,7 +33,7 @@ use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -77,13 +77,49 @@ pub fn raise_open_file_limit() -> std::io::Result<u64> {
     rlimit::increase_nofile_limit(u64::MAX)
 }
 
+/// The TLS side of an HTTPS listener: its certificate and key.
+#[derive(Clone)]
+pub struct TlsAcceptor(tokio_rustls::TlsAcceptor);
+
+impl std::fmt::Debug for TlsAcceptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsAcceptor")
+    }
+}
+
+/// A TLS acceptor for the HTTP listener from a PEM certificate chain and its PEM private key.
+pub fn tls_acceptor(cert_chain_pem: &[u8], key_pem: &[u8]) -> Result<TlsAcceptor, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_slice_iter(cert_chain_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("the certificate is not PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("the certificate file holds no certificate".into());
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| format!("the private key is not PEM: {e}"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("unusable certificate or key: {e}"))?;
+    Ok(TlsAcceptor(tokio_rustls::TlsAcceptor::from(Arc::new(
+        config,
+    ))))
+}
+
 /// Serves `app` on `listener` within `limits` until `stop` fires; then closes idle connections,
-/// lets requests in progress finish (for at most the request timeout) and returns.
+/// lets requests in progress finish (for at most the request timeout) and returns. With `tls`,
+/// each connection first completes a TLS handshake (within the header read timeout).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     stop: CancellationToken,
     limits: ServerLimits,
+    tls: Option<TlsAcceptor>,
 ) {
     let app = app.layer(middleware::from_fn_with_state(
         limits.request_timeout,
@@ -129,8 +165,23 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let stop = stop.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
-            serve_connection(stream, app, limits, stop).await;
+            match tls {
+                None => serve_connection(stream, app, limits, stop).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(
+                        limits.header_read_timeout,
+                        acceptor.0.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(stream)) => serve_connection(stream, app, limits, stop).await,
+                        Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                }
+            }
             drop(permit);
         });
     }
@@ -189,8 +240,8 @@ async fn request_timeout(State(limit): State<Duration>, request: Request, next: 
     }
 }
 
-async fn serve_connection(
-    stream: TcpStream,
+async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    stream: S,
     app: Router,
     limits: ServerLimits,
     stop: CancellationToken,
@@ -336,8 +387,8 @@ impl Activity {
 
 /// A socket that reports the bytes it reads to its connection's [`Activity`], and looks at each
 /// request head for the framing headers hyper does not show (see [`HeadScan`]).
-struct Tracked {
-    inner: TcpStream,
+struct Tracked<S> {
+    inner: S,
     activity: Arc<Activity>,
     scan: HeadScan,
 }
@@ -468,7 +519,7 @@ impl HeadScan {
     }
 }
 
-impl AsyncRead for Tracked {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Tracked<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -485,7 +536,7 @@ impl AsyncRead for Tracked {
     }
 }
 
-impl AsyncWrite for Tracked {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -747,8 +798,8 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let stop = CancellationToken::new();
-        let server = tokio::spawn(serve(listener, app, stop.clone(), limits));
-        let mut client = TcpStream::connect(addr).await.expect("connect");
+        let server = tokio::spawn(serve(listener, app, stop.clone(), limits, None));
+        let mut client = tokio::net::TcpStream::connect(addr).await.expect("connect");
         client
             .write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
             .await

@@ -48,6 +48,99 @@ pub enum Command {
     Bench(stockmesh_bench::BenchArgs),
     /// Run the fault suite: a randomized workload with injected faults, then the invariant checker.
     Chaos(stockmesh_chaos::ChaosArgs),
+    /// Signing keys and bearer tokens.
+    #[command(subcommand)]
+    Auth(AuthCommand),
+    /// Print `ACL SETUSER` lines for least-privilege Redis users (one per store, one for Central)
+    /// with fresh passwords; feed them to `redis-cli`.
+    RedisAcl(RedisAclArgs),
+}
+
+/// Flags of `stockmesh redis-acl`.
+#[derive(Debug, Args)]
+pub struct RedisAclArgs {
+    /// The stores (comma-separated).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub stores: Vec<StoreId>,
+    /// Central's user name.
+    #[arg(long, default_value = "central")]
+    pub central_user: String,
+}
+
+/// `stockmesh auth …`.
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Write a new Ed25519 key pair: `<dir>/<kid>.key` (private, 0600) and `<dir>/<kid>.pub`.
+    Keygen(KeygenArgs),
+    /// Print a bearer token signed with a private key.
+    Token(TokenArgs),
+}
+
+/// Flags of `stockmesh auth keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Directory for the key files (created 0700 if missing).
+    #[arg(long, default_value = "./keys")]
+    pub dir: PathBuf,
+    /// The key's id (`kid`); nodes look verification keys up by it.
+    #[arg(long, default_value = "k1")]
+    pub kid: String,
+}
+
+/// Flags of `stockmesh auth token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The private key (PKCS#8 PEM, readable by its owner only).
+    #[arg(
+        long,
+        env = "STOCKMESH_AUTH_PRIVATE_KEY",
+        default_value = "./keys/k1.key"
+    )]
+    pub key: PathBuf,
+    /// The key's id; default: the key file's name without extension.
+    #[arg(long)]
+    pub kid: Option<String>,
+    /// admin, store, sales, viewer or metrics.
+    #[arg(long)]
+    pub role: stockmesh_http::auth::Role,
+    /// For `--role store`: the store whose API the token opens.
+    #[arg(long)]
+    pub store: Option<StoreId>,
+    /// How long the token is valid (e.g. 8h, 30d).
+    #[arg(long, default_value = "8h", value_parser = parse_ttl)]
+    pub ttl: Duration,
+    /// Who the token is for (free text, in the `sub` claim).
+    #[arg(long, default_value = "stockmesh")]
+    pub subject: String,
+}
+
+/// A duration, with `d` for days beside the usual units.
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    if let Some(days) = text.strip_suffix('d') {
+        let days: u64 = days
+            .parse()
+            .map_err(|_| format!("not a duration: {text:?}"))?;
+        return Ok(Duration::from_secs(days.saturating_mul(86_400)));
+    }
+    parse_duration(text).map_err(|e| e.to_string())
+}
+
+/// Flags about who may call a node.
+#[derive(Debug, Clone, Args)]
+pub struct AuthArgs {
+    /// Public keys that verify bearer tokens: `KID=PATH`, or `PATH` (the kid is the file name
+    /// without extension). Several (repeated or comma-separated) let keys rotate.
+    #[arg(
+        long = "auth-public-key",
+        env = "STOCKMESH_AUTH_PUBLIC_KEYS",
+        value_delimiter = ','
+    )]
+    pub public_keys: Vec<String>,
+
+    /// Serve without authentication on a non-loopback address: anyone who reaches the port may
+    /// do anything. Without it, such a node refuses to start.
+    #[arg(long, env = "STOCKMESH_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
 }
 
 /// Flags about the broker and liveness, shared by every node.
@@ -58,6 +151,28 @@ pub struct BusArgs {
     /// redis-server is started if installed, else the in-process broker.
     #[arg(long, env = "STOCKMESH_REDIS")]
     pub redis: Option<String>,
+
+    /// For `rediss://`: the CA certificate (PEM) that signs Redis's certificate, instead of the
+    /// system's roots.
+    #[arg(long, env = "STOCKMESH_REDIS_CA")]
+    pub redis_ca: Option<PathBuf>,
+
+    /// For `rediss://` to a Redis that requires client certificates: this node's certificate
+    /// (PEM); give --redis-client-key too.
+    #[arg(
+        long,
+        env = "STOCKMESH_REDIS_CLIENT_CERT",
+        requires = "redis_client_key"
+    )]
+    pub redis_client_cert: Option<PathBuf>,
+
+    /// The private key (PEM, owner-only) of --redis-client-cert.
+    #[arg(
+        long,
+        env = "STOCKMESH_REDIS_CLIENT_KEY",
+        requires = "redis_client_cert"
+    )]
+    pub redis_client_key: Option<PathBuf>,
 
     /// How often a store refreshes its heartbeat.
     #[arg(long, env = "STOCKMESH_HEARTBEAT_INTERVAL", default_value = "30s", value_parser = parse_duration)]
@@ -99,6 +214,18 @@ pub struct HttpArgs {
     /// A request not answered within this time gets a 503. Keep it above --purchase-wait.
     #[arg(long, env = "STOCKMESH_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+}
+
+/// Flags about HTTPS on a node's listener.
+#[derive(Debug, Clone, Args)]
+pub struct TlsArgs {
+    /// Serve HTTPS with this certificate chain (PEM); give --tls-key too.
+    #[arg(long, env = "STOCKMESH_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM, owner-only) of --tls-cert.
+    #[arg(long, env = "STOCKMESH_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl HttpArgs {
@@ -169,6 +296,12 @@ pub struct StoreArgs {
     pub standalone: bool,
 
     #[command(flatten)]
+    pub auth: AuthArgs,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
+    #[command(flatten)]
     pub http: HttpArgs,
 
     #[command(flatten)]
@@ -202,6 +335,12 @@ pub struct CentralArgs {
     pub stores: Vec<StoreId>,
 
     #[command(flatten)]
+    pub auth: AuthArgs,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
+    #[command(flatten)]
     pub purchase: PurchaseArgs,
 
     #[command(flatten)]
@@ -232,6 +371,11 @@ pub struct UpArgs {
     /// Central's port; stores take the next ones (0: every node picks a free port).
     #[arg(long, env = "STOCKMESH_PORT", default_value_t = 8081)]
     pub port: u16,
+
+    /// Require tokens: generate a key pair under the data directory and print an admin token and
+    /// one token per store. Without it the cluster is open to whoever reaches its ports.
+    #[arg(long, env = "STOCKMESH_UP_AUTH")]
+    pub auth: bool,
 
     #[command(flatten)]
     pub purchase: PurchaseArgs,

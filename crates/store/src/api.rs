@@ -12,6 +12,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use stockmesh_bus::LinkState;
 use stockmesh_core::{ProductId, Quantity, TransferId, Version};
+use stockmesh_http::auth::{Access, Permission, Rule, Verifier};
 use stockmesh_http::bodies::PurchaseRequest;
 use stockmesh_http::pagination::PageParams;
 use stockmesh_http::uri::segment;
@@ -23,8 +24,29 @@ use crate::service::StoreService;
 
 type AppState = Arc<StoreService>;
 
-/// The Store's routes, with the shared conventions applied.
-pub fn router(service: Arc<StoreService>) -> Router {
+/// Who may do what on a store: the one table its authorization reads (see
+/// [`stockmesh_http::auth`]). A route missing here is refused to everyone.
+pub const ACCESS: &[Rule] = &[
+    Rule::get("/", Permission::Public),
+    Rule::get("/healthz", Permission::Public),
+    Rule::get("/readyz", Permission::Public),
+    Rule::get("/metrics", Permission::Metrics),
+    Rule::get("/status", Permission::StoreRead),
+    Rule::post("/connected", Permission::StoreWrite),
+    Rule::post("/disconnected", Permission::StoreWrite),
+    Rule::get("/inventory", Permission::StoreRead),
+    Rule::post("/inventory", Permission::StoreWrite),
+    Rule::get("/inventory/{product_id}", Permission::StoreRead),
+    Rule::put("/inventory/{product_id}", Permission::StoreWrite),
+    Rule::get("/inventory/{product_id}/history", Permission::StoreRead),
+    Rule::post("/purchase/{product_id}", Permission::StoreWrite),
+    Rule::post("/inventory/adjustments", Permission::StoreWrite),
+    Rule::post("/transfers/{transfer_id}/receive", Permission::StoreWrite),
+];
+
+/// The Store's routes, with the shared conventions applied; tokens are checked against `auth`
+/// (None: no authentication).
+pub fn router(service: Arc<StoreService>, auth: Option<Arc<Verifier>>) -> Router {
     let routes = Router::new()
         .route("/", get(health))
         .route("/status", get(status))
@@ -42,7 +64,12 @@ pub fn router(service: Arc<StoreService>) -> Router {
         .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
         .with_state(service.clone());
-    stockmesh_http::router::finish(routes, service.id().as_str())
+    let access = Access {
+        table: ACCESS,
+        node_store: Some(service.id().to_string()),
+        verifier: auth,
+    };
+    stockmesh_http::router::finish(routes, service.id().as_str(), access)
 }
 
 impl From<StoreError> for Problem {

@@ -12,8 +12,9 @@ use stockmesh_bus::{
     HeartbeatConfig, LinkState, OutboxSignal, Relay, RelayConfig, StreamSet, topology,
 };
 use stockmesh_core::StoreId;
+use stockmesh_http::auth::Verifier;
 use stockmesh_http::running::{Running, Workers};
-use stockmesh_http::server::ServerLimits;
+use stockmesh_http::server::{ServerLimits, TlsAcceptor};
 use tokio::net::TcpListener;
 
 use crate::commands::CommandHandler;
@@ -38,6 +39,10 @@ pub struct StoreConfig {
     pub http: ServerLimits,
     /// How often the store looks for reservations whose time ran out.
     pub expiry_tick: Duration,
+    /// The public keys bearer tokens are checked against; None: every route is open.
+    pub auth: Option<Arc<Verifier>>,
+    /// Serve HTTPS with this certificate; None: plain HTTP.
+    pub tls: Option<TlsAcceptor>,
 }
 
 impl StoreConfig {
@@ -58,6 +63,8 @@ impl StoreConfig {
             claim_idle: Duration::from_secs(30),
             http: ServerLimits::default(),
             expiry_tick: Duration::from_millis(100),
+            auth: None,
+            tls: None,
         }
     }
 }
@@ -127,9 +134,9 @@ impl StoreNode {
             workers.spawn(|stop| resync.run(stop));
         }
 
-        let app = crate::api::router(service.clone());
+        let app = crate::api::router(service.clone(), config.auth.clone());
         let running = workers
-            .serve(listener, app, config.http)
+            .serve(listener, app, config.http, config.tls.clone())
             .context("listener has no address")?;
         let addr = running.addr();
         tracing::info!(store = %config.id, %addr, "store listening");

@@ -9,6 +9,7 @@ use stockmesh_bus::{Broker, DbConfig, HeartbeatConfig, MemoryBroker, RedisBroker
 use stockmesh_central::repair::RepairConfig;
 use stockmesh_central::{CentralConfig, CentralNode};
 use stockmesh_core::StoreId;
+use stockmesh_http::auth::{Issuer, Role, Verifier, generate_key_pair};
 use stockmesh_store::{StoreConfig, StoreNode};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
@@ -47,6 +48,8 @@ pub struct TestCluster {
     store_nodes: Vec<Option<StoreNode>>,
     store_configs: Vec<StoreConfig>,
     central_config: CentralConfig,
+    /// Mints tokens for a secured cluster ([`TestCluster::start_secured`]).
+    pub issuer: Option<Issuer>,
     dir: TempDir,
 }
 
@@ -68,28 +71,56 @@ impl TestCluster {
         Self::start_tuned(kind, stores, |_| {}).await
     }
 
+    /// Central and `stores` stores over a private `redis-server`, requiring bearer tokens; the
+    /// clients carry admin tokens and [`issuer`](Self::issuer) mints others.
+    pub async fn start_secured(stores: usize) -> Self {
+        let (private, public) = generate_key_pair().expect("keys");
+        let issuer = Issuer::new("test", &private).expect("issuer");
+        let verifier = Arc::new(Verifier::new([("test".to_owned(), public)]).expect("verifier"));
+        Self::start_full(
+            BrokerKind::Redis,
+            Persistence::AofAlways,
+            stores,
+            |_| {},
+            Some((issuer, verifier)),
+        )
+        .await
+    }
+
     /// Like [`start_with`](Self::start_with), with Central's configuration adjusted first.
     pub async fn start_tuned(
         kind: BrokerKind,
         stores: usize,
         tune: impl FnOnce(&mut CentralConfig),
     ) -> Self {
-        Self::start_over(kind, Persistence::AofAlways, stores, tune).await
+        Self::start_full(kind, Persistence::AofAlways, stores, tune, None).await
     }
 
     /// Like [`start_tuned`](Self::start_tuned) over a private `redis-server` without
     /// persistence: restarting it ([`RedisServer::restart`]) brings it back empty, as the
     /// machine's own Redis and many managed ones would.
     pub async fn start_volatile(stores: usize, tune: impl FnOnce(&mut CentralConfig)) -> Self {
-        Self::start_over(BrokerKind::Redis, Persistence::None, stores, tune).await
+        Self::start_full(BrokerKind::Redis, Persistence::None, stores, tune, None).await
     }
 
-    async fn start_over(
+    async fn start_full(
         kind: BrokerKind,
         persistence: Persistence,
         stores: usize,
         tune: impl FnOnce(&mut CentralConfig),
+        auth: Option<(Issuer, Arc<Verifier>)>,
     ) -> Self {
+        let verifier = auth.as_ref().map(|(_, verifier)| verifier.clone());
+        let issuer = auth.map(|(issuer, _)| issuer);
+        let admin = issuer.as_ref().map(|issuer| {
+            issuer
+                .issue("test-admin", Role::Admin, None, Duration::from_secs(3600))
+                .expect("token")
+        });
+        let client = |base: String| match &admin {
+            Some(token) => Api::new(base).with_token(token.clone()),
+            None => Api::new(base),
+        };
         let dir = tempfile::tempdir().expect("cannot create a temporary directory");
         let (redis, broker): (Option<RedisServer>, Arc<dyn Broker>) = match kind {
             BrokerKind::Redis => {
@@ -110,6 +141,10 @@ impl TestCluster {
                 resend: Duration::from_millis(300),
                 ..RepairConfig::default()
             },
+            auth: verifier.clone(),
+            stores: (1..=stores)
+                .map(|i| StoreId::parse(format!("store-{i}")).expect("valid id"))
+                .collect(),
             ..CentralConfig::new(db("central.db"))
         };
         tune(&mut central_config);
@@ -119,6 +154,7 @@ impl TestCluster {
                 StoreConfig {
                     heartbeat: test_heartbeat(),
                     claim_idle: Duration::from_secs(2),
+                    auth: verifier.clone(),
                     ..StoreConfig::new(id, db(&format!("store-{i}.db")))
                 }
             })
@@ -137,20 +173,33 @@ impl TestCluster {
         let cluster = Self {
             redis,
             broker,
-            central: Api::new(format!("http://{}", central_node.addr())),
+            central: client(format!("http://{}", central_node.addr())),
             stores: store_nodes
                 .iter()
                 .flatten()
-                .map(|n| Api::new(format!("http://{}", n.addr())))
+                .map(|n| client(format!("http://{}", n.addr())))
                 .collect(),
             central_node: Some(central_node),
             store_nodes,
             store_configs,
             central_config,
+            issuer,
             dir,
         };
         cluster.wait_until_all_online().await;
         cluster
+    }
+
+    /// A client for `base` carrying the cluster's admin token, if it is secured.
+    fn client(&self, base: String) -> Api {
+        match &self.issuer {
+            Some(issuer) => Api::new(base).with_token(
+                issuer
+                    .issue("test-admin", Role::Admin, None, Duration::from_secs(3600))
+                    .expect("token"),
+            ),
+            None => Api::new(base),
+        }
     }
 
     /// Store `i`'s client (`1` is `store-1`).
@@ -197,7 +246,7 @@ impl TestCluster {
         )
         .await
         .expect("store restarts");
-        self.stores[i - 1] = Api::new(format!("http://{}", node.addr()));
+        self.stores[i - 1] = self.client(format!("http://{}", node.addr()));
         self.store_nodes[i - 1] = Some(node);
     }
 
@@ -218,7 +267,7 @@ impl TestCluster {
         )
         .await
         .expect("central restarts");
-        self.central = Api::new(format!("http://{}", node.addr()));
+        self.central = self.client(format!("http://{}", node.addr()));
         self.central_node = Some(node);
     }
 

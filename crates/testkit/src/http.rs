@@ -9,6 +9,7 @@ pub struct Api {
     /// e.g. `http://127.0.0.1:40123`.
     pub base: String,
     client: reqwest::Client,
+    token: Option<String>,
 }
 
 /// A response reduced to what tests look at.
@@ -59,7 +60,14 @@ impl Api {
                 .pool_max_idle_per_host(64)
                 .build()
                 .unwrap_or_default(),
+            token: None,
         }
+    }
+
+    /// The same client, sending `Authorization: Bearer <token>` unless a request names its own.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
     }
 
     /// Sends a request with an optional raw body and content type.
@@ -76,6 +84,13 @@ impl Api {
             .request(method, format!("{}{}", self.base, path));
         if let Some(ct) = content_type {
             request = request.header("content-type", ct);
+        }
+        if let Some(token) = &self.token
+            && !headers
+                .iter()
+                .any(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+        {
+            request = request.bearer_auth(token);
         }
         for (name, value) in headers {
             request = request.header(*name, *value);

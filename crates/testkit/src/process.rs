@@ -81,7 +81,19 @@ impl ProcessCluster {
             url.as_str(),
         ];
         let db = dir.path().join("central.db").display().to_string();
-        let mut args = vec!["central", "--listen", "127.0.0.1:0", "--db", db.as_str()];
+        let ids = (1..=stores)
+            .map(|i| format!("store-{i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut args = vec![
+            "central",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            db.as_str(),
+            "--stores",
+            ids.as_str(),
+        ];
         args.extend(common);
         let central = NodeProcess::start(binary, &args).await;
         let mut nodes = Vec::new();

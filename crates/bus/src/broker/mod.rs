@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use stockmesh_core::StoreId;
 
 pub use self::memory::MemoryBroker;
-pub use self::redis::{RedisBroker, RedisConfig};
+pub use self::redis::{RedisBroker, RedisConfig, RedisTls, redact_url};
 
 /// Why a broker call failed. [`is_retryable`](Self::is_retryable) tells a passing failure from
 /// one that no retry can mend.

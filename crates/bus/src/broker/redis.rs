@@ -18,8 +18,27 @@ use stockmesh_core::StoreId;
 use super::{Broker, BrokerError, DEFAULT_MAX_ENTRY_BYTES, Delivery, GroupInfo, Outgoing};
 use crate::topology;
 
+/// `url` with its password (if any) replaced by `***`, for logs and output.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = match rest.find(['/', '?', '#']) {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    let user = match userinfo.split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => "***".to_owned(),
+    };
+    format!("{scheme}://{user}@{host}{path}")
+}
+
 /// How to reach Redis.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisConfig {
     /// e.g. `redis://127.0.0.1:6379` (`rediss://` and ACL users in the URL work as usual).
     pub url: String,
@@ -27,6 +46,38 @@ pub struct RedisConfig {
     pub response_timeout: Duration,
     /// Deliveries with more `data` than this come without it ([`Missing::TooLarge`]).
     pub max_entry_bytes: usize,
+    /// For `rediss://`: the CA to trust instead of the system's, and a client certificate.
+    pub tls: RedisTls,
+}
+
+/// TLS material for `rediss://` URLs (PEM bytes). Empty: the system's roots, no client
+/// certificate.
+#[derive(Clone, Default)]
+pub struct RedisTls {
+    /// The CA certificate(s) that sign the server's certificate.
+    pub ca: Option<Vec<u8>>,
+    /// A client certificate and its private key, for servers that require one.
+    pub client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for RedisTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTls")
+            .field("ca", &self.ca.is_some())
+            .field("client_cert", &self.client.is_some())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redact_url(&self.url))
+            .field("response_timeout", &self.response_timeout)
+            .field("max_entry_bytes", &self.max_entry_bytes)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 impl RedisConfig {
@@ -36,6 +87,7 @@ impl RedisConfig {
             url: url.into(),
             response_timeout: Duration::from_secs(2),
             max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES,
+            tls: RedisTls::default(),
         }
     }
 }
@@ -82,8 +134,29 @@ impl RedisBroker {
     /// A broker for `config.url`. Connects lazily: a Redis that is down now is not an error
     /// (stores must start and sell without it); calls fail until it is back.
     pub fn new(config: RedisConfig) -> Result<Self, BrokerError> {
-        let client = redis::Client::open(config.url.as_str()).map_err(|e| {
-            BrokerError::InvalidConfig(format!("invalid Redis URL {:?}: {e}", config.url))
+        let opened = if config.url.starts_with("rediss://") {
+            // rustls needs one process-wide crypto provider; a second install is a no-op error.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            redis::Client::build_with_tls(
+                config.url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: config.tls.client.clone().map(|(cert, key)| {
+                        redis::ClientTlsConfig {
+                            client_cert: cert,
+                            client_key: key,
+                        }
+                    }),
+                    root_cert: config.tls.ca.clone(),
+                },
+            )
+        } else {
+            redis::Client::open(config.url.as_str())
+        };
+        let client = opened.map_err(|e| {
+            BrokerError::InvalidConfig(format!(
+                "invalid Redis URL {:?}: {e}",
+                redact_url(&config.url)
+            ))
         })?;
         let commands = ConnectionManager::new_lazy_with_config(
             client.clone(),
@@ -373,9 +446,20 @@ impl Broker for RedisBroker {
     }
 
     async fn last_beat(&self, store: &StoreId) -> Result<Option<i64>, BrokerError> {
-        let mut cmd = redis::cmd("GET");
-        cmd.arg(topology::heartbeat_key(store));
-        let value: Option<String> = self.query(&cmd).await?;
+        let key = topology::heartbeat_key(store);
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg(&key).cmd("PTTL").arg(&key);
+        let values = self.query_pipe(&pipe).await?;
+        let (value, ttl): (Option<String>, i64) =
+            redis::FromRedisValue::from_redis_value(Value::Array(values))
+                .map_err(|e| BrokerError::Protocol(e.to_string()))?;
+        // A store always beats with an expiry; a heartbeat without one was not written by it.
+        if value.is_some() && ttl == -1 {
+            metrics::counter!("stockmesh_untrusted_total", "kind" => "heartbeat_no_expiry")
+                .increment(1);
+            tracing::warn!(%store, "ignoring a heartbeat without expiry");
+            return Ok(None);
+        }
         Ok(value.and_then(|v| v.parse().ok()))
     }
 
@@ -672,5 +756,32 @@ mod parse {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(
+            redact_url("rediss://store-1:s3cret@redis.example:6380/0"),
+            "rediss://store-1:***@redis.example:6380/0"
+        );
+        assert_eq!(
+            redact_url("redis://:s3cret@127.0.0.1"),
+            "redis://:***@127.0.0.1"
+        );
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        let error = RedisBroker::new(RedisConfig::new("redis://u:s3cret@host:notaport"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(!error.contains("s3cret"), "{error}");
+        assert!(!format!("{:?}", RedisConfig::new("redis://u:s3cret@h")).contains("s3cret"));
     }
 }

@@ -232,6 +232,37 @@ pub(crate) fn outcome(purchase: Purchase) -> Result<PurchaseAnswer, CentralError
     }
 }
 
+/// Every `interval` until `stop`: expires the purchases pending `grace` past their deadline and
+/// wakes whoever waits for them.
+pub(crate) async fn sweep_overdue(
+    db: stockmesh_bus::Database,
+    coordinator: crate::decided::Coordinator,
+    grace: std::time::Duration,
+    interval: std::time::Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        let expired = async {
+            let mut conn = db.writer.acquire().await?;
+            repository::expire_overdue(&mut conn, stockmesh_core::now(), grace).await
+        }
+        .await;
+        match expired {
+            Ok(ids) if !ids.is_empty() => {
+                tracing::warn!(count = ids.len(), "pending purchases expired unanswered");
+                metrics::counter!("stockmesh_purchases_expired_total").increment(ids.len() as u64);
+                coordinator.wake(ids.into_iter().map(Into::into));
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cannot expire overdue purchases"),
+        }
+    }
+}
+
 /// Resolves the purchases that `events` answer (store replies), inside the caller's
 /// transaction; returns the ids of those that were pending, to wake after the commit.
 pub(crate) async fn resolve_replies(
@@ -257,7 +288,8 @@ pub(crate) async fn resolve_replies(
             ),
             _ => continue,
         };
-        if repository::resolve_purchase(tx, purchase, status, reason, item, now).await? {
+        let store = &envelope.store_id;
+        if repository::resolve_purchase(tx, purchase, store, status, reason, item, now).await? {
             tracing::debug!(
                 %purchase,
                 status = status.as_str(),
@@ -265,6 +297,14 @@ pub(crate) async fn resolve_replies(
                 "remote purchase answered by the store"
             );
             resolved.push(purchase.into());
+        } else if let Some(owner) = repository::owner(&mut *tx, purchase).await?
+            && &owner != store
+        {
+            crate::trust::untrusted(
+                "foreign_reply",
+                store,
+                &format!("reply for purchase {purchase} of store {owner}"),
+            );
         }
     }
     Ok(resolved)

@@ -52,15 +52,19 @@ pub(crate) async fn insert_purchase(
 pub(crate) async fn resolve_purchase(
     conn: &mut SqliteConnection,
     purchase: PurchaseId,
+    store: &StoreId,
     status: PurchaseStatus,
     reason: Option<RejectionReason>,
     item: Option<&ItemState>,
     at: Timestamp,
 ) -> sqlx::Result<bool> {
+    // Only the store the purchase was sent to can answer it (see `crate::trust`).
     let done = sqlx::query(
         "UPDATE purchases SET status = ?, reason = ?, remaining = ?, version = ?,
             item_updated_at = ?, resolved_at = ?, item_reserved = ?
-         WHERE purchase_id = ? AND status = 'PENDING'",
+         WHERE purchase_id = ? AND store_id = ?
+           AND (status = 'PENDING'
+                OR (status = 'REJECTED' AND reason = 'EXPIRED' AND ? = 'CONFIRMED'))",
     )
     .bind(status.as_str())
     .bind(reason.map(RejectionReason::as_str))
@@ -70,9 +74,48 @@ pub(crate) async fn resolve_purchase(
     .bind(at.timestamp_millis())
     .bind(item.map(|i| i64::from(i.reserved)))
     .bind(purchase.to_string())
+    .bind(store.as_str())
+    .bind(status.as_str())
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Resolves as rejected (`EXPIRED`) every purchase still pending `grace` after its deadline,
+/// whatever the store's heartbeat says: the store refuses a command past its deadline, so no
+/// confirmation can be owed except one already applied and delayed, which still overrides this
+/// (see [`resolve_purchase`]). Returns the ids resolved.
+pub(crate) async fn expire_overdue(
+    conn: &mut SqliteConnection,
+    now: Timestamp,
+    grace: std::time::Duration,
+) -> sqlx::Result<Vec<PurchaseId>> {
+    let grace = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+    let ids: Vec<String> = sqlx::query_scalar(
+        "UPDATE purchases SET status = 'REJECTED', reason = 'EXPIRED', resolved_at = ?
+         WHERE status = 'PENDING' AND deadline < ? RETURNING purchase_id",
+    )
+    .bind(now.timestamp_millis())
+    .bind(now.timestamp_millis().saturating_sub(grace))
+    .fetch_all(conn)
+    .await?;
+    Ok(ids
+        .into_iter()
+        .filter_map(|id| PurchaseId::parse(&id).ok())
+        .collect())
+}
+
+/// The store a purchase was sent to, if Central knows the purchase.
+pub(crate) async fn owner(
+    conn: &mut SqliteConnection,
+    purchase: PurchaseId,
+) -> sqlx::Result<Option<StoreId>> {
+    let owner: Option<String> =
+        sqlx::query_scalar("SELECT store_id FROM purchases WHERE purchase_id = ?")
+            .bind(purchase.to_string())
+            .fetch_optional(conn)
+            .await?;
+    Ok(owner.and_then(|s| StoreId::parse(s).ok()))
 }
 
 /// A purchase row as stored.

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use stockmesh_bus::redis_server::{Persistence, RedisProcess, SpawnError, answers_ping};
 use stockmesh_bus::{
-    Broker, DbConfig, HeartbeatConfig, MemoryBroker, RedisBroker, RedisConfig, RelayConfig,
+    Broker, DbConfig, HeartbeatConfig, MemoryBroker, RedisBroker, RedisConfig, RedisTls,
+    RelayConfig,
 };
 use stockmesh_central::CentralConfig;
 use stockmesh_central::repair::RepairConfig;
@@ -21,8 +22,21 @@ pub const DEFAULT_REDIS: &str = "redis://127.0.0.1:6379";
 
 /// A Redis broker for `url`, with the entry size cap of the flags.
 pub fn redis(url: &str, bus: &BusArgs) -> anyhow::Result<Arc<dyn Broker>> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let tls = RedisTls {
+        ca: bus.redis_ca.as_deref().map(read).transpose()?,
+        client: match (&bus.redis_client_cert, &bus.redis_client_key) {
+            (Some(cert), Some(key)) => {
+                Some((read(cert)?, super::auth::read_secret(key)?.into_bytes()))
+            }
+            _ => None,
+        },
+    };
     let config = RedisConfig {
         max_entry_bytes: usize::try_from(bus.max_entry_bytes).unwrap_or(usize::MAX),
+        tls,
         ..RedisConfig::new(url)
     };
     Ok(Arc::new(RedisBroker::new(config)?))
@@ -37,7 +51,10 @@ pub async fn choose_for_up(
         return Ok((
             redis(url, bus)?,
             None,
-            format!("broker: Redis at {url} (from --redis)"),
+            format!(
+                "broker: Redis at {} (from --redis)",
+                stockmesh_bus::broker::redact_url(url)
+            ),
         ));
     }
     if answers_ping(6379).await {

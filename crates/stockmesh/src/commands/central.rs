@@ -21,11 +21,23 @@ pub async fn run(args: CentralArgs) -> anyhow::Result<()> {
         args.bus.redis.as_deref().unwrap_or(DEFAULT_REDIS),
         &args.bus,
     )?;
+    config.auth = super::auth::verifier(&args.auth)?;
+    config.tls = super::auth::tls(&args.tls)?;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    super::auth::protect(
+        args.listen,
+        config.auth.as_deref(),
+        args.auth.insecure_no_auth,
+    )?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let node = CentralNode::start(config, listener, broker).await?;
-    println!("central listening on http://{}", node.addr());
+    println!("central listening on {scheme}://{}", node.addr());
     crate::shutdown::signal().await;
     node.shutdown().await;
     Ok(())

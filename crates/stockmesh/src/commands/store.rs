@@ -13,7 +13,7 @@ pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
         .db
         .clone()
         .unwrap_or_else(|| format!("sqlite://./data/{}.db", args.id));
-    let config = broker::store_config(
+    let mut config = broker::store_config(
         args.id.clone(),
         broker::db(db_url, &args.storage),
         &args.bus,
@@ -27,11 +27,23 @@ pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
             &args.bus,
         )?)
     };
+    config.auth = super::auth::verifier(&args.auth)?;
+    config.tls = super::auth::tls(&args.tls)?;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    super::auth::protect(
+        args.listen,
+        config.auth.as_deref(),
+        args.auth.insecure_no_auth,
+    )?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let node = StoreNode::start(config, listener, broker).await?;
-    println!("store {} listening on http://{}", args.id, node.addr());
+    println!("store {} listening on {scheme}://{}", args.id, node.addr());
     crate::shutdown::signal().await;
     node.shutdown().await;
     Ok(())

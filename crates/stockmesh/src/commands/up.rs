@@ -8,7 +8,26 @@ use stockmesh_core::StoreId;
 use stockmesh_store::StoreNode;
 use tokio::net::TcpListener;
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use stockmesh_http::auth::{Issuer, Role, Verifier};
+
 use super::broker;
+
+/// The signing key of `up --auth` (`<data>/keys/up.key`, made on first use) and its verifier.
+fn up_keys(data_dir: &Path) -> anyhow::Result<(Issuer, Arc<Verifier>, PathBuf)> {
+    let dir = data_dir.join("keys");
+    let (private, public) = (dir.join("up.key"), dir.join("up.pub"));
+    if !private.exists() {
+        super::auth::write_key_pair(&dir, "up")?;
+    }
+    let issuer = Issuer::new("up", &super::auth::read_secret(&private)?)?;
+    let public_pem = std::fs::read_to_string(&public)
+        .with_context(|| format!("cannot read {}", public.display()))?;
+    let verifier = Verifier::new([("up".to_owned(), public_pem)])?;
+    Ok((issuer, Arc::new(verifier), private))
+}
 use crate::cli::UpArgs;
 
 async fn bind(host: std::net::IpAddr, port: u16) -> anyhow::Result<TcpListener> {
@@ -29,17 +48,42 @@ fn port_of(base: u16, offset: u16) -> anyhow::Result<u16> {
 /// Runs the cluster until Ctrl-C or SIGTERM.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     broker::create_private_dir(&args.data_dir)?;
+    let issuer = if args.auth {
+        let (issuer, verifier, key) = up_keys(&args.data_dir)?;
+        println!(
+            "auth: bearer tokens required (signing key {})",
+            key.display()
+        );
+        Some((issuer, verifier))
+    } else {
+        if !args.host.is_loopback() {
+            anyhow::bail!(
+                "refusing to serve {} without authentication: add --auth, or use 127.0.0.1",
+                args.host
+            );
+        }
+        println!(
+            "auth: OFF (local cluster on {}; every route is open; --auth requires tokens)",
+            args.host
+        );
+        None
+    };
+    let verifier = issuer.as_ref().map(|(_, verifier)| verifier.clone());
     let (broker, redis_process, broker_line) =
         broker::choose_for_up(&args.bus, &args.data_dir).await?;
     println!("{broker_line}");
 
     let db_url = |name: &str| format!("sqlite://{}", args.data_dir.join(name).display());
-    let central_config = broker::central_config(
+    let mut central_config = broker::central_config(
         broker::db(db_url("central.db"), &args.storage),
         &args.bus,
         &args.purchase,
         &args.http,
     )?;
+    central_config.auth = verifier.clone();
+    central_config.stores = (1..=args.stores)
+        .map(|i| StoreId::parse(format!("store-{i}")))
+        .collect::<Result<_, _>>()?;
     let central = CentralNode::start(
         central_config,
         bind(args.host, args.port).await?,
@@ -51,16 +95,31 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut stores = Vec::new();
     for i in 1..=args.stores {
         let id = StoreId::parse(format!("store-{i}"))?;
-        let config = broker::store_config(
+        let mut config = broker::store_config(
             id.clone(),
             broker::db(db_url(&format!("{id}.db")), &args.storage),
             &args.bus,
             &args.http,
         )?;
+        config.auth = verifier.clone();
         let listener = bind(args.host, port_of(args.port, i)?).await?;
         let node = StoreNode::start(config, listener, Some(broker.clone())).await?;
         println!("{:<9} http://{}", id.as_str(), node.addr());
         stores.push(node);
+    }
+    if let Some((issuer, _)) = &issuer {
+        let day = std::time::Duration::from_secs(86_400);
+        println!(
+            "admin token (24h):   {}",
+            issuer.issue("up-admin", Role::Admin, None, day)?
+        );
+        for i in 1..=args.stores {
+            let id = format!("store-{i}");
+            println!(
+                "{id} token (24h): {}",
+                issuer.issue(&id, Role::Store, Some(&id), day)?
+            );
+        }
     }
     println!("ready; Ctrl-C stops everything");
 
