@@ -96,9 +96,11 @@ impl BenchEnv {
 }
 
 impl Pair {
-    /// Starts one more store, `store-{tag}`, on the same broker, and waits until Central sees it.
+    /// Starts one more store, `store-{tag}`, on the same broker, provisions it at Central, and
+    /// waits until Central sees it online.
     pub async fn add_store(&self, env: &BenchEnv, tag: &str) -> anyhow::Result<StoreNode> {
         let id = StoreId::parse(format!("store-{tag}"))?;
+        self.central.service().provision(&id).await?;
         let store = StoreNode::start(
             StoreConfig::new(id.clone(), env.db(&format!("store-{tag}.db"))),
             TcpListener::bind("127.0.0.1:0").await?,

@@ -59,7 +59,7 @@ pub struct BenchArgs {
     pub redis_fsync: String,
 
     /// Run only these scenarios (comma-separated): raw, propagation, purchase, reservation,
-    /// transfer, backlog, local, memory. All by default.
+    /// transfer, backlog, local, memory, auth. All by default.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
 

@@ -575,30 +575,3 @@ mod tests {
         assert!(!Permission::Admin.granted(&claims(Role::Sales, None), None));
     }
 }
-
-#[cfg(test)]
-mod cost {
-    use super::*;
-
-    /// Prints the cost of one token verification (run with `--release --ignored --nocapture`).
-    #[test]
-    #[ignore = "a measurement, not a check"]
-    fn token_verification_cost() {
-        let (private, public) = generate_key_pair().expect("keys");
-        let issuer = Issuer::new("k", &private).expect("issuer");
-        let verifier = Verifier::new([("k".to_owned(), public)]).expect("verifier");
-        let token = issuer
-            .issue("x", Role::Store, Some("store-1"), Duration::from_secs(60))
-            .expect("token");
-        for _ in 0..1000 {
-            assert!(verifier.verify(&token).is_ok());
-        }
-        let rounds = 20_000;
-        let started = std::time::Instant::now();
-        for _ in 0..rounds {
-            assert!(verifier.verify(&token).is_ok());
-        }
-        let each = started.elapsed() / rounds;
-        println!("token verification: {each:?} per request ({rounds} rounds)");
-    }
-}

@@ -133,6 +133,7 @@ async fn the_bench_smoke_run_reports_every_figure() {
         "rss.central_idle",
         "rss.central_items",
         "start.ready",
+        "auth.verify",
     ] {
         assert!(keys.contains(&key), "missing figure {key}: {keys:?}");
     }
