@@ -10,6 +10,10 @@
 //!   and Central applies the sales, then the copy replaces the database.
 //!
 //! The sales are recorded in the history like the workload's, so every invariant covers them.
+//!
+//! The losses start once every reservation of the workload has ended and reached Central: the
+//! repair replays item states, not the end of a hold, so a hold ending inside a loss would stay
+//! open at Central (a known gap, in the README's "What heals by itself").
 
 use std::time::{Duration, Instant};
 
@@ -78,6 +82,7 @@ pub async fn run(cluster: &ChaosCluster, seed: u64, started: Instant) -> anyhow:
         cluster.outboxes_drained(Duration::from_secs(30)).await
     };
     let url = cluster.redis_url().await;
+    holds_ended(cluster, Duration::from_secs(30)).await?;
 
     // Redis wiped while Central is down.
     cluster.stop_central().await;
@@ -118,4 +123,26 @@ async fn measure(cluster: &ChaosCluster, name: &'static str) -> anyhow::Result<H
     let took = observe::converge(cluster, LIMIT).await?;
     eprintln!("  chaos: {name}: {took:?}");
     Ok(Healed { name, took })
+}
+
+/// Waits until no store holds reserved units and every outbox is drained: each reservation's end
+/// has been published to Central.
+async fn holds_ended(cluster: &ChaosCluster, limit: Duration) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        let mut reserved = 0;
+        for url in &cluster.store_urls {
+            for item in observe::pages(cluster, &format!("{url}/inventory")).await? {
+                reserved += item["reserved"].as_i64().unwrap_or(0);
+            }
+        }
+        if reserved == 0 {
+            return cluster.outboxes_drained(limit).await;
+        }
+        anyhow::ensure!(
+            started.elapsed() < limit,
+            "stores still hold {reserved} reserved units after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -120,7 +120,7 @@ async fn get_json(cluster: &ChaosCluster, url: &str) -> anyhow::Result<Value> {
     Ok(response.json().await?)
 }
 
-async fn pages(cluster: &ChaosCluster, url: &str) -> anyhow::Result<Vec<Value>> {
+pub(crate) async fn pages(cluster: &ChaosCluster, url: &str) -> anyhow::Result<Vec<Value>> {
     let mut all = Vec::new();
     for page in 0.. {
         let sep = if url.contains('?') { '&' } else { '?' };
