@@ -18,6 +18,9 @@ use serde::de::DeserializeOwned;
 
 use crate::problem::Problem;
 
+/// The largest request body accepted, in bytes. Every body of this API is a few dozen bytes.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
 /// A JSON body. Rejections: 415 without `Content-Type: application/json`, 413 over the body
 /// limit, 400 for malformed JSON, a wrong type, a missing or unknown field, or a value that
 /// breaks a domain rule.
@@ -44,10 +47,7 @@ where
                 Problem::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "Payload Too Large",
-                    format!(
-                        "the body exceeds the limit of {} bytes",
-                        crate::router::BODY_LIMIT
-                    ),
+                    format!("the body exceeds the limit of {} bytes", BODY_LIMIT),
                 )
             } else {
                 tracing::debug!(cause = %rejection.body_text(), "request body unreadable");

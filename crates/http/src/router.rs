@@ -10,8 +10,7 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::problem::{Problem, fill_instance};
 
-/// The largest request body accepted, in bytes. Every body of this API is a few dozen bytes.
-pub const BODY_LIMIT: usize = 16 * 1024;
+pub use crate::extract::BODY_LIMIT;
 
 async fn not_found(request: Request) -> Problem {
     Problem::new(

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use stockmesh_http::auth::{Issuer, Verifier, generate_key_pair};
 
-use super::broker::create_private_dir;
 use crate::cli::{AuthArgs, AuthCommand, KeygenArgs, TokenArgs};
 
 /// Runs an `auth` subcommand.
@@ -63,6 +62,17 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))?;
     file.write_all(bytes)
         .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Creates `dir` and its missing parents readable by this user only (0700): they hold every
+/// node's database and the private Redis's data.
+pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
 }
 
 /// Reads a secret file, refusing one that its group or others may read or write.

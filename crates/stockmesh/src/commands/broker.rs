@@ -62,7 +62,7 @@ pub async fn choose_for_up(
         return Ok((redis(DEFAULT_REDIS, bus)?, None, line));
     }
     let dir = data_dir.join("redis");
-    create_private_dir(&dir)?;
+    super::auth::create_private_dir(&dir)?;
     match RedisProcess::start(&dir, Persistence::AofEverySec).await {
         Ok(process) => {
             let line = format!(
@@ -83,17 +83,6 @@ pub async fn choose_for_up(
         )),
         Err(error) => Err(error).context("cannot start a private redis-server"),
     }
-}
-
-/// Creates `dir` and its missing parents readable by this user only (0700): they hold every
-/// node's database and the private Redis's data.
-pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("cannot create {}", dir.display()))
 }
 
 /// A database configuration from a URL and the storage flags.

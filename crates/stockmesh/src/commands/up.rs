@@ -47,7 +47,7 @@ fn port_of(base: u16, offset: u16) -> anyhow::Result<u16> {
 
 /// Runs the cluster until Ctrl-C or SIGTERM.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    broker::create_private_dir(&args.data_dir)?;
+    super::auth::create_private_dir(&args.data_dir)?;
     let issuer = if args.auth {
         let (issuer, verifier, key) = up_keys(&args.data_dir)?;
         println!(
