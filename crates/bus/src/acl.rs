@@ -77,10 +77,16 @@ impl AclUser {
     }
 }
 
-/// An ACL file holding `users`, with the default user off: what `aclfile` in a server's
-/// configuration reads at every start.
+/// How the default user is turned off: no connection can use it, yet it keeps every permission,
+/// because a Redis replaying its append-only file checks each `MULTI`/`EXEC` against the default
+/// user and silently drops the transactions it may not run (redis/redis#14541, present in Redis
+/// 7.0): with `-@all`, every dead letter written before a restart would be lost.
+pub const DEFAULT_USER_OFF: &str = "user default off resetpass ~* &* +@all";
+
+/// An ACL file holding `users`, with the default user off ([`DEFAULT_USER_OFF`]): what `aclfile`
+/// in a server's configuration reads at every start.
 pub fn acl_file(users: &[AclUser]) -> String {
-    let mut file = String::from("user default off resetkeys resetchannels -@all\n");
+    let mut file = format!("{DEFAULT_USER_OFF}\n");
     for user in users {
         file.push_str(&user.file_line());
         file.push('\n');

@@ -1,6 +1,8 @@
 //! A private `redis-server` started with ACL users (as the fault suite runs it): only the users
 //! of its ACL file can connect, each within its rights (a store advertises its summary, Central
-//! reads it), and they survive a kill -9 and restart and a `FLUSHALL`.
+//! reads it), and they survive a kill -9 and restart and a `FLUSHALL`; so does what a user wrote
+//! in a `MULTI`/`EXEC` transaction (as dead letters are), which a Redis 7.0 replaying its
+//! append-only file drops when the default user may not run it.
 
 use std::time::Duration;
 
@@ -76,7 +78,55 @@ async fn users_from_the_acl_file_survive_a_restart_and_a_flush() {
             .expect("redis-server starts (install it with `apt-get install redis-server`)");
     assert_users_hold(&server, &store1, &central).await;
 
+    let events = topology::events_stream(&store);
+    // A transaction of two writes by store-1's user (a dead letter is one: XADD and XACK; Redis
+    // writes a transaction of one write to its append-only file without MULTI).
+    let dead = topology::dead_letter_stream(&topology::commands_stream(&store));
+    let mut conn = redis::Client::open(store1.url(&server.address()))
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("store-1 connects");
+    let mut transaction = redis::pipe();
+    transaction.atomic();
+    for _ in 0..2 {
+        transaction
+            .cmd("XADD")
+            .arg(&dead)
+            .arg("*")
+            .arg("data")
+            .arg("x")
+            .ignore();
+    }
+    let _: () = transaction
+        .query_async(&mut conn)
+        .await
+        .expect("store-1 dead-letters in a transaction");
+    let before = broker(server.url())
+        .entries(&events)
+        .await
+        .expect("entries")
+        .len();
+    assert!(before > 0);
     server.restart().await.expect("restarts");
+    assert_eq!(
+        broker(server.url())
+            .entries(&events)
+            .await
+            .expect("entries")
+            .len(),
+        before,
+        "the restart kept the data"
+    );
+    assert_eq!(
+        broker(server.url())
+            .entries(&dead)
+            .await
+            .expect("entries")
+            .len(),
+        2,
+        "the restart kept the transaction"
+    );
     assert_users_hold(&server, &store1, &central).await;
 
     faults::flush_all(&server.url())

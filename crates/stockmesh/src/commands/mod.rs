@@ -22,7 +22,14 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::RedisAcl(args) => {
             use stockmesh_bus::acl;
             println!("# stockmesh least-privilege Redis users; run: redis-cli < this-file");
-            println!("# Then turn the default user off: ACL SETUSER default off");
+            println!(
+                "# Then turn the default user off, keeping its permissions (a Redis replaying its \
+                 append-only file checks MULTI/EXEC against it: redis/redis#14541):"
+            );
+            println!(
+                "# {}",
+                acl::DEFAULT_USER_OFF.replacen("user ", "ACL SETUSER ", 1)
+            );
             let central = acl::central_user(&args.central_user, &acl::password());
             println!("# Central: --redis {}", central.url("HOST:PORT"));
             println!("{}", central.line);
