@@ -9,12 +9,15 @@
 //!   its URL read from the line it prints, killed (SIGKILL), terminated (SIGTERM), restarted.
 //! - [`port`]: [`free_port`]: a port of 127.0.0.1 that nothing listens on.
 //! - [`duration`]: [`parse_duration`]: the `250ms` / `30s` / `5m` / `1h` syntax of every
-//!   duration flag.
+//!   duration flag ([`parse_ttl`] adds days, for token lifetimes).
+//! - [`private`]: files only this user may read (key files, TLS keys, data directories).
 
 pub mod duration;
 pub mod launcher;
 pub mod port;
+pub mod private;
 
-pub use duration::{DurationError, parse_duration};
+pub use duration::{DurationError, parse_duration, parse_ttl};
 pub use launcher::{LaunchError, Launcher, NodeProcess};
 pub use port::free_port;
+pub use private::FileError;
