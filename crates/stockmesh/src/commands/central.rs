@@ -23,7 +23,7 @@ pub async fn run(args: CentralArgs) -> anyhow::Result<()> {
     (config.auth, config.tls) = (listening.auth, listening.tls);
     let node = CentralNode::start(config, listening.listener, broker).await?;
     println!("central listening on {scheme}://{}", node.addr());
-    crate::shutdown::signal().await;
+    stockmesh_process::shutdown::signal().await;
     node.shutdown().await;
     Ok(())
 }

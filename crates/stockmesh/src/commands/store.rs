@@ -27,7 +27,7 @@ pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
     (config.auth, config.tls) = (listening.auth, listening.tls);
     let node = StoreNode::start(config, listening.listener, broker).await?;
     println!("store {} listening on {scheme}://{}", args.id, node.addr());
-    crate::shutdown::signal().await;
+    stockmesh_process::shutdown::signal().await;
     node.shutdown().await;
     Ok(())
 }

@@ -109,7 +109,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     println!("ready; Ctrl-C stops everything");
 
-    crate::shutdown::signal().await;
+    stockmesh_process::shutdown::signal().await;
     for store in stores {
         store.shutdown().await;
     }
