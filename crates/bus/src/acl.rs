@@ -154,6 +154,32 @@ pub fn central_user(name: &str, password: &str) -> AclUser {
     }
 }
 
+/// What `stockmesh redis-acl` prints: Central's user and one user per store, each with a fresh
+/// password, as commented `ACL SETUSER` lines to feed to `redis-cli`.
+pub fn script(central_name: &str, stores: &[StoreId]) -> String {
+    let mut out = format!(
+        "# stockmesh least-privilege Redis users; run: redis-cli < this-file\n\
+         # Then turn the default user off, keeping its permissions (a Redis replaying its\n\
+         # append-only file checks MULTI/EXEC against it: redis/redis#14541):\n\
+         # {}\n",
+        DEFAULT_USER_OFF.replacen("user ", "ACL SETUSER ", 1)
+    );
+    let central = central_user(central_name, &password());
+    let users = std::iter::once(("Central".to_owned(), central)).chain(
+        stores
+            .iter()
+            .map(|s| (s.to_string(), store_user(s, &password()))),
+    );
+    for (who, user) in users {
+        out.push_str(&format!(
+            "# {who}: --redis {}\n{}\n",
+            user.url("HOST:PORT"),
+            user.line
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,5 +208,24 @@ mod tests {
         assert_eq!(lines[1], "user admin reset on >secret-admin ~* &* +@all");
         assert!(lines[2].starts_with("user central "), "{file}");
         assert!(!format!("{admin:?}").contains("secret"));
+    }
+
+    #[test]
+    fn the_script_has_one_user_per_store_and_central_each_with_its_own_password() {
+        let stores = [
+            StoreId::parse("s1").expect("id"),
+            StoreId::parse("s2").expect("id"),
+        ];
+        let script = script("central", &stores);
+        let users: Vec<_> = script
+            .lines()
+            .filter(|l| l.starts_with("ACL SETUSER"))
+            .collect();
+        assert_eq!(users.len(), 3, "{script}");
+        assert!(users[0].starts_with("ACL SETUSER central "), "{script}");
+        assert!(users[2].starts_with("ACL SETUSER s2 "), "{script}");
+        let urls: std::collections::HashSet<_> =
+            script.lines().filter(|l| l.contains("--redis")).collect();
+        assert_eq!(urls.len(), 3, "fresh passwords: {script}");
     }
 }

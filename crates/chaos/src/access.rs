@@ -1,17 +1,15 @@
 //! Who the suite's callers and nodes are when it runs secured (the default): a fresh Ed25519 key
-//! pair (the library behind `stockmesh auth keygen`) whose public half every node verifies tokens
-//! with; a token for each caller of the least role that suffices; and a Redis ACL user per node
+//! pair written as `stockmesh auth keygen` writes it (`stockmesh_http::auth::keys`), whose public
+//! half every node verifies tokens with; a token for each caller of the least role that suffices; and a Redis ACL user per node
 //! from the generator behind `stockmesh redis-acl`, with the default user off and an
 //! administrator for the suite's own faults (kill, flush, delete and inject entries).
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
 use stockmesh_bus::acl::{self, AclUser};
-use stockmesh_http::auth::{Issuer, Role, generate_key_pair};
+use stockmesh_http::auth::keys::{issuer_from_file, write_key_pair};
+use stockmesh_http::auth::{Issuer, Role};
 
 use super::cluster::store_id;
 
@@ -86,13 +84,10 @@ pub struct Secured {
 }
 
 impl Secured {
-    /// A fresh key pair (public key written under `dir`), tokens for `stores` stores, and fresh
-    /// Redis users.
+    /// A fresh key pair (written under `dir`), tokens for `stores` stores, and fresh Redis users.
     pub fn create(dir: &Path, stores: usize) -> anyhow::Result<Self> {
-        let (private, public) = generate_key_pair()?;
-        let public_key = dir.join(format!("{KID}.pub"));
-        write_public(&public_key, &public)?;
-        let issuer = Issuer::new(KID, &private)?;
+        let (private, public_key) = write_key_pair(dir, KID)?;
+        let issuer = issuer_from_file(&private, Some(KID.to_owned()))?;
         Ok(Self {
             public_key,
             tokens: Tokens::issue(&issuer, stores)?,
@@ -110,16 +105,4 @@ impl Secured {
             .chain(self.stores.iter().cloned())
             .collect()
     }
-}
-
-/// Writes a public key not writable by others (nodes refuse one that is).
-fn write_public(path: &Path, pem: &str) -> anyhow::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(pem.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))
 }

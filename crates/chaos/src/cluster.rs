@@ -59,7 +59,7 @@ impl ChaosCluster {
         let redis_dir = dir.path().join("redis");
         std::fs::create_dir_all(&redis_dir)?;
         let secured = secure
-            .then(|| Secured::create(dir.path(), stores))
+            .then(|| Secured::create(&dir.path().join("keys"), stores))
             .transpose()?;
         let redis = match &secured {
             Some(secured) => {
