@@ -102,31 +102,20 @@ async fn users_from_the_acl_file_survive_a_restart_and_a_flush() {
         .query_async(&mut conn)
         .await
         .expect("store-1 dead-letters in a transaction");
-    let before = broker(server.url())
-        .entries(&events)
-        .await
-        .expect("entries")
-        .len();
+    // A fresh client each time (the old one's connection dies with the server); same URL.
+    let url = server.url();
+    let count = async |stream: &str| {
+        broker(url.clone())
+            .entries(stream)
+            .await
+            .expect("entries")
+            .len()
+    };
+    let before = count(&events).await;
     assert!(before > 0);
     server.restart().await.expect("restarts");
-    assert_eq!(
-        broker(server.url())
-            .entries(&events)
-            .await
-            .expect("entries")
-            .len(),
-        before,
-        "the restart kept the data"
-    );
-    assert_eq!(
-        broker(server.url())
-            .entries(&dead)
-            .await
-            .expect("entries")
-            .len(),
-        2,
-        "the restart kept the transaction"
-    );
+    assert_eq!(count(&events).await, before, "the restart kept the data");
+    assert_eq!(count(&dead).await, 2, "the restart kept the transaction");
     assert_users_hold(&server, &store1, &central).await;
 
     faults::flush_all(&server.url())
