@@ -368,11 +368,9 @@ impl<H: Handler> Consumer<H> {
             let broker = self.broker.clone();
             let (group, name) = (self.config.group.clone(), self.config.name.clone());
             let (count, block) = (self.config.batch_size, self.config.block);
-            let task = self.reads.spawn(async move {
-                broker
-                    .read_new(&group, &name, &streams, count, block)
-                    .await
-            });
+            let task = self
+                .reads
+                .spawn(async move { broker.read_new(&group, &name, &streams, count, block).await });
             self.reading.insert(task.id(), shard);
         }
     }

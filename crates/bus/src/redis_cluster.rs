@@ -64,11 +64,7 @@ impl RedisCluster {
         for node in &cluster.nodes {
             create.arg(format!("127.0.0.1:{}", node.port()));
         }
-        let output = match create
-            .arg("--cluster-yes")
-            .stdin(Stdio::null())
-            .output()
-        {
+        let output = match create.arg("--cluster-yes").stdin(Stdio::null()).output() {
             Ok(output) => output,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(ClusterError::NoRedisCli);
@@ -159,8 +155,7 @@ impl RedisCluster {
                 let info: String = query(&node.url(), &redis::cmd("CLUSTER").arg("INFO").clone())
                     .await
                     .unwrap_or_default();
-                if !info.contains("cluster_state:ok") || !info.contains("cluster_slots_ok:16384")
-                {
+                if !info.contains("cluster_state:ok") || !info.contains("cluster_slots_ok:16384") {
                     all_ok = false;
                     break;
                 }

@@ -86,11 +86,7 @@ pub fn cluster_key(name: &str) -> String {
     };
     let open = name.find('{').unwrap_or(0);
     let rest = &name[open + tag.len() + 2..];
-    format!(
-        "{}{{p{:02}}}:{tag}{rest}",
-        &name[..open],
-        partition_of(tag)
-    )
+    format!("{}{{p{:02}}}:{tag}{rest}", &name[..open], partition_of(tag))
 }
 
 #[cfg(test)]
@@ -117,7 +113,11 @@ mod tests {
         assert_eq!(hash_slot("foo"), 12182);
         assert_eq!(hash_slot("{user1000}.following"), hash_slot("user1000"));
         assert_eq!(hash_slot("foo{}{bar}"), hash_slot("foo{}{bar}"));
-        assert_ne!(hash_slot("foo{}{bar}"), hash_slot("bar"), "an empty tag is no tag");
+        assert_ne!(
+            hash_slot("foo{}{bar}"),
+            hash_slot("bar"),
+            "an empty tag is no tag"
+        );
     }
 
     #[test]

@@ -609,26 +609,28 @@ async fn on_a_cluster_one_consumer_reads_fifty_stores_spread_over_every_master()
     let cancel = CancellationToken::new();
     let task = tokio::spawn(cluster_consumer(&broker, &recorder, &stores).run(cancel.clone()));
 
-    try_publish(&broker, &stores, 1..=3)
-        .await
-        .expect("publish");
+    try_publish(&broker, &stores, 1..=3).await.expect("publish");
     wait_for("every event applied", Duration::from_secs(30), async || {
         recorder.distinct_events().await == 150
     })
     .await;
     // Published after the consumer went quiet: blocking reads wake up on every partition.
-    try_publish(&broker, &stores, 4..=5)
-        .await
-        .expect("publish");
-    wait_for("the later events applied", Duration::from_secs(30), async || {
-        recorder.distinct_events().await == 250
-    })
+    try_publish(&broker, &stores, 4..=5).await.expect("publish");
+    wait_for(
+        "the later events applied",
+        Duration::from_secs(30),
+        async || recorder.distinct_events().await == 250,
+    )
     .await;
     cancel.cancel();
     task.await.expect("consumer");
 
     for store in &stores {
-        assert_eq!(versions_of(&recorder, store).await, [1, 2, 3, 4, 5], "{store}");
+        assert_eq!(
+            versions_of(&recorder, store).await,
+            [1, 2, 3, 4, 5],
+            "{store}"
+        );
     }
     let mut placed = Vec::new();
     for node in 0..cluster.nodes().len() {
@@ -642,7 +644,10 @@ async fn on_a_cluster_one_consumer_reads_fifty_stores_spread_over_every_master()
         .map(|s| topology::cluster_key(&topology::events_stream(s)))
         .collect();
     expected.sort();
-    assert_eq!(placed, expected, "each stream once, in its store's partition");
+    assert_eq!(
+        placed, expected,
+        "each stream once, in its store's partition"
+    );
     for store in &stores {
         let info = broker
             .group_info(&topology::events_stream(store), GROUP)
@@ -665,12 +670,12 @@ async fn on_a_cluster_a_master_killed_and_restarted_loses_no_acknowledged_entry(
 
     let cancel = CancellationToken::new();
     let task = tokio::spawn(cluster_consumer(&broker, &recorder, &stores).run(cancel.clone()));
-    try_publish(&broker, &stores, 1..=5)
-        .await
-        .expect("publish");
-    wait_for("the first events applied", Duration::from_secs(30), async || {
-        recorder.distinct_events().await == 30
-    })
+    try_publish(&broker, &stores, 1..=5).await.expect("publish");
+    wait_for(
+        "the first events applied",
+        Duration::from_secs(30),
+        async || recorder.distinct_events().await == 30,
+    )
     .await;
     cancel.cancel();
     task.await.expect("consumer");

@@ -6,8 +6,8 @@
 
 use std::path::PathBuf;
 
-pub use stockmesh_bus::redis_server::Persistence;
 use stockmesh_bus::redis_cluster::RedisCluster;
+pub use stockmesh_bus::redis_server::Persistence;
 use stockmesh_bus::redis_server::RedisProcess;
 use tempfile::TempDir;
 

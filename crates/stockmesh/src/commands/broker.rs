@@ -20,8 +20,23 @@ use crate::cli::{BusArgs, HttpArgs, PurchaseArgs, StorageArgs};
 /// The Redis a node uses when none is named.
 pub const DEFAULT_REDIS: &str = "redis://127.0.0.1:6379";
 
+/// The broker the flags name: the Redis Cluster of `--redis-cluster`, else the Redis of
+/// `--redis` (by default [`DEFAULT_REDIS`]).
+pub fn from_flags(bus: &BusArgs) -> anyhow::Result<Arc<dyn Broker>> {
+    match &bus.redis_cluster {
+        Some(seeds) => connect(RedisConfig::cluster(seeds.as_str()), bus),
+        None => redis(bus.redis.as_deref().unwrap_or(DEFAULT_REDIS), bus),
+    }
+}
+
 /// A Redis broker for `url`, with the entry size cap of the flags.
 pub fn redis(url: &str, bus: &BusArgs) -> anyhow::Result<Arc<dyn Broker>> {
+    connect(RedisConfig::new(url), bus)
+}
+
+/// A Redis broker (one server or a cluster) with the TLS material and entry size cap of the
+/// flags.
+fn connect(target: RedisConfig, bus: &BusArgs) -> anyhow::Result<Arc<dyn Broker>> {
     let read = |path: &std::path::Path| {
         std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
     };
@@ -37,7 +52,7 @@ pub fn redis(url: &str, bus: &BusArgs) -> anyhow::Result<Arc<dyn Broker>> {
     let config = RedisConfig {
         max_entry_bytes: usize::try_from(bus.max_entry_bytes).unwrap_or(usize::MAX),
         tls,
-        ..RedisConfig::new(url)
+        ..target
     };
     Ok(Arc::new(RedisBroker::new(config)?))
 }
@@ -47,6 +62,16 @@ pub async fn choose_for_up(
     bus: &BusArgs,
     data_dir: &Path,
 ) -> anyhow::Result<(Arc<dyn Broker>, Option<RedisProcess>, String)> {
+    if let Some(seeds) = &bus.redis_cluster {
+        return Ok((
+            from_flags(bus)?,
+            None,
+            format!(
+                "broker: Redis Cluster at {} (from --redis-cluster)",
+                stockmesh_bus::broker::redact_url(seeds)
+            ),
+        ));
+    }
     if let Some(url) = &bus.redis {
         return Ok((
             redis(url, bus)?,
@@ -147,4 +172,57 @@ pub fn central_config(
     };
     config.validate()?;
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::Cli;
+
+    #[test]
+    fn a_cluster_and_a_single_redis_are_refused_together_naming_both_flags() {
+        let error = Cli::try_parse_from([
+            "stockmesh",
+            "central",
+            "--redis",
+            "redis://127.0.0.1:6379",
+            "--redis-cluster",
+            "redis://127.0.0.1:7000",
+        ])
+        .expect_err("refused");
+        let text = error.to_string();
+        assert!(
+            text.contains("--redis-cluster") && text.contains("--redis <"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cluster_broker_is_built_from_its_seeds() {
+        let cli = Cli::try_parse_from([
+            "stockmesh",
+            "store",
+            "--id",
+            "store-1",
+            "--redis-cluster",
+            "redis://127.0.0.1:7000, redis://127.0.0.1:7001",
+        ])
+        .expect("parsed");
+        let crate::cli::Command::Store(args) = cli.command else {
+            panic!("not the store command");
+        };
+        let broker = super::from_flags(&args.bus).expect("broker");
+        assert_eq!(broker.kind(), "redis-cluster");
+    }
+
+    #[test]
+    fn cluster_seeds_mixing_tls_and_plain_are_refused() {
+        let error = stockmesh_bus::RedisBroker::new(stockmesh_bus::RedisConfig::cluster(
+            "redis://127.0.0.1:7000,rediss://127.0.0.1:7001",
+        ))
+        .expect_err("refused");
+        assert!(error.to_string().contains("rediss://"), "{error}");
+        assert!(!error.is_retryable());
+    }
 }

@@ -4,7 +4,7 @@ use anyhow::Context;
 use stockmesh_central::CentralNode;
 use tokio::net::TcpListener;
 
-use super::broker::{self, DEFAULT_REDIS};
+use super::broker;
 use crate::cli::CentralArgs;
 
 /// Runs Central until Ctrl-C or SIGTERM.
@@ -17,10 +17,7 @@ pub async fn run(args: CentralArgs) -> anyhow::Result<()> {
     )?;
     config.consumer_name = args.consumer_name.clone();
     config.stores = args.stores.clone();
-    let broker = broker::redis(
-        args.bus.redis.as_deref().unwrap_or(DEFAULT_REDIS),
-        &args.bus,
-    )?;
+    let broker = broker::from_flags(&args.bus)?;
     config.auth = super::auth::verifier(&args.auth)?;
     config.tls = super::auth::tls(&args.tls)?;
     let scheme = if config.tls.is_some() {

@@ -4,7 +4,7 @@ use anyhow::Context;
 use stockmesh_store::StoreNode;
 use tokio::net::TcpListener;
 
-use super::broker::{self, DEFAULT_REDIS};
+use super::broker;
 use crate::cli::StoreArgs;
 
 /// Runs a store until Ctrl-C or SIGTERM.
@@ -22,10 +22,7 @@ pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
     let broker = if args.standalone {
         None
     } else {
-        Some(broker::redis(
-            args.bus.redis.as_deref().unwrap_or(DEFAULT_REDIS),
-            &args.bus,
-        )?)
+        Some(broker::from_flags(&args.bus)?)
     };
     config.auth = super::auth::verifier(&args.auth)?;
     config.tls = super::auth::tls(&args.tls)?;

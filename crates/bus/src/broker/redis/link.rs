@@ -35,7 +35,10 @@ pub(super) enum Conn {
 
 impl Conn {
     /// Runs one command.
-    pub(super) async fn query<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> RedisResult<T> {
+    pub(super) async fn query<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: &redis::Cmd,
+    ) -> RedisResult<T> {
         match self {
             Conn::Single(conn) => cmd.query_async(conn).await,
             Conn::Cluster(conn) => cmd.query_async(conn).await,
@@ -130,9 +133,7 @@ fn cluster_client(
     if let Some(tls) = tls {
         builder = builder.certs(tls.clone());
     }
-    builder
-        .build()
-        .map_err(|e| invalid(&seeds.join(","), e))
+    builder.build().map_err(|e| invalid(&seeds.join(","), e))
 }
 
 fn cluster_conn(client: &ClusterClient, timeout: Duration) -> Conn {

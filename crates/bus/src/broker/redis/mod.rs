@@ -144,7 +144,8 @@ fn millis(d: Duration, floor: u64) -> u64 {
 impl RedisBroker {
     /// A broker for `config` (one server, or the cluster of `config.cluster`). Connects
     /// lazily: a Redis that is down now is not an error (stores must start and sell without
-    /// it); calls fail until it is back.
+    /// it); calls fail until it is back. For a cluster, call it within a Tokio runtime (the
+    /// cluster connection's task starts here).
     pub fn new(config: RedisConfig) -> Result<Self, BrokerError> {
         let link = Link::open(&config)?;
         Ok(Self { link, config })

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use redis::Value;
 
-use crate::broker::{BrokerError, Delivery};
 use crate::broker::Missing;
+use crate::broker::{BrokerError, Delivery};
 
 fn protocol(what: &str) -> BrokerError {
     BrokerError::Protocol(what.to_owned())
