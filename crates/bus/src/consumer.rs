@@ -241,6 +241,18 @@ pub enum ConsumeOutcome {
     BrokerFailed(BrokerError),
 }
 
+/// `totals` (applied, dead, retry) plus what `outcome` handled.
+fn tally(totals: (usize, usize, usize), outcome: &ConsumeOutcome) -> (usize, usize, usize) {
+    match outcome {
+        ConsumeOutcome::Handled {
+            applied,
+            dead,
+            retry,
+        } => (totals.0 + applied, totals.1 + dead, totals.2 + retry),
+        _ => totals,
+    }
+}
+
 /// One consumer in a group, over a set of streams.
 pub struct Consumer<H: Handler> {
     broker: Arc<dyn Broker>,
@@ -401,14 +413,8 @@ impl<H: Handler> Consumer<H> {
             if entries.is_empty() || !self.connected() {
                 continue;
             }
-            if let ConsumeOutcome::Handled {
-                applied: a,
-                dead: d,
-                retry: r,
-            } = self.process(entries).await?
-            {
-                (applied, dead, retry) = (applied + a, dead + d, retry + r);
-            }
+            let outcome = self.process(entries).await?;
+            (applied, dead, retry) = tally((applied, dead, retry), &outcome);
         }
         Ok((applied, dead, retry))
     }
@@ -447,14 +453,8 @@ impl<H: Handler> Consumer<H> {
                     .await?;
                 let Some(last) = pending.last() else { break };
                 after = last.id.clone();
-                if let ConsumeOutcome::Handled {
-                    applied: a,
-                    dead: d,
-                    retry: r,
-                } = self.process(pending).await?
-                {
-                    (applied, dead, retry) = (applied + a, dead + d, retry + r);
-                }
+                let outcome = self.process(pending).await?;
+                (applied, dead, retry) = tally((applied, dead, retry), &outcome);
             }
         }
         Ok(if applied + dead + retry == 0 {
