@@ -1,8 +1,6 @@
 //! `stockmesh central`: one Central node.
 
-use anyhow::Context;
 use stockmesh_central::CentralNode;
-use tokio::net::TcpListener;
 
 use super::broker;
 use crate::cli::CentralArgs;
@@ -18,24 +16,12 @@ pub async fn run(args: CentralArgs) -> anyhow::Result<()> {
     config.consumer_name = args.consumer_name.clone();
     config.stores = args.stores.clone();
     let broker = broker::from_flags(&args.bus)?;
-    config.auth = super::auth::verifier(&args.auth)?;
-    config.tls = super::auth::tls(&args.tls)?;
-    let scheme = if config.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    super::auth::protect(
-        args.listen,
-        config.auth.as_deref(),
-        args.auth.insecure_no_auth,
-    )?;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let node = CentralNode::start(config, listener, broker).await?;
+    let listening = super::listen::listen(args.listen, &args.auth, &args.tls).await?;
+    let scheme = listening.scheme();
+    (config.auth, config.tls) = (listening.auth, listening.tls);
+    let node = CentralNode::start(config, listening.listener, broker).await?;
     println!("central listening on {scheme}://{}", node.addr());
-    crate::shutdown::signal().await;
+    stockmesh_process::shutdown::signal().await;
     node.shutdown().await;
     Ok(())
 }

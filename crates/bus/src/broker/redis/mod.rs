@@ -16,6 +16,7 @@ mod link;
 mod parse;
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -85,6 +86,24 @@ impl std::fmt::Debug for RedisTls {
             .field("ca", &self.ca.is_some())
             .field("client_cert", &self.client.is_some())
             .finish()
+    }
+}
+
+impl RedisTls {
+    /// The material in these files: the CA certificate(s) (PEM) to trust, and a client
+    /// certificate (PEM) with its private key (PEM, owner-only).
+    pub fn from_files(
+        ca: Option<&Path>,
+        client: Option<(&Path, &Path)>,
+    ) -> Result<Self, stockmesh_process::FileError> {
+        use stockmesh_process::private::{read, read_secret};
+        Ok(Self {
+            ca: ca.map(read).transpose()?,
+            client: match client {
+                Some((cert, key)) => Some((read(cert)?, read_secret(key)?.into_bytes())),
+                None => None,
+            },
+        })
     }
 }
 
