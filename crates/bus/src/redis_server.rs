@@ -76,6 +76,8 @@ pub struct RedisProcess {
     dir: PathBuf,
     persistence: Persistence,
     users: Option<Users>,
+    /// Further `redis-server` flags (e.g. cluster mode), kept for restarts.
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -114,7 +116,7 @@ impl RedisProcess {
     ) -> Result<Self, SpawnError> {
         for _ in 0..PORT_ATTEMPTS {
             let port = stockmesh_process::free_port()?;
-            let child = launch(port, dir, persistence, users.as_ref()).await;
+            let child = launch(port, dir, persistence, users.as_ref(), &[]).await;
             match child {
                 // Another process took the port between our probe and redis-server's bind.
                 Err(SpawnError::Exited(_)) => continue,
@@ -125,6 +127,7 @@ impl RedisProcess {
                         dir: dir.to_owned(),
                         persistence,
                         users,
+                        extra: Vec::new(),
                         child: Some(child),
                     });
                 }
@@ -140,12 +143,24 @@ impl RedisProcess {
         dir: &Path,
         persistence: Persistence,
     ) -> Result<Self, SpawnError> {
-        let child = launch(port, dir, persistence, None).await?;
+        Self::spawn_with(port, dir, persistence, Vec::new()).await
+    }
+
+    /// Like [`spawn`](Self::spawn), with further `redis-server` flags (`extra`, e.g.
+    /// `--cluster-enabled yes`) that restarts keep.
+    pub async fn spawn_with(
+        port: u16,
+        dir: &Path,
+        persistence: Persistence,
+        extra: Vec<String>,
+    ) -> Result<Self, SpawnError> {
+        let child = launch(port, dir, persistence, None, &extra).await?;
         Ok(Self {
             port,
             dir: dir.to_owned(),
             persistence,
             users: None,
+            extra,
             child: Some(child),
         })
     }
@@ -155,7 +170,15 @@ impl RedisProcess {
     pub async fn restart(&mut self) -> Result<(), SpawnError> {
         self.kill();
         for _ in 0..RESTART_ATTEMPTS {
-            match launch(self.port, &self.dir, self.persistence, self.users.as_ref()).await {
+            match launch(
+                self.port,
+                &self.dir,
+                self.persistence,
+                self.users.as_ref(),
+                &self.extra,
+            )
+            .await
+            {
                 Ok(child) => {
                     self.child = Some(child);
                     return Ok(());
@@ -241,6 +264,7 @@ async fn launch(
     dir: &Path,
     persistence: Persistence,
     users: Option<&Users>,
+    extra: &[String],
 ) -> Result<Child, SpawnError> {
     let log = dir.join("redis.log");
     let mut command = Command::new("redis-server");
@@ -267,7 +291,8 @@ async fn launch(
         .arg("--appendonly")
         .arg(aof)
         .arg("--appendfsync")
-        .arg(fsync);
+        .arg(fsync)
+        .args(extra);
     if let Some(users) = users {
         command.arg("--aclfile").arg(&users.file);
     }
