@@ -6,7 +6,6 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use stockmesh_core::Page;
@@ -15,26 +14,65 @@ use stockmesh_http::bodies::PurchaseRequest;
 use stockmesh_http::{
     ApiJson, ApiPath, ApiQuery, Correlation, MaybeIdempotencyKey, Paged, Problem,
 };
+use utoipa::{IntoParams, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::CentralError;
-use crate::purchase::PurchaseAnswer;
+use crate::feed::{Change, Filter};
+use crate::purchase::{Purchase, PurchaseAnswer, PurchasedItem};
 use crate::service::CentralService;
+use crate::service::{ProductAvailability, StoreBacklog, StoreSummary};
+use stockmesh_core::Item;
 
 type AppState = Arc<CentralService>;
 
+/// The spec's tags.
+#[derive(OpenApi)]
+#[openapi(tags(
+    (name = "inventory", description = "The chain's view of every store's stock"),
+    (name = "purchases", description = "Remote purchases decided by the owning store"),
+    (name = "stores", description = "The stores and their liveness"),
+    (name = "feed", description = "Changes as server-sent events"),
+    (name = "operations", description = "Health, readiness, metrics, this description"),
+))]
+struct Tags;
+
+/// Central's routes and their OpenAPI description, built from one list so the two agree.
+fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(Tags::openapi())
+        .routes(routes!(health))
+        .routes(routes!(list_items))
+        .routes(routes!(get_item))
+        .routes(routes!(product))
+        .routes(routes!(stores))
+        .routes(routes!(purchase))
+        .routes(routes!(purchase_status))
+        .routes(routes!(metrics))
+        .routes(routes!(readyz))
+        .routes(routes!(events))
+        .routes(routes!(backlogs))
+        .routes(routes!(ui))
+}
+
+/// Central's OpenAPI 3.1 description, as `GET /openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut spec) = documented().split_for_parts();
+    stockmesh_http::openapi::complete(
+        &mut spec,
+        "stockmesh Central",
+        "The chain's global view of every store's stock, and remote purchases that the owning \
+         store decides. Errors are RFC 9457 problem+json.",
+    );
+    spec
+}
+
 /// Central's routes, with the shared conventions applied.
 pub fn router(service: Arc<CentralService>) -> Router {
-    let routes = Router::new()
-        .route("/", get(health))
-        .route("/inventory", get(list_items))
-        .route("/inventory/{store_id}/{product_id}", get(get_item))
-        .route("/products/{product_id}", get(product))
-        .route("/stores", get(stores))
-        .route("/purchase/{store_id}/{product_id}", post(purchase))
-        .route("/purchases/{purchase_id}", get(purchase_status))
-        .route("/metrics", get(metrics))
-        .route("/readyz", get(readyz))
-        .with_state(service.clone());
+    let (routes, _) = documented().split_for_parts();
+    let routes = routes
+        .with_state(service.clone())
+        .merge(stockmesh_http::openapi::serve(openapi()));
     stockmesh_http::router::finish(routes, service.node())
 }
 
@@ -75,29 +113,54 @@ impl From<CentralError> for Problem {
     }
 }
 
+/// The plain-text health line.
+#[utoipa::path(get, path = "/", tag = "operations",
+    responses((status = 200, description = "Central is up", body = String, content_type = "text/plain")))]
 async fn health() -> &'static str {
     "Central Server: OK"
 }
 
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
 async fn metrics(State(central): State<AppState>) -> Result<Response, Problem> {
     central.refresh_gauges().await?;
     Ok(stockmesh_http::metrics::exposition())
 }
 
+/// Ready when the database and the broker answer.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Object, example = json!({"status": "ready"})),
+        (status = 503, description = "Not ready, and why", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn readyz(State(central): State<AppState>) -> Response {
     stockmesh_http::metrics::readiness(central.readiness().await)
 }
 
 /// `?page&size&storeId&productId`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct InventoryQuery {
+    /// Zero-based page number.
+    #[param(minimum = 0)]
     page: Option<i64>,
+    /// Items per page, 1 to 1000 (default 20).
+    #[param(minimum = 1, maximum = 1000)]
     size: Option<i64>,
+    /// Only this store's items.
     store_id: Option<StoreId>,
+    /// Only this product's items.
     product_id: Option<ProductId>,
 }
 
+/// Every item in the view, paginated, optionally filtered by store and product.
+#[utoipa::path(get, path = "/inventory", tag = "inventory", params(InventoryQuery),
+    responses((status = 200, description = "A page of items", body = Vec<Item>, headers(
+            ("X-Total-Count" = u64, description = "How many items the whole list holds"),
+            ("Link" = String, description = "RFC 8288 links to the first, prev, next and last pages"),
+        ))))]
 async fn list_items(
     State(central): State<AppState>,
     ApiQuery(query): ApiQuery<InventoryQuery>,
@@ -123,6 +186,13 @@ async fn list_items(
     .into_response())
 }
 
+/// One store's item as Central last saw it.
+#[utoipa::path(get, path = "/inventory/{store_id}/{product_id}", tag = "inventory",
+    params(("store_id" = StoreId, Path, description = "The store"), ("product_id" = ProductId, Path, description = "The product")),
+    responses(
+        (status = 200, description = "The item", body = Item),
+        (status = 404, description = "Unknown store or item", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn get_item(
     State(central): State<AppState>,
     ApiPath((store, product)): ApiPath<(StoreId, ProductId)>,
@@ -130,6 +200,13 @@ async fn get_item(
     Ok(Json(central.item(&store, &product).await?).into_response())
 }
 
+/// A product across the chain: stock per store and in total.
+#[utoipa::path(get, path = "/products/{product_id}", tag = "inventory",
+    params(("product_id" = ProductId, Path, description = "The product")),
+    responses(
+        (status = 200, description = "Stock per store and totals", body = ProductAvailability),
+        (status = 404, description = "No store carries it", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn product(
     State(central): State<AppState>,
     ApiPath(product): ApiPath<ProductId>,
@@ -137,10 +214,31 @@ async fn product(
     Ok(Json(central.product(&product).await?).into_response())
 }
 
+/// Every store Central knows, with its liveness.
+#[utoipa::path(get, path = "/stores", tag = "stores",
+    responses((status = 200, description = "The stores", body = Vec<StoreSummary>)))]
 async fn stores(State(central): State<AppState>) -> Result<Response, Problem> {
     Ok(Json(central.stores().await?).into_response())
 }
 
+/// Buys units at a store through Central; the store decides. Answers 200 when the store
+/// confirmed within the wait limit, else 202 with the purchase to poll at `Location`.
+#[utoipa::path(post, path = "/purchase/{store_id}/{product_id}", tag = "purchases",
+    params(
+        ("store_id" = StoreId, Path, description = "The store that supplies it"),
+        ("product_id" = ProductId, Path, description = "The product"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters: a retry with the same key and body gets the first answer, with another body a 422"),
+    ),
+    request_body = PurchaseRequest,
+    responses(
+        (status = 200, description = "Confirmed by the store", body = PurchasedItem),
+        (status = 202, description = "Sent to the store, not decided yet", body = Purchase,
+            headers(("Location" = String, description = "The purchase's status resource: /purchases/{id}"))),
+        (status = 404, description = "Unknown store or product", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Insufficient stock", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Idempotency-Key reused with another request", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store is offline or the purchase expired", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn purchase(
     State(central): State<AppState>,
     Correlation(correlation): Correlation,
@@ -164,6 +262,56 @@ async fn purchase(
     })
 }
 
+/// `?storeId&productId` of the change feed.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct EventsQuery {
+    /// Only this store's changes.
+    store_id: Option<StoreId>,
+    /// Only this product's changes (store online/offline events still pass).
+    product_id: Option<ProductId>,
+}
+
+/// The change feed as server-sent events: `item` (a view change), `purchase` (a remote purchase
+/// decided), `store` (online/offline); each with an `id`. Reconnect with `Last-Event-ID` to
+/// resume: within the last 1024 events of this replica the missed ones are replayed, else a
+/// `reset` event comes first (reload, then follow). A client more than 256 events behind gets a
+/// final `overflow` event and is disconnected (closed 5 s later if it does not read).
+#[utoipa::path(get, path = "/events", tag = "feed",
+    params(
+        EventsQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event"),
+    ),
+    responses((status = 200, description = "A stream of `item`, `purchase`, `store`, `reset` and `overflow` events; the data of the first three is a Change",
+        body = Change, content_type = "text/event-stream")))]
+async fn events(
+    State(central): State<AppState>,
+    headers: axum::http::HeaderMap,
+    ApiQuery(query): ApiQuery<EventsQuery>,
+) -> Response {
+    let last = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    let filter = Filter {
+        store: query.store_id,
+        product: query.product_id,
+    };
+    crate::feed::sse::response(central.feed().subscribe(filter, last))
+}
+
+/// Every store's backlog in the broker.
+#[utoipa::path(get, path = "/stores/backlog", tag = "stores",
+    responses((status = 200, description = "Per store: consumer lag and pending, command backlog", body = Vec<StoreBacklog>)))]
+async fn backlogs(State(central): State<AppState>) -> Result<Response, Problem> {
+    Ok(Json(central.backlogs().await?).into_response())
+}
+
+/// The live dashboard: stores, product search, recent purchases (HTML, embedded in the binary).
+#[utoipa::path(get, path = "/ui", tag = "operations",
+    responses((status = 200, description = "The dashboard page", body = String, content_type = "text/html")))]
+async fn ui() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("../ui/central.html"))
+}
+
 /// The purchase id in `/purchases/{id}`, parsed as a UUID.
 #[derive(Debug)]
 struct PurchasePath(PurchaseId);
@@ -177,6 +325,13 @@ impl<'de> Deserialize<'de> for PurchasePath {
     }
 }
 
+/// A remote purchase and where it stands.
+#[utoipa::path(get, path = "/purchases/{purchase_id}", tag = "purchases",
+    params(("purchase_id" = uuid::Uuid, Path, description = "The purchase")),
+    responses(
+        (status = 200, description = "The purchase", body = Purchase),
+        (status = 404, description = "Unknown purchase", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn purchase_status(
     State(central): State<AppState>,
     ApiPath(PurchasePath(id)): ApiPath<PurchasePath>,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::{CorrelationId, ProductId, PurchaseId, Quantity, StoreId, Timestamp, Version};
 
 /// One product's stock at one store, as the HTTP API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Item {
     /// The store that holds the stock.
@@ -17,11 +17,12 @@ pub struct Item {
     /// Bumped by every change at the store.
     pub version: Version,
     /// When the store last changed the item.
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
 /// Why an item's quantity changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MovementKind {
     /// The item was created with quantity 0.
@@ -54,7 +55,7 @@ impl MovementKind {
 }
 
 /// One line of an item's ledger: what changed, by how much, and what resulted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Movement {
     /// Why the quantity changed.
@@ -66,6 +67,7 @@ pub struct Movement {
     /// The item's version after the change.
     pub version: Version,
     /// When the change was committed.
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// The request that caused the change, if any.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -13,6 +13,8 @@
 //!   [`Envelope`] on the wire.
 //! - [`summary`]: the watermark and digest a store advertises, for anti-entropy.
 //! - [`error`]: why a value failed to parse.
+//! - [`schema`]: the OpenAPI schemas of the types whose rules serde does not show.
+//! - [`trace`]: the W3C `traceparent` that envelopes carry across nodes.
 
 pub mod error;
 pub mod event;
@@ -20,7 +22,9 @@ pub mod ids;
 pub mod item;
 pub mod page;
 pub mod quantity;
+pub mod schema;
 pub mod summary;
+pub mod trace;
 
 pub use error::ParseError;
 pub use event::{

@@ -8,34 +8,74 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
 use stockmesh_bus::LinkState;
+use stockmesh_core::{Item, Movement};
 use stockmesh_core::{ProductId, Quantity};
 use stockmesh_http::bodies::PurchaseRequest;
 use stockmesh_http::pagination::PageParams;
 use stockmesh_http::uri::segment;
 use stockmesh_http::{ApiJson, ApiPath, ApiQuery, Correlation, Paged, Problem};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::StoreError;
-use crate::service::StoreService;
+use crate::service::{StoreService, StoreStatus};
 
 type AppState = Arc<StoreService>;
 
+/// The spec's tags.
+#[derive(OpenApi)]
+#[openapi(tags(
+    (name = "inventory", description = "This store's stock and its ledger"),
+    (name = "link", description = "The store's link to the broker"),
+    (name = "operations", description = "Health, readiness, metrics, this description"),
+))]
+struct Tags;
+
+/// The Store's routes and their OpenAPI description, built from one list so the two agree.
+fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(Tags::openapi())
+        .routes(routes!(health))
+        .routes(routes!(status))
+        .routes(routes!(connect))
+        .routes(routes!(disconnect))
+        .routes(routes!(list_items, create_item))
+        .routes(routes!(get_item, set_quantity))
+        .routes(routes!(history))
+        .routes(routes!(purchase))
+        .routes(routes!(metrics))
+        .routes(routes!(readyz))
+        .routes(routes!(ui))
+}
+
+/// The store's page: its stock, an item's ledger, the connect/disconnect switch (HTML, embedded
+/// in the binary).
+#[utoipa::path(get, path = "/ui", tag = "operations",
+    responses((status = 200, description = "The store's page", body = String, content_type = "text/html")))]
+async fn ui() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("../ui/store.html"))
+}
+
+/// The Store's OpenAPI 3.1 description, as `GET /openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut spec) = documented().split_for_parts();
+    stockmesh_http::openapi::complete(
+        &mut spec,
+        "stockmesh Store",
+        "One store's stock, kept in its own database and sold even while it is offline. Errors \
+         are RFC 9457 problem+json.",
+    );
+    spec
+}
+
 /// The Store's routes, with the shared conventions applied.
 pub fn router(service: Arc<StoreService>) -> Router {
-    let routes = Router::new()
-        .route("/", get(health))
-        .route("/status", get(status))
-        .route("/connected", post(connect))
-        .route("/disconnected", post(disconnect))
-        .route("/inventory", get(list_items).post(create_item))
-        .route("/inventory/{product_id}", get(get_item).put(set_quantity))
-        .route("/inventory/{product_id}/history", get(history))
-        .route("/purchase/{product_id}", post(purchase))
-        .route("/metrics", get(metrics))
-        .route("/readyz", get(readyz))
-        .with_state(service.clone());
+    let (routes, _) = documented().split_for_parts();
+    let routes = routes
+        .with_state(service.clone())
+        .merge(stockmesh_http::openapi::serve(openapi()));
     stockmesh_http::router::finish(routes, service.id().as_str())
 }
 
@@ -70,46 +110,75 @@ impl From<StoreError> for Problem {
 }
 
 /// `{"productId": "..."}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateItemRequest {
+    /// The new product.
     product_id: ProductId,
 }
 
 /// `{"quantity": n}` with `n ≥ 0`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetQuantityRequest {
+    /// The new stock count.
     quantity: Quantity,
 }
 
+/// The plain-text health line.
+#[utoipa::path(get, path = "/", tag = "operations",
+    responses((status = 200, description = "The store is up", body = String, content_type = "text/plain")))]
 async fn health(State(store): State<AppState>) -> String {
     format!("Store Server {}: OK", store.id())
 }
 
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
 async fn metrics(State(store): State<AppState>) -> Result<Response, Problem> {
     store.refresh_gauges().await?;
     Ok(stockmesh_http::metrics::exposition())
 }
 
+/// Ready when the database answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Object, example = json!({"status": "ready"})),
+        (status = 503, description = "Not ready, and why", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn readyz(State(store): State<AppState>) -> Response {
     stockmesh_http::metrics::readiness(store.readiness().await)
 }
 
+/// The store's link and outbox backlog.
+#[utoipa::path(get, path = "/status", tag = "link",
+    responses((status = 200, description = "The store's state", body = StoreStatus)))]
 async fn status(State(store): State<AppState>) -> Result<Response, Problem> {
     Ok(Json(store.status().await?).into_response())
 }
 
+/// Connects the store to the broker: heartbeats, publishing and consumption resume.
+#[utoipa::path(post, path = "/connected", tag = "link",
+    responses((status = 200, description = "The store's state after the switch", body = StoreStatus)))]
 async fn connect(State(store): State<AppState>) -> Result<Response, Problem> {
     store.set_link(LinkState::Connected).await;
     status(State(store)).await
 }
 
+/// Disconnects the store: it keeps selling locally and queues its events.
+#[utoipa::path(post, path = "/disconnected", tag = "link",
+    responses((status = 200, description = "The store's state after the switch", body = StoreStatus)))]
 async fn disconnect(State(store): State<AppState>) -> Result<Response, Problem> {
     store.set_link(LinkState::Disconnected).await;
     status(State(store)).await
 }
 
+/// This store's items, paginated.
+#[utoipa::path(get, path = "/inventory", tag = "inventory", params(PageParams),
+    responses((status = 200, description = "A page of items", body = Vec<Item>, headers(
+            ("X-Total-Count" = u64, description = "How many items the whole list holds"),
+            ("Link" = String, description = "RFC 8288 links to the first, prev, next and last pages"),
+        ))))]
 async fn list_items(
     State(store): State<AppState>,
     ApiQuery(params): ApiQuery<PageParams>,
@@ -126,6 +195,13 @@ async fn list_items(
     .into_response())
 }
 
+/// Adds a product with quantity 0.
+#[utoipa::path(post, path = "/inventory", tag = "inventory", request_body = CreateItemRequest,
+    responses(
+        (status = 201, description = "Created", body = Item,
+            headers(("Location" = String, description = "The new item: /inventory/{productId}"))),
+        (status = 409, description = "The product exists already", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn create_item(
     State(store): State<AppState>,
     Correlation(correlation): Correlation,
@@ -142,6 +218,9 @@ async fn create_item(
     Ok(response)
 }
 
+/// One item.
+#[utoipa::path(get, path = "/inventory/{product_id}", tag = "inventory", params(("product_id" = ProductId, Path, description = "The product")),
+    responses((status = 200, description = "The item", body = Item), (status = 404, description = "Unknown product", body = Problem, content_type = "application/problem+json")))]
 async fn get_item(
     State(store): State<AppState>,
     ApiPath(product): ApiPath<ProductId>,
@@ -149,6 +228,10 @@ async fn get_item(
     Ok(Json(store.get_item(&product).await?).into_response())
 }
 
+/// Sets the stock count (a delivery or a count).
+#[utoipa::path(put, path = "/inventory/{product_id}", tag = "inventory", params(("product_id" = ProductId, Path, description = "The product")),
+    request_body = SetQuantityRequest,
+    responses((status = 204, description = "Set"), (status = 404, description = "Unknown product", body = Problem, content_type = "application/problem+json")))]
 async fn set_quantity(
     State(store): State<AppState>,
     Correlation(correlation): Correlation,
@@ -161,6 +244,14 @@ async fn set_quantity(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A sale at the store's own till.
+#[utoipa::path(post, path = "/purchase/{product_id}", tag = "inventory", params(("product_id" = ProductId, Path, description = "The product")),
+    request_body = PurchaseRequest,
+    responses(
+        (status = 200, description = "Sold: the item after the sale", body = Item),
+        (status = 404, description = "Unknown product", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Insufficient stock", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn purchase(
     State(store): State<AppState>,
     Correlation(correlation): Correlation,
@@ -173,6 +264,12 @@ async fn purchase(
     Ok(Json(item).into_response())
 }
 
+/// The item's ledger: every movement, oldest first, paginated.
+#[utoipa::path(get, path = "/inventory/{product_id}/history", tag = "inventory", params(("product_id" = ProductId, Path, description = "The product"), PageParams),
+    responses((status = 200, description = "A page of movements", body = Vec<Movement>, headers(
+            ("X-Total-Count" = u64, description = "How many items the whole list holds"),
+            ("Link" = String, description = "RFC 8288 links to the first, prev, next and last pages"),
+        )), (status = 404, description = "Unknown product", body = Problem, content_type = "application/problem+json")))]
 async fn history(
     State(store): State<AppState>,
     ApiPath(product): ApiPath<ProductId>,

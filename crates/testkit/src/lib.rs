@@ -12,6 +12,7 @@
 //! - [`process`]: [`process::NodeProcess`]: a node as a separate OS process of the real binary.
 //! - [`redis`]: [`RedisServer`]: a private `redis-server` on a free port that can be killed
 //!   and restarted.
+//! - [`sse`]: a minimal server-sent events client.
 //! - [`store`]: [`spawn_store`] / [`TestStore`]: a Store node on port 0, restartable on its file.
 
 pub mod cluster;
@@ -20,6 +21,7 @@ pub mod http;
 pub mod metrics;
 pub mod process;
 pub mod redis;
+pub mod sse;
 pub mod store;
 
 pub use cluster::{BrokerKind, TestCluster, eventually};
