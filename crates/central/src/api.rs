@@ -12,7 +12,7 @@ use stockmesh_core::Page;
 use stockmesh_core::{ProductId, PurchaseId, StoreId};
 use stockmesh_http::auth::{Access, Permission, Rule, Verifier};
 use stockmesh_http::bodies::PurchaseRequest;
-use stockmesh_http::openapi::IdempotencyKeyHeader;
+use stockmesh_http::openapi::{IdempotencyKeyHeader, ResourceLink};
 use stockmesh_http::{
     ApiJson, ApiPath, ApiQuery, Correlation, MaybeIdempotencyKey, Paged, Problem,
 };
@@ -97,7 +97,7 @@ fn documented() -> OpenApiRouter<AppState> {
 }
 
 /// Central's OpenAPI 3.1 description, as `GET /openapi.json` serves it.
-pub fn openapi() -> utoipa::openapi::OpenApi {
+pub fn openapi() -> serde_json::Value {
     let (_, mut spec) = documented().split_for_parts();
     stockmesh_http::openapi::complete(
         &mut spec,
@@ -106,8 +106,68 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
          decides: remote purchases, reservations, transfers. Errors are RFC 9457 problem+json.",
         ACCESS,
     );
-    spec
+    stockmesh_http::openapi::with_links(&spec, &LINKS)
 }
+
+/// Where each created or accepted resource leads (its `Location`, as OpenAPI links).
+const LINKS: [ResourceLink; 8] = [
+    ResourceLink::post(
+        "/purchase/{store_id}/{product_id}",
+        "202",
+        "get_purchase",
+        "purchase_id",
+        "purchaseId",
+    ),
+    ResourceLink::post(
+        "/reservations",
+        "201",
+        "get_reservation",
+        "reservation_id",
+        "reservationId",
+    ),
+    ResourceLink::post(
+        "/reservations",
+        "201",
+        "commit_reservation",
+        "reservation_id",
+        "reservationId",
+    ),
+    ResourceLink::post(
+        "/reservations",
+        "201",
+        "release_reservation",
+        "reservation_id",
+        "reservationId",
+    ),
+    ResourceLink::post(
+        "/reservations",
+        "202",
+        "get_reservation",
+        "reservation_id",
+        "reservationId",
+    ),
+    ResourceLink::post(
+        "/transfers",
+        "201",
+        "get_transfer",
+        "transfer_id",
+        "transferId",
+    ),
+    ResourceLink::post(
+        "/transfers",
+        "201",
+        "cancel_transfer",
+        "transfer_id",
+        "transferId",
+    ),
+    ResourceLink::post(
+        "/transfers",
+        "202",
+        "get_transfer",
+        "transfer_id",
+        "transferId",
+    ),
+];
 
 /// Central's routes, with the shared conventions applied; tokens are checked against `auth`
 /// (None: no authentication).
@@ -314,7 +374,7 @@ async fn provision(
 
 /// Buys units at a store through Central; the store decides. Answers 200 when the store
 /// confirmed within the wait limit, else 202 with the purchase to poll at `Location`.
-#[utoipa::path(post, path = "/purchase/{store_id}/{product_id}", tag = "purchases",
+#[utoipa::path(post, operation_id = "purchase", path = "/purchase/{store_id}/{product_id}", tag = "purchases",
     params(
         ("store_id" = StoreId, Path, description = "The store that supplies it"),
         ("product_id" = ProductId, Path, description = "The product"),
@@ -420,7 +480,7 @@ impl<'de> Deserialize<'de> for PurchasePath {
 }
 
 /// A remote purchase and where it stands.
-#[utoipa::path(get, path = "/purchases/{purchase_id}", tag = "purchases",
+#[utoipa::path(get, operation_id = "get_purchase", path = "/purchases/{purchase_id}", tag = "purchases",
     params(("purchase_id" = uuid::Uuid, Path, description = "The purchase")),
     responses(
         (status = 200, description = "The purchase", body = Purchase),

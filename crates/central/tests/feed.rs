@@ -293,3 +293,57 @@ async fn a_secured_feed_wants_a_reading_token_in_its_header_and_announces_reserv
     .await;
     cluster.shutdown().await;
 }
+
+/// This process's resident memory, in KiB (`VmRSS` of `/proc/self/status`).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .expect("/proc/self/status (Linux)")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+#[tokio::test]
+#[ignore = "a measurement, not a check: cargo test -p stockmesh-central --test feed -- --ignored --nocapture"]
+async fn measure_centrals_memory_with_1000_idle_feed_clients() {
+    const CLIENTS: usize = 1000;
+    stockmesh_http::server::raise_open_file_limit().expect("open file limit");
+    let cluster = TestCluster::start(1).await;
+    let feed = cluster.central_service().expect("central runs").feed().clone();
+    let addr: std::net::SocketAddr = cluster
+        .central
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("addr");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = rss_kib();
+
+    // Idle clients: each sends its request and reads nothing more (no change happens).
+    let mut sockets = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stream
+            .write_all(b"GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+            .await
+            .expect("request");
+        sockets.push(stream);
+    }
+    stockmesh_testkit::cluster::eventually("every client subscribed", LIMIT, async || {
+        feed.clients() >= CLIENTS
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rss_kib();
+    let grown = after.saturating_sub(before);
+    println!(
+        "{CLIENTS} idle feed clients: process RSS {before} KiB before, {after} KiB after: \
+         +{grown} KiB ({:.1} KiB per client; Central, a store and the clients' sockets share \
+         this process)",
+        grown as f64 / CLIENTS as f64
+    );
+    assert_eq!(feed.clients(), CLIENTS);
+    drop(sockets);
+    cluster.shutdown().await;
+}

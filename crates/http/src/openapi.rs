@@ -269,7 +269,76 @@ fn complete_operation(operation: &mut Operation, permission: Option<Permission>)
         });
 }
 
+/// An OpenAPI link: the answer `status` of `method` on `path` names the resource that the
+/// operation `target` takes, by its `parameter` read from the answer's body field `field`.
+#[derive(Debug, Clone)]
+pub struct ResourceLink {
+    /// The path of the operation that answers.
+    pub path: &'static str,
+    /// Its method.
+    pub method: Method,
+    /// The answer's status.
+    pub status: &'static str,
+    /// The `operationId` of the operation the link leads to.
+    pub target: &'static str,
+    /// The target's path parameter.
+    pub parameter: &'static str,
+    /// The answer's body field that holds the parameter (`reservationId`).
+    pub field: &'static str,
+}
+
+impl ResourceLink {
+    /// A link from the answer `status` of `POST path`.
+    pub const fn post(
+        path: &'static str,
+        status: &'static str,
+        target: &'static str,
+        parameter: &'static str,
+        field: &'static str,
+    ) -> Self {
+        Self {
+            path,
+            method: Method::POST,
+            status,
+            target,
+            parameter,
+            field,
+        }
+    }
+}
+
+/// The spec as JSON with `links` added to the answers they start from, so a client (or a
+/// fuzzer's stateful phase) knows which operations a created resource leads to instead of
+/// guessing from `Location`. Links are written into the JSON because utoipa 5.5 serializes a
+/// link's `operationId` as `operation_id`, which no OpenAPI tool reads.
+pub fn with_links(spec: &OpenApi, links: &[ResourceLink]) -> serde_json::Value {
+    let mut json = serde_json::to_value(spec).unwrap_or_default();
+    for link in links {
+        let method = link.method.as_str().to_ascii_lowercase();
+        let Some(response) = json
+            .get_mut("paths")
+            .and_then(|paths| paths.get_mut(link.path))
+            .and_then(|item| item.get_mut(method.as_str()))
+            .and_then(|operation| operation.get_mut("responses"))
+            .and_then(|responses| responses.get_mut(link.status))
+            .and_then(serde_json::Value::as_object_mut)
+        else {
+            continue;
+        };
+        let links = response
+            .entry("links")
+            .or_insert_with(|| serde_json::json!({}));
+        links[link.target] = serde_json::json!({
+            "operationId": link.target,
+            "parameters": { link.parameter: format!("$response.body#/{}", link.field) },
+        });
+    }
+    json
+}
+
 /// Serves `spec` at [`SPEC_PATH`] and the reference page at [`DOCS_PATH`]`/`.
-pub fn serve(spec: OpenApi) -> Router {
-    SwaggerUi::new(DOCS_PATH).url(SPEC_PATH, spec).into()
+pub fn serve(spec: serde_json::Value) -> Router {
+    SwaggerUi::new(DOCS_PATH)
+        .external_url_unchecked(SPEC_PATH, spec)
+        .into()
 }

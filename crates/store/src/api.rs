@@ -13,6 +13,7 @@ use stockmesh_bus::LinkState;
 use stockmesh_core::{Item, Movement, ProductId, Quantity, TransferId, Version};
 use stockmesh_http::auth::{Access, Permission, Rule, Verifier};
 use stockmesh_http::bodies::PurchaseRequest;
+use stockmesh_http::openapi::ResourceLink;
 use stockmesh_http::pagination::PageParams;
 use stockmesh_http::uri::segment;
 use stockmesh_http::{ApiJson, ApiPath, ApiQuery, Correlation, Paged, Problem};
@@ -90,7 +91,7 @@ async fn ui() -> axum::response::Html<&'static str> {
 }
 
 /// The Store's OpenAPI 3.1 description, as `GET /openapi.json` serves it.
-pub fn openapi() -> utoipa::openapi::OpenApi {
+pub fn openapi() -> serde_json::Value {
     let (_, mut spec) = documented().split_for_parts();
     stockmesh_http::openapi::complete(
         &mut spec,
@@ -99,8 +100,22 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
          are RFC 9457 problem+json.",
         ACCESS,
     );
-    spec
+    stockmesh_http::openapi::with_links(&spec, &LINKS)
 }
+
+/// Where a created item leads (its `Location`, as OpenAPI links).
+const LINKS: [ResourceLink; 4] = [
+    ResourceLink::post("/inventory", "201", "get_item", "product_id", "productId"),
+    ResourceLink::post(
+        "/inventory",
+        "201",
+        "set_quantity",
+        "product_id",
+        "productId",
+    ),
+    ResourceLink::post("/inventory", "201", "history", "product_id", "productId"),
+    ResourceLink::post("/inventory", "201", "purchase", "product_id", "productId"),
+];
 
 /// The Store's routes, with the shared conventions applied; tokens are checked against `auth`
 /// (None: no authentication).
@@ -282,7 +297,7 @@ async fn create_item(
 }
 
 /// One item.
-#[utoipa::path(get, path = "/inventory/{product_id}", tag = "inventory", params(("product_id" = ProductId, Path, description = "The product")),
+#[utoipa::path(get, operation_id = "get_item", path = "/inventory/{product_id}", tag = "inventory", params(("product_id" = ProductId, Path, description = "The product")),
     responses((status = 200, description = "The item", body = Item, headers(("ETag" = String, description = "The item's version, for If-Match"))), (status = 404, description = "Unknown product", body = Problem, content_type = "application/problem+json")))]
 async fn get_item(
     State(store): State<AppState>,
@@ -332,7 +347,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IfMatch {
 
 /// Sets the stock count (a delivery or a count); with `If-Match`, only if the item is still at
 /// that version.
-#[utoipa::path(put, path = "/inventory/{product_id}", tag = "inventory",
+#[utoipa::path(put, operation_id = "set_quantity", path = "/inventory/{product_id}", tag = "inventory",
     params(
         ("product_id" = ProductId, Path, description = "The product"),
         ("If-Match" = Option<String>, Header, description = "The item's version as its ETag gives it (`\"3\"`, `W/\"3\"` or `*`)"),
@@ -386,7 +401,7 @@ async fn adjust(
 }
 
 /// A sale at the store's own till.
-#[utoipa::path(post, path = "/purchase/{product_id}", tag = "inventory", params(("product_id" = ProductId, Path, description = "The product")),
+#[utoipa::path(post, operation_id = "purchase", path = "/purchase/{product_id}", tag = "inventory", params(("product_id" = ProductId, Path, description = "The product")),
     request_body = PurchaseRequest,
     responses(
         (status = 200, description = "Sold: the item after the sale", body = Item),
@@ -406,7 +421,7 @@ async fn purchase(
 }
 
 /// The item's ledger: every movement, oldest first, paginated.
-#[utoipa::path(get, path = "/inventory/{product_id}/history", tag = "inventory", params(("product_id" = ProductId, Path, description = "The product"), PageParams),
+#[utoipa::path(get, operation_id = "history", path = "/inventory/{product_id}/history", tag = "inventory", params(("product_id" = ProductId, Path, description = "The product"), PageParams),
     responses((status = 200, description = "A page of movements", body = Vec<Movement>, headers(
             ("X-Total-Count" = u64, description = "How many items the whole list holds"),
             ("Link" = String, description = "RFC 8288 links to the first, prev, next and last pages"),

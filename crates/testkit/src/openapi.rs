@@ -21,17 +21,16 @@ pub struct NodeSpec {
 
 /// Central's and the store's specs and tables.
 pub fn specs() -> [NodeSpec; 2] {
-    let json = |spec| serde_json::to_value(spec).expect("the spec serializes");
     [
         NodeSpec {
             node: "central",
             table: stockmesh_central::api::ACCESS,
-            spec: json(stockmesh_central::api::openapi()),
+            spec: stockmesh_central::api::openapi(),
         },
         NodeSpec {
             node: "store",
             table: stockmesh_store::api::ACCESS,
-            spec: json(stockmesh_store::api::openapi()),
+            spec: stockmesh_store::api::openapi(),
         },
     ]
 }
@@ -93,6 +92,57 @@ pub fn table_and_spec_agree(node: &NodeSpec) {
                     responses.get("401").is_some() && responses.get("403").is_some(),
                     "{node}: {method} {path} lacks its 401/403 answers"
                 );
+            }
+        }
+    }
+    links_lead_somewhere(node, paths);
+}
+
+/// Operation ids are unique, and every link names an operation of the spec and only path
+/// parameters that operation takes.
+fn links_lead_somewhere(node: &str, paths: &serde_json::Map<String, Value>) {
+    let operations: Vec<(&String, &Value)> = paths
+        .iter()
+        .flat_map(|(path, item)| {
+            METHODS
+                .iter()
+                .filter_map(move |m| item.get(*m).map(|o| (path, o)))
+        })
+        .collect();
+    let mut ids: Vec<&str> = operations
+        .iter()
+        .filter_map(|(_, o)| o["operationId"].as_str())
+        .collect();
+    ids.sort_unstable();
+    let count = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "{node}: operation ids repeat");
+    for (path, operation) in &operations {
+        let responses = operation["responses"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        for (status, response) in responses {
+            let links = response["links"].as_object().cloned().unwrap_or_default();
+            for (name, link) in links {
+                let target = link["operationId"].as_str().unwrap_or_default();
+                let Some((target_path, _)) =
+                    operations.iter().find(|(_, o)| o["operationId"] == target)
+                else {
+                    panic!("{node}: {path} {status} links ({name}) to no operation {target:?}");
+                };
+                for parameter in link["parameters"]
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default()
+                    .keys()
+                {
+                    assert!(
+                        target_path.contains(&format!("{{{parameter}}}")),
+                        "{node}: {path} {status} links ({name}) to {target_path} with a \
+                         parameter {parameter} it does not take"
+                    );
+                }
             }
         }
     }

@@ -72,7 +72,7 @@ fn answer(decided: StatusCode, answer: ReservationAnswer) -> Response {
 
 /// Holds units at a store for a while; the store decides. 201 when the store held them within
 /// the wait limit, 202 while it has not decided; either way `Location` names the reservation.
-#[utoipa::path(post, path = "/reservations", tag = "reservations",
+#[utoipa::path(post, operation_id = "create_reservation", path = "/reservations", tag = "reservations",
     params(IdempotencyKeyHeader),
     request_body = CreateReservation,
     responses(
@@ -105,7 +105,7 @@ async fn create(
 }
 
 /// A reservation and where it stands.
-#[utoipa::path(get, path = "/reservations/{reservation_id}", tag = "reservations",
+#[utoipa::path(get, operation_id = "get_reservation", path = "/reservations/{reservation_id}", tag = "reservations",
     params(("reservation_id" = uuid::Uuid, Path, description = "The reservation")),
     responses(
         (status = 200, description = "The reservation", body = Reservation),
@@ -120,7 +120,7 @@ async fn status(
 
 /// Commits a held reservation: the store sells the held units. 200 once the store decided,
 /// 202 (with `Location`) while it has not.
-#[utoipa::path(post, path = "/reservations/{reservation_id}/commit", tag = "reservations",
+#[utoipa::path(post, operation_id = "commit_reservation", path = "/reservations/{reservation_id}/commit", tag = "reservations",
     params(("reservation_id" = uuid::Uuid, Path, description = "The reservation"), IdempotencyKeyHeader),
     responses(
         (status = 200, description = "Decided: the reservation after the commit", body = Reservation),
@@ -145,7 +145,7 @@ async fn commit(
 
 /// Releases a held reservation: the units become available again. 200 once the store decided,
 /// 202 (with `Location`) while it has not.
-#[utoipa::path(delete, path = "/reservations/{reservation_id}", tag = "reservations",
+#[utoipa::path(delete, operation_id = "release_reservation", path = "/reservations/{reservation_id}", tag = "reservations",
     params(("reservation_id" = uuid::Uuid, Path, description = "The reservation"), IdempotencyKeyHeader),
     responses(
         (status = 200, description = "Decided: the reservation after the release", body = Reservation),

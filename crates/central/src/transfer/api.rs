@@ -79,7 +79,7 @@ impl<'de> Deserialize<'de> for TransferPath {
 /// Moves units from one store to another (admin); the sending store decides. 201 when it
 /// shipped (or refused) within the wait limit, 202 while it has not decided; either way
 /// `Location` names the transfer.
-#[utoipa::path(post, path = "/transfers", tag = "transfers",
+#[utoipa::path(post, operation_id = "create_transfer", path = "/transfers", tag = "transfers",
     params(IdempotencyKeyHeader),
     request_body = CreateTransfer,
     responses(
@@ -125,7 +125,7 @@ async fn create(
 }
 
 /// A transfer and where it stands.
-#[utoipa::path(get, path = "/transfers/{transfer_id}", tag = "transfers",
+#[utoipa::path(get, operation_id = "get_transfer", path = "/transfers/{transfer_id}", tag = "transfers",
     params(("transfer_id" = uuid::Uuid, Path, description = "The transfer")),
     responses(
         (status = 200, description = "The transfer", body = Transfer),
@@ -139,7 +139,7 @@ async fn status(
 }
 
 /// Cancels a transfer that has not shipped yet (admin).
-#[utoipa::path(post, path = "/transfers/{transfer_id}/cancel", tag = "transfers",
+#[utoipa::path(post, operation_id = "cancel_transfer", path = "/transfers/{transfer_id}/cancel", tag = "transfers",
     params(("transfer_id" = uuid::Uuid, Path, description = "The transfer")),
     responses(
         (status = 200, description = "The transfer after the cancellation", body = Transfer),
@@ -154,7 +154,7 @@ async fn cancel(
 }
 
 /// Transfers, newest first, paginated, optionally only those a store sends or receives.
-#[utoipa::path(get, path = "/transfers", tag = "transfers", params(ListQuery),
+#[utoipa::path(get, operation_id = "list_transfers", path = "/transfers", tag = "transfers", params(ListQuery),
     responses((status = 200, description = "A page of transfers", body = Vec<Transfer>, headers(
             ("X-Total-Count" = u64, description = "How many transfers the whole list holds"),
             ("Link" = String, description = "RFC 8288 links to the first, prev, next and last pages"),
