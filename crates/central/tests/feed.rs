@@ -310,7 +310,11 @@ async fn measure_centrals_memory_with_1000_idle_feed_clients() {
     const CLIENTS: usize = 1000;
     stockmesh_http::server::raise_open_file_limit().expect("open file limit");
     let cluster = TestCluster::start(1).await;
-    let feed = cluster.central_service().expect("central runs").feed().clone();
+    let feed = cluster
+        .central_service()
+        .expect("central runs")
+        .feed()
+        .clone();
     let addr: std::net::SocketAddr = cluster
         .central
         .base
