@@ -12,7 +12,7 @@ use stockmesh_core::Page;
 use stockmesh_core::{ProductId, PurchaseId, StoreId};
 use stockmesh_http::auth::{Access, Permission, Rule, Verifier};
 use stockmesh_http::bodies::PurchaseRequest;
-use stockmesh_http::openapi::{IdempotencyKeyHeader, ResourceLink};
+use stockmesh_http::openapi::{IdempotencyKeyHeader, ResourceLink, StoreDecidedProblems};
 use stockmesh_http::{
     ApiJson, ApiPath, ApiQuery, Correlation, MaybeIdempotencyKey, Paged, Problem,
 };
@@ -34,7 +34,6 @@ type AppState = Arc<CentralService>;
 /// refused to everyone.
 pub const ACCESS: &[Rule] = &[
     Rule::get("/", Permission::Public),
-    Rule::get("/healthz", Permission::Public),
     Rule::get("/readyz", Permission::Public),
     Rule::get("/metrics", Permission::Metrics),
     Rule::get("/inventory", Permission::ViewRead),
@@ -56,12 +55,9 @@ pub const ACCESS: &[Rule] = &[
     Rule::post("/transfers/{transfer_id}/cancel", Permission::Admin),
     // The change feed shows what the view shows.
     Rule::get("/events", Permission::ViewRead),
-    // Static pages and the API description: no data (the dashboard reads with the user's token).
+    // The page holds no data: it reads with the user's token. (`/healthz`, the spec and the
+    // reference page are in the shared table, `stockmesh_http::auth::SHARED`.)
     Rule::get("/ui", Permission::Public),
-    Rule::get(stockmesh_http::openapi::SPEC_PATH, Permission::Public),
-    Rule::get(stockmesh_http::openapi::DOCS_PATH, Permission::Public),
-    Rule::get("/docs/", Permission::Public),
-    Rule::get("/docs/{*rest}", Permission::Public),
 ];
 
 /// The spec's tags.
@@ -387,8 +383,7 @@ async fn provision(
             headers(("Location" = String, description = "The purchase's status resource: /purchases/{id}"))),
         (status = 404, description = "Unknown store or product", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Insufficient stock", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Idempotency-Key reused with another request", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is offline or the purchase expired", body = Problem, content_type = "application/problem+json"),
+        StoreDecidedProblems,
     ))]
 async fn purchase(
     State(central): State<AppState>,

@@ -48,6 +48,30 @@ impl utoipa::IntoParams for IdempotencyKeyHeader {
     }
 }
 
+/// The answers every store-decided request shares (remote purchases, reservations and their
+/// actions, transfers), for `responses(...)`: 422 for an `Idempotency-Key` reused with another
+/// request, 503 when the store is offline or did not decide before the request's deadline.
+pub struct StoreDecidedProblems;
+
+impl utoipa::IntoResponses for StoreDecidedProblems {
+    fn responses() -> std::collections::BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        [
+            (
+                "422".to_owned(),
+                problem_response("Idempotency-Key reused with another request"),
+            ),
+            (
+                "503".to_owned(),
+                problem_response(
+                    "The deciding store is offline, or did not decide before the request's \
+                     deadline",
+                ),
+            ),
+        ]
+        .into()
+    }
+}
+
 /// A string header's schema.
 fn string_schema(max: usize) -> ObjectBuilder {
     ObjectBuilder::new()

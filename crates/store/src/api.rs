@@ -32,7 +32,6 @@ type AppState = Arc<StoreService>;
 /// refused to everyone.
 pub const ACCESS: &[Rule] = &[
     Rule::get("/", Permission::Public),
-    Rule::get("/healthz", Permission::Public),
     Rule::get("/readyz", Permission::Public),
     Rule::get("/metrics", Permission::Metrics),
     Rule::get("/status", Permission::StoreRead),
@@ -46,12 +45,9 @@ pub const ACCESS: &[Rule] = &[
     Rule::post("/purchase/{product_id}", Permission::StoreWrite),
     Rule::post("/inventory/adjustments", Permission::StoreWrite),
     Rule::post("/transfers/{transfer_id}/receive", Permission::StoreWrite),
-    // Static pages and the API description: no data (the page reads with the user's token).
+    // The page holds no data: it reads with the user's token. (`/healthz`, the spec and the
+    // reference page are in the shared table, `stockmesh_http::auth::SHARED`.)
     Rule::get("/ui", Permission::Public),
-    Rule::get(stockmesh_http::openapi::SPEC_PATH, Permission::Public),
-    Rule::get(stockmesh_http::openapi::DOCS_PATH, Permission::Public),
-    Rule::get("/docs/", Permission::Public),
-    Rule::get("/docs/{*rest}", Permission::Public),
 ];
 
 /// The spec's tags.

@@ -44,7 +44,7 @@ pub const NOT_OPERATIONS: [&str; 2] = ["/docs", "/docs/{*rest}"];
 pub fn table_and_spec_agree(node: &NodeSpec) {
     let NodeSpec { node, table, spec } = node;
     let paths = spec["paths"].as_object().expect("paths");
-    for rule in *table {
+    for rule in table.iter().chain(stockmesh_http::auth::SHARED) {
         if NOT_OPERATIONS.contains(&rule.path) {
             continue;
         }

@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use stockmesh_core::{ProductId, PurchaseQuantity, ReservationAction, ReservationId, StoreId, Ttl};
-use stockmesh_http::openapi::IdempotencyKeyHeader;
+use stockmesh_http::openapi::{IdempotencyKeyHeader, StoreDecidedProblems};
 use stockmesh_http::{ApiJson, ApiPath, Correlation, MaybeIdempotencyKey, Problem};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -82,8 +82,7 @@ fn answer(decided: StatusCode, answer: ReservationAnswer) -> Response {
             headers(("Location" = String, description = "The reservation: /reservations/{reservationId}"))),
         (status = 404, description = "Unknown store or product", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not enough available stock", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Idempotency-Key reused with another request", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is offline or did not answer in time", body = Problem, content_type = "application/problem+json"),
+        StoreDecidedProblems,
     ))]
 async fn create(
     State(central): State<AppState>,
@@ -128,8 +127,7 @@ async fn status(
             headers(("Location" = String, description = "The reservation: /reservations/{reservationId}"))),
         (status = 404, description = "Unknown reservation", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The reservation is not held any more", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Idempotency-Key reused with another request", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is offline or did not answer in time", body = Problem, content_type = "application/problem+json"),
+        StoreDecidedProblems,
     ))]
 async fn commit(
     State(central): State<AppState>,
@@ -153,8 +151,7 @@ async fn commit(
             headers(("Location" = String, description = "The reservation: /reservations/{reservationId}"))),
         (status = 404, description = "Unknown reservation", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The reservation is not held any more", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Idempotency-Key reused with another request", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is offline or did not answer in time", body = Problem, content_type = "application/problem+json"),
+        StoreDecidedProblems,
     ))]
 async fn release(
     State(central): State<AppState>,

@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use stockmesh_core::{Page, ProductId, PurchaseQuantity, StoreId, TransferId};
-use stockmesh_http::openapi::IdempotencyKeyHeader;
+use stockmesh_http::openapi::{IdempotencyKeyHeader, StoreDecidedProblems};
 use stockmesh_http::{
     ApiJson, ApiPath, ApiQuery, Correlation, MaybeIdempotencyKey, Paged, Problem,
 };
@@ -89,8 +89,7 @@ impl<'de> Deserialize<'de> for TransferPath {
             headers(("Location" = String, description = "The transfer: /transfers/{transferId}"))),
         (status = 404, description = "Unknown store or product", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not enough available stock at the sender", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Idempotency-Key reused with another request", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "A store is offline or the sender did not answer in time", body = Problem, content_type = "application/problem+json"),
+        StoreDecidedProblems,
     ))]
 async fn create(
     State(central): State<AppState>,
