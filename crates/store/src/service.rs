@@ -426,7 +426,10 @@ impl StoreService {
             connectivity: self.connectivity.state(),
             outbox_pending: pending,
             outbox_oldest_age_ms: oldest_created_at.map(|at| (now - at).max(0)),
-            resyncing: crate::repair::in_progress(&self.db.reader).await?,
+            resyncing: crate::repair::repository::resync_in_progress(
+                &mut *self.db.reader.acquire().await?,
+            )
+            .await?,
         })
     }
 }
