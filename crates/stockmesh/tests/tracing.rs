@@ -71,7 +71,9 @@ async fn a_remote_purchase_is_one_trace_from_the_request_to_the_resolution() {
     let central_db = dir.path().join("central.db").display().to_string();
     let store_db = dir.path().join("store-1.db").display().to_string();
     let mut central_args = vec!["--otlp-endpoint", endpoint.as_str(), "central"];
+    // Central reads only the stores it is told of.
     central_args.extend(["--listen", "127.0.0.1:0", "--db", central_db.as_str()]);
+    central_args.extend(["--stores", "store-1"]);
     central_args.extend(common);
     let mut store_args = vec!["--otlp-endpoint", endpoint.as_str(), "store"];
     store_args.extend(["--id", "store-1", "--listen", "127.0.0.1:0", "--db"]);
