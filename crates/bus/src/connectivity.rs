@@ -8,7 +8,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 /// Whether the node may talk to the broker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LinkState {
     /// Heartbeats, publishing and consumption run.

@@ -16,6 +16,9 @@
 //! - [`service`]: queries on the view, and Central's checks before a purchase reaches a store.
 //! - `view`: the consumer handler of the stores' events: item states by version, replies to
 //!   their flows.
+//! - [`feed`]: the change feed of `GET /events` (server-sent events): what the view applied,
+//!   purchases resolved, stores online/offline; a bounded window for resumption, bounded
+//!   per-client queues.
 //! - [`liveness`]: whether a store is online (its heartbeat's age).
 //! - [`repair`]: anti-entropy: compares each store's advertised watermark and digest with the
 //!   view and asks for a replay or a paged snapshot when Central is behind or differs.
@@ -28,6 +31,7 @@ pub mod api;
 mod decided;
 pub mod discovery;
 pub mod error;
+pub mod feed;
 pub mod liveness;
 pub mod node;
 pub mod purchase;

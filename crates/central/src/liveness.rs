@@ -11,7 +11,7 @@ use stockmesh_bus::heartbeat::is_fresh;
 use stockmesh_core::StoreId;
 
 /// What Central knows of a store's liveness.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StoreLiveness {
     /// Whether remote purchases may be sent to it.

@@ -177,7 +177,10 @@ impl CentralNode {
         let consumer = Consumer::new(
             broker,
             db,
-            Arc::new(ViewUpdater::new(service.coordinator().clone())),
+            Arc::new(ViewUpdater::new(
+                service.coordinator().clone(),
+                service.feed().clone(),
+            )),
             streams,
             None,
             ConsumerConfig {
@@ -186,6 +189,14 @@ impl CentralNode {
             },
         );
         workers.spawn(|stop| consumer.run(stop));
+        let watched = service.clone();
+        let period = (config.heartbeat_timeout / 4).clamp(
+            std::time::Duration::from_millis(100),
+            std::time::Duration::from_secs(1),
+        );
+        workers.spawn(move |stop| {
+            crate::feed::watcher::run(watched.clone(), watched.feed().clone(), period, stop)
+        });
 
         let app = crate::api::router(service.clone(), config.auth.clone());
         let running = workers
@@ -208,6 +219,7 @@ impl CentralNode {
 
     /// Stops the server and workers and closes the database.
     pub async fn shutdown(self) {
+        self.service.feed().close();
         self.running.stop().await;
         self.service.database().close().await;
     }

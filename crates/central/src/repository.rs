@@ -104,11 +104,13 @@ pub async fn list_stores(pool: &SqlitePool) -> sqlx::Result<Vec<StoreRow>> {
 
 /// Applies many item states, each only if newer than the view's, in one statement per 400
 /// items. The caller passes at most one state per (store, product): the newest of its batch.
+/// Returns the (store, product) pairs it applied (those newer than the view's).
 pub async fn apply_items(
     conn: &mut SqliteConnection,
     states: &[(&StoreId, &ItemState)],
     received_at: Timestamp,
-) -> sqlx::Result<()> {
+) -> sqlx::Result<Vec<(String, String)>> {
+    let mut applied = Vec::new();
     for chunk in states.chunks(400) {
         let mut upsert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO items
@@ -128,11 +130,17 @@ pub async fn apply_items(
                 quantity = excluded.quantity, reserved = excluded.reserved,
                 version = excluded.version,
                 updated_at = excluded.updated_at, received_at = excluded.received_at
-             WHERE excluded.version > items.version",
+             WHERE excluded.version > items.version
+             RETURNING store_id, product_id",
         );
-        upsert.build().execute(&mut *conn).await?;
+        applied.extend(
+            upsert
+                .build_query_as::<(String, String)>()
+                .fetch_all(&mut *conn)
+                .await?,
+        );
     }
-    Ok(())
+    Ok(applied)
 }
 
 /// One item of the view.

@@ -39,7 +39,7 @@ impl Default for PurchaseTiming {
 }
 
 /// One store's figure for a product, as `GET /products/{id}` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StoreFigure {
     /// The store.
@@ -52,6 +52,7 @@ pub struct StoreFigure {
     /// The item's version at the store.
     pub version: u64,
     /// When the store changed it.
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
     /// Milliseconds since Central received that figure.
     pub age_ms: i64,
@@ -60,7 +61,7 @@ pub struct StoreFigure {
 }
 
 /// A product across the chain.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProductAvailability {
     /// The product.
@@ -76,7 +77,7 @@ pub struct ProductAvailability {
 }
 
 /// A store, as `GET /stores` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StoreSummary {
     /// The store.
@@ -87,7 +88,23 @@ pub struct StoreSummary {
     /// Items Central holds for it.
     pub items: i64,
     /// When its last event was applied.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_event_at: Option<Timestamp>,
+}
+
+/// How far behind the broker's streams are for one store, as `GET /stores/backlog` shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreBacklog {
+    /// The store.
+    pub store_id: StoreId,
+    /// Events of the store not yet delivered to Central's consumers (`None`: the broker cannot
+    /// tell or does not answer).
+    pub consumer_lag: Option<u64>,
+    /// Events delivered to Central but not yet acknowledged.
+    pub consumer_pending: Option<u64>,
+    /// Commands to the store (e.g. remote purchases) it has not yet taken.
+    pub command_backlog: Option<u64>,
 }
 
 /// Central's view and purchases.
@@ -103,6 +120,8 @@ pub struct CentralService {
     timing: PurchaseTiming,
     /// Provisions stores (`POST /stores`); absent in a service built without a node.
     provisioner: Option<crate::discovery::Discovery>,
+    /// The change feed of `GET /events`.
+    feed: crate::feed::Feed,
 }
 
 impl CentralService {
@@ -123,6 +142,7 @@ impl CentralService {
             liveness,
             timing,
             provisioner: None,
+            feed: crate::feed::Feed::default(),
         }
     }
 
@@ -144,6 +164,11 @@ impl CentralService {
         })?;
         tracing::info!(%store, new, "store provisioned");
         Ok(new)
+    }
+
+    /// The change feed of `GET /events`.
+    pub fn feed(&self) -> &crate::feed::Feed {
+        &self.feed
     }
 
     /// The coordinator of store-decided requests (the events handler wakes through it).
@@ -261,6 +286,37 @@ impl CentralService {
                 store_id: row.store_id,
                 items: row.items,
                 last_event_at: row.last_event_at,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every store's backlog in the broker: Central's consumer lag on its events, and the
+    /// commands it has not taken yet.
+    pub async fn backlogs(&self) -> Result<Vec<StoreBacklog>, CentralError> {
+        let mut out = Vec::new();
+        for row in repo::list_stores(&self.db.reader).await? {
+            let events = self
+                .broker
+                .group_info(
+                    &topology::events_stream(&row.store_id),
+                    topology::CENTRAL_GROUP,
+                )
+                .await
+                .ok();
+            let commands = self
+                .broker
+                .group_info(
+                    &topology::commands_stream(&row.store_id),
+                    topology::STORE_GROUP,
+                )
+                .await
+                .ok();
+            out.push(StoreBacklog {
+                store_id: row.store_id,
+                consumer_lag: events.as_ref().and_then(|i| i.lag),
+                consumer_pending: events.map(|i| i.pending),
+                command_backlog: commands.and_then(|i| i.lag.map(|lag| lag + i.pending)),
             });
         }
         Ok(out)

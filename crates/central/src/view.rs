@@ -1,7 +1,7 @@
 //! Central's consumer handler of every store's events stream. Inside the consumer's transaction
 //! (inbox already recorded) it applies item states to the view by version, in a few multi-row
 //! statements, and hands store replies to the flows they resolve; after the commit it wakes the
-//! requests those replies decided.
+//! requests those replies decided and publishes what the transaction applied to the change feed.
 
 use std::collections::HashMap;
 
@@ -11,6 +11,7 @@ use stockmesh_bus::{Handler, HandlerError};
 use stockmesh_core::{Envelope, Event, ItemState, ProductId, RequestId, StoreId, Timestamp};
 
 use crate::decided::Coordinator;
+use crate::feed::{Change, Feed};
 use crate::purchase;
 use crate::repository as repo;
 use crate::reservation;
@@ -20,13 +21,23 @@ use crate::transfer;
 #[derive(Debug, Clone)]
 pub(crate) struct ViewUpdater {
     coordinator: Coordinator,
+    feed: Feed,
 }
 
 impl ViewUpdater {
-    /// An updater that wakes requests through `coordinator`.
-    pub fn new(coordinator: Coordinator) -> Self {
-        Self { coordinator }
+    /// An updater that wakes requests through `coordinator` and publishes to `feed`.
+    pub fn new(coordinator: Coordinator, feed: Feed) -> Self {
+        Self { coordinator, feed }
     }
+}
+
+/// What one batch's transaction did, for after its commit.
+#[derive(Debug, Default)]
+pub(crate) struct Applied {
+    /// The requests decided by this batch.
+    decided: Vec<RequestId>,
+    /// What the feed announces: items applied, requests resolved.
+    changes: Vec<Change>,
 }
 
 /// The item state an event carries, if any.
@@ -57,7 +68,7 @@ async fn apply_states(
     tx: &mut SqliteConnection,
     events: &[&Envelope],
     now: Timestamp,
-) -> sqlx::Result<()> {
+) -> sqlx::Result<Vec<Change>> {
     let mut stores: Vec<&StoreId> = Vec::new();
     let mut newest: HashMap<(&StoreId, &ProductId), &ItemState> = HashMap::new();
     for envelope in events {
@@ -95,19 +106,29 @@ async fn apply_states(
         }
         states.push((store, state));
     }
-    repo::apply_items(tx, &states, now).await
+    let applied = repo::apply_items(tx, &states, now).await?;
+    // Only what the view took is announced: an older or untrusted version changed nothing.
+    Ok(states
+        .into_iter()
+        .filter(|(store, state)| {
+            applied
+                .iter()
+                .any(|(s, p)| s == store.as_str() && p == state.product_id.as_str())
+        })
+        .map(|(store, state)| Change::item(store, state))
+        .collect())
 }
 
 #[async_trait]
 impl Handler for ViewUpdater {
-    /// The requests decided by this batch.
-    type Committed = Vec<RequestId>;
+    /// The requests decided by this batch and the changes it applied.
+    type Committed = Applied;
 
     async fn apply(
         &self,
         tx: &mut SqliteConnection,
         fresh: &[&Envelope],
-    ) -> Result<Vec<RequestId>, HandlerError> {
+    ) -> Result<Applied, HandlerError> {
         if let Some(command) = fresh.iter().find(|e| {
             matches!(
                 e.event,
@@ -125,15 +146,17 @@ impl Handler for ViewUpdater {
             )));
         }
         let now = stockmesh_core::now();
-        apply_states(tx, fresh, now).await?;
+        let mut changes = apply_states(tx, fresh, now).await?;
         let mut decided = purchase::resolve_replies(tx, fresh, now).await?;
         decided.extend(reservation::resolve_replies(tx, fresh, now).await?);
         decided.extend(transfer::resolve_replies(tx, fresh, now).await?);
-        Ok(decided)
+        changes.extend(crate::feed::resolved::changes(fresh, &decided));
+        Ok(Applied { decided, changes })
     }
 
-    async fn after_commit(&self, decided: Vec<RequestId>) {
-        self.coordinator.wake(decided);
+    async fn after_commit(&self, applied: Applied) {
+        self.coordinator.wake(applied.decided);
+        self.feed.publish(applied.changes);
     }
 }
 
@@ -175,11 +198,10 @@ mod tests {
         )
         .await
         .expect("db");
-        let view = ViewUpdater::new(Coordinator::new(
-            db.clone(),
-            OutboxSignal::default(),
-            Duration::from_secs(1),
-        ));
+        let view = ViewUpdater::new(
+            Coordinator::new(db.clone(), OutboxSignal::default(), Duration::from_secs(1)),
+            Feed::default(),
+        );
         let handle =
             async |events: &[Envelope]| apply_batch(&db, &view, "central-test", events).await;
         let store = StoreId::parse("s1").expect("valid");

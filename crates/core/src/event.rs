@@ -1,7 +1,8 @@
 //! Events and commands exchanged over the broker, and the envelope that carries them.
 //!
 //! On the wire each stream entry has two fields: `type` (e.g. `INVENTORY_ITEM_UPDATED`) and
-//! `data`, the JSON [`Envelope`]: `{id, type, storeId, occurredAt, correlationId, payload}`.
+//! `data`, the JSON [`Envelope`]: `{id, type, storeId, occurredAt, correlationId, payload}`, and
+//! `traceparent` when trace export is on.
 //! Item events carry the *absolute* quantity and the item's version, so applying them is
 //! idempotent and order-independent: a consumer keeps the highest version it has seen.
 
@@ -36,6 +37,10 @@ pub struct Envelope {
     /// The request that caused the event, carried through every event it causes.
     #[serde(default)]
     pub correlation_id: Option<CorrelationId>,
+    /// The W3C `traceparent` of the span that emitted it, so the span that handles it joins the
+    /// same trace. Absent when trace export is off (and in envelopes from older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 impl Envelope {
@@ -48,6 +53,7 @@ impl Envelope {
             store_id,
             occurred_at: chrono::Utc::now(),
             correlation_id,
+            traceparent: crate::trace::current(),
         }
     }
 
@@ -159,7 +165,7 @@ impl Event {
 }
 
 /// The state of one item after a change at its store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ItemState {
     /// The product.
@@ -172,6 +178,7 @@ pub struct ItemState {
     /// The item's version after the change.
     pub version: Version,
     /// When the change was committed.
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -217,7 +224,7 @@ pub struct RemotePurchaseRejected {
 }
 
 /// Why a store refused a remote purchase.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RejectionReason {
     /// The store holds fewer units than asked.

@@ -78,6 +78,14 @@ macro_rules! string_id {
             }
         }
 
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                crate::schema::id_schema($what)
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+
         impl std::str::FromStr for $name {
             type Err = ParseError;
             fn from_str(value: &str) -> Result<Self, ParseError> {
@@ -104,8 +112,9 @@ string_id!(
 macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(transparent)]
+        #[schema(value_type = uuid::Uuid)]
         pub struct $name(Uuid);
 
         impl $name {
@@ -234,8 +243,9 @@ pub const MAX_CORRELATION_LEN: usize = 128;
 ///
 /// Taken from the client (`traceparent` or `X-Request-Id`) when it is printable ASCII of at most
 /// 128 characters, otherwise generated.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = String)]
 pub struct CorrelationId(String);
 
 impl CorrelationId {

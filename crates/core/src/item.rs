@@ -10,7 +10,7 @@ use crate::{
 ///
 /// `quantity` is the seed's field and keeps its meaning for existing clients: the units a sale
 /// can take now, i.e. `available`. The item states beside it say how that figure is made.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Item {
     /// The store that holds the stock.
@@ -25,11 +25,12 @@ pub struct Item {
     /// Bumped by every change at the store.
     pub version: Version,
     /// When the store last changed the item.
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
 /// The states of one item's units: `onHand` = `reserved` + `available`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Stock {
     /// Units on the shelf, whether reserved or not.
@@ -52,7 +53,7 @@ impl Stock {
 }
 
 /// Why an item's quantity changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MovementKind {
     /// The item was created with quantity 0.
@@ -118,7 +119,7 @@ impl MovementKind {
 }
 
 /// One line of an item's ledger: what changed, by how much, and what resulted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Movement {
     /// Why the quantity changed.
@@ -132,6 +133,7 @@ pub struct Movement {
     /// The item's version after the change.
     pub version: Version,
     /// When the change was committed.
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// The request that caused the change, if any.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -15,6 +15,8 @@
 //!   [`Envelope`] on the wire.
 //! - [`summary`]: the watermark and digest a store advertises, for anti-entropy.
 //! - [`error`]: why a value failed to parse.
+//! - [`schema`]: the OpenAPI schemas of the types whose rules serde does not show.
+//! - [`trace`]: the W3C `traceparent` that envelopes carry across nodes.
 
 pub mod error;
 pub mod event;
@@ -23,7 +25,9 @@ pub mod item;
 pub mod page;
 pub mod quantity;
 pub mod reservation;
+pub mod schema;
 pub mod summary;
+pub mod trace;
 pub mod transfer;
 
 pub use error::ParseError;

@@ -94,7 +94,7 @@ impl<'de> Deserialize<'de> for Ttl {
 }
 
 /// How a reservation ended: exactly one of these, exactly once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ReservationEnd {
     /// Turned into a sale.
@@ -124,7 +124,7 @@ impl ReservationEnd {
 }
 
 /// What a holder asks of an open reservation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ReservationAction {
     /// Turn it into a sale.
@@ -159,7 +159,7 @@ impl ReservationAction {
 }
 
 /// Why a store refused an action on a reservation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ActionRefusal {
     /// The command reached the store after its deadline.

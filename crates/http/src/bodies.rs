@@ -5,7 +5,7 @@ use serde::Deserialize;
 use stockmesh_core::PurchaseQuantity;
 
 /// `{"quantity": n}` with `n ≥ 1`: a purchase at a store or through Central.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PurchaseRequest {
     /// Units to buy.

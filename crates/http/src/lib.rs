@@ -15,11 +15,14 @@
 //! - [`correlation`]: the correlation id of each request (from `X-Request-Id` or `traceparent`,
 //!   else new), echoed in the response and handed to handlers.
 //! - [`metrics`]: the Prometheus recorder, request metrics, and every metric's description.
+//! - [`openapi`]: what every operation of the OpenAPI spec shares, `/openapi.json` and the
+//!   embedded API reference page at `/docs/`.
 //! - [`router`]: the layers every service router gets (body limit, fallbacks, tracing).
 //! - [`running`]: a node's server and workers, stopped together by one token.
 //! - [`server`]: the one serve loop of every node: connection cap, header, idle and request
 //!   timeouts, graceful shutdown; and the open-file limit.
 //! - [`tls`]: the HTTPS acceptor from a certificate file and its owner-only key.
+//! - [`trace`]: making a span the child of a remote `traceparent` (requests, envelopes).
 //! - [`uri`]: percent-encoding of the values put into `Location` and `Link`.
 
 pub mod auth;
@@ -28,12 +31,14 @@ pub mod correlation;
 pub mod extract;
 pub mod idempotency;
 pub mod metrics;
+pub mod openapi;
 pub mod pagination;
 pub mod problem;
 pub mod router;
 pub mod running;
 pub mod server;
 pub mod tls;
+pub mod trace;
 pub mod uri;
 
 pub use correlation::Correlation;

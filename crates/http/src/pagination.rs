@@ -17,11 +17,14 @@ pub const TOTAL_COUNT: HeaderName = HeaderName::from_static("x-total-count");
 
 /// `page` and `size` as they arrive in a query string (wide integers, so that a negative or huge
 /// value gets our message rather than a parser's).
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Zero-based page number.
+    #[param(minimum = 0)]
     pub page: Option<i64>,
-    /// Items per page.
+    /// Items per page, 1 to 1000 (default 20).
+    #[param(minimum = 1, maximum = 1000)]
     pub size: Option<i64>,
 }
 

@@ -13,15 +13,17 @@ use serde::Serialize;
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// One error, as a client receives it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// A URI naming the kind of problem.
     #[serde(rename = "type")]
     pub kind: String,
     /// A short, stable summary of the kind (e.g. `Insufficient Stock`).
+    #[schema(value_type = String)]
     pub title: Cow<'static, str>,
     /// The HTTP status code.
     #[serde(serialize_with = "as_u16")]
+    #[schema(value_type = u16, minimum = 400, maximum = 599)]
     pub status: StatusCode,
     /// What exactly went wrong this time.
     pub detail: String,

@@ -60,12 +60,19 @@ pub fn finish(routes: Router, node: &str, access: crate::auth::Access) -> Router
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {
-                    tracing::info_span!(
+                    let span = tracing::info_span!(
                         "http",
                         method = %request.method(),
                         path = %request.uri().path(),
                         correlation_id = tracing::field::Empty,
-                    )
+                    );
+                    // An incoming W3C trace context makes this request part of the caller's trace.
+                    let parent = request
+                        .headers()
+                        .get(crate::correlation::TRACEPARENT)
+                        .and_then(|v| v.to_str().ok());
+                    crate::trace::adopt(&span, parent);
+                    span
                 })
                 // A 503 "Store Unavailable" is an answer, not a fault; real 500s are logged
                 // with their cause where they arise.

@@ -12,7 +12,10 @@
 //! - a connection with no request in progress and no byte received for
 //!   [`ServerLimits::idle_timeout`] is closed (including a new one that sends nothing);
 //! - a request must be answered within [`ServerLimits::request_timeout`] (503 problem);
-//! - a request head is at most 64 KiB and 100 header lines (hyper answers 431 beyond).
+//! - a request head is at most 64 KiB and 100 header lines (hyper answers 431 beyond);
+//! - a streamed answer (server-sent events) marked with [`Streaming`] can have its connection
+//!   closed at once by its handler (a client that stopped reading cannot be reached through the
+//!   body, which is only polled when the socket drains).
 //!
 //! hyper's own `header_read_timeout` starts when a connection waits for a head, idle time
 //! included, so it cannot tell "idle" from "slow"; a small watchdog per connection does, from
@@ -45,6 +48,15 @@ use crate::problem::Problem;
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// The most header lines a request may have.
 pub const MAX_HEADERS: usize = 100;
+
+/// A response extension marking a long-lived streamed answer whose handler may close the
+/// connection at once by cancelling `hangup` (the request counts as in progress until its body
+/// is sent, like every answer).
+#[derive(Debug, Clone)]
+pub struct Streaming {
+    /// Cancelled to close the connection without waiting for the body.
+    pub hangup: CancellationToken,
+}
 
 /// The bounds of one HTTP listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,6 +259,7 @@ async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     stop: CancellationToken,
 ) {
     let activity = Arc::new(Activity::new());
+    let _closed = activity.closed.clone().drop_guard();
     let io = TokioIo::new(Tracked {
         inner: stream,
         activity: activity.clone(),
@@ -274,6 +287,9 @@ async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         }
         why = watchdog(&activity, limits) => {
             tracing::debug!(why, "closing connection");
+        }
+        () = activity.hangup.cancelled() => {
+            tracing::debug!("closing a streaming connection on its handler's request");
         }
         () = stop.cancelled() => {
             connection.as_mut().graceful_shutdown();
@@ -334,6 +350,10 @@ struct Activity {
     changed: tokio::sync::Notify,
     /// Requests started so far.
     started: AtomicU64,
+    /// Cancelled by a [`Streaming`] answer to close the connection.
+    hangup: CancellationToken,
+    /// Cancelled when the connection has ended.
+    closed: CancellationToken,
     /// The position (1 for the first) of a request whose head had both `Transfer-Encoding` and
     /// `Content-Length`; 0 when none had.
     ambiguous_head: AtomicU64,
@@ -348,6 +368,8 @@ impl Activity {
             head_started_ms: AtomicU64::new(NONE),
             changed: tokio::sync::Notify::new(),
             started: AtomicU64::new(0),
+            hangup: CancellationToken::new(),
+            closed: CancellationToken::new(),
             ambiguous_head: AtomicU64::new(0),
         }
     }
@@ -631,8 +653,19 @@ impl tower::Service<hyper::Request<hyper::body::Incoming>> for Counted {
         }
         let call =
             tower::ServiceExt::oneshot(self.inner.clone(), request.map(axum::body::Body::new));
+        let activity = self.activity.clone();
         Box::pin(async move {
             let response = call.await?;
+            if let Some(streaming) = response.extensions().get::<Streaming>().cloned() {
+                // A stalled client's body is never polled again, and all of a body may sit in
+                // hyper's buffer after it ended: a hang-up closes the connection either way.
+                tokio::spawn(async move {
+                    tokio::select! {
+                        () = streaming.hangup.cancelled() => activity.hangup.cancel(),
+                        () = activity.closed.cancelled() => {}
+                    }
+                });
+            }
             Ok(response.map(|inner| {
                 axum::body::Body::new(CountedBody {
                     inner,

@@ -9,6 +9,7 @@ use std::io::IsTerminal;
 use anyhow::Context;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -31,9 +32,11 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> anyhow::Result<Te
     let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
+    // `RUST_LOG` filters the logs only: exported traces keep every info span, so that a quiet
+    // log does not cut a trace into pieces.
     let logs = match format {
-        LogFormat::Human => logs.boxed(),
-        LogFormat::Json => logs.json().boxed(),
+        LogFormat::Human => logs.with_filter(filter).boxed(),
+        LogFormat::Json => logs.json().with_filter(filter).boxed(),
     };
     let provider = match otlp_endpoint {
         None => None,
@@ -54,18 +57,46 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> anyhow::Result<Te
             )
         }
     };
+    if provider.is_some() {
+        // Events and commands carry the emitting span's context; requests, commands and replies
+        // join the trace they carry.
+        stockmesh_core::trace::install(current_traceparent);
+        stockmesh_http::trace::install(adopt_traceparent);
+    }
     let traces = provider.as_ref().map(|p| {
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer("stockmesh"))
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
             .boxed()
     });
     tracing_subscriber::registry()
-        .with(filter)
         .with(logs)
         .with(traces)
         .try_init()
         .context("cannot install the log subscriber")?;
     Ok(Telemetry { provider })
+}
+
+/// The current span's context as a W3C `traceparent`, if it belongs to a sampled trace.
+fn current_traceparent() -> Option<String> {
+    use opentelemetry::propagation::TextMapPropagator;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let context = tracing::Span::current().context();
+    let mut carrier = std::collections::HashMap::new();
+    TraceContextPropagator::new().inject_context(&context, &mut carrier);
+    carrier.remove("traceparent")
+}
+
+/// Makes `span` the child of the remote span `traceparent` names.
+fn adopt_traceparent(span: &tracing::Span, traceparent: &str) {
+    use opentelemetry::propagation::TextMapPropagator;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let carrier =
+        std::collections::HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let parent = TraceContextPropagator::new().extract(&carrier);
+    if let Err(error) = span.set_parent(parent) {
+        tracing::debug!(%error, "cannot join the remote trace");
+    }
 }
 
 /// Whether logs may carry ANSI colour codes: only on a terminal, and never when `NO_COLOR` has a

@@ -80,6 +80,17 @@ impl TryFrom<String> for Reason {
     }
 }
 
+impl utoipa::PartialSchema for Reason {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(REASONS.iter().map(|(_, name)| *name)))
+            .description(Some("Why the stock changes"))
+            .into()
+    }
+}
+impl utoipa::ToSchema for Reason {}
+
 /// A change in units: a non-zero integer from −1,000,000,000 to 1,000,000,000.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "i64")]
@@ -99,6 +110,24 @@ impl TryFrom<i64> for Delta {
     }
 }
 
+impl utoipa::PartialSchema for Delta {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let max = f64::from(stockmesh_core::quantity::MAX_QUANTITY);
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Integer)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Int64,
+            )))
+            .minimum(Some(-max))
+            .maximum(Some(max))
+            .description(Some(
+                "Units added to the shelf (negative: taken); not zero, taking only available units",
+            ))
+            .into()
+    }
+}
+impl utoipa::ToSchema for Delta {}
+
 /// What a line refers to: 1 to 128 printable characters (a delivery note, an order number).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
@@ -117,18 +146,39 @@ impl TryFrom<String> for Reference {
     }
 }
 
-/// One line as sent.
-#[derive(Debug, Clone, Deserialize)]
+impl utoipa::PartialSchema for Reference {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .min_length(Some(1))
+            .max_length(Some(128))
+            .pattern(Some(r"^[^\u0000-\u001f\u007f-\u009f]+$"))
+            .description(Some(
+                "What the line refers to: a delivery note, an order number",
+            ))
+            .into()
+    }
+}
+impl utoipa::ToSchema for Reference {}
+
+/// One line as sent: exactly one of `delta` and `quantity`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LineInput {
+    /// The item.
     product_id: ProductId,
+    /// Units added (negative: taken); give this or `quantity`.
     #[serde(default)]
     delta: Option<Delta>,
+    /// The shelf count (sets on hand, not below what is reserved); give this or `delta`.
     #[serde(default)]
     quantity: Option<Quantity>,
+    /// Why.
     reason: Reason,
+    /// What it refers to.
     #[serde(default)]
     reference: Option<Reference>,
+    /// The version the item must have before the batch (else the whole batch is refused, 412).
     #[serde(default)]
     version: Option<Version>,
 }
@@ -158,9 +208,11 @@ pub struct Line {
 }
 
 /// The body: `{"lines": [...]}`; lines are checked one by one so that every bad line is named.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchInput {
+    /// 1 to 1,000 lines, applied all or none.
+    #[schema(value_type = Vec<LineInput>, min_items = 1, max_items = 1000)]
     lines: Vec<serde_json::Value>,
 }
 

@@ -55,6 +55,8 @@ impl Handler for CommandHandler {
                 r#type = envelope.event.type_name(),
                 correlation_id = envelope.correlation_id.as_ref().map(|c| c.to_string()),
             );
+            // The decision joins the trace of the request that sent the command.
+            stockmesh_http::trace::adopt(&span, envelope.traceparent.as_deref());
             let correlation = envelope.correlation_id.clone();
             match &envelope.event {
                 Event::InventoryItemRemotePurchase(command) => {

@@ -20,7 +20,7 @@ use crate::error::StoreError;
 use crate::repository as repo;
 
 /// The store's state as `GET /status` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StoreStatus {
     /// This store.

@@ -207,6 +207,11 @@ impl TestCluster {
         &self.stores[i - 1]
     }
 
+    /// Central's service, while Central runs (to reach its change feed directly).
+    pub fn central_service(&self) -> Option<&Arc<stockmesh_central::CentralService>> {
+        self.central_node.as_ref().map(|n| n.service())
+    }
+
     /// The directory holding every node's database.
     pub fn dir(&self) -> &std::path::Path {
         self.dir.path()

@@ -9,17 +9,21 @@
 //! - [`demo`]: the original specification's demo as one reusable scenario.
 //! - [`http`]: a small typed HTTP client ([`Api`]) with helpers for the calls tests make.
 //! - [`metrics`]: reading samples out of `GET /metrics`.
+//! - [`openapi`]: each node's spec beside its access table, and the check that they agree.
 //! - [`process`]: [`process::NodeProcess`]: a node as a separate OS process of the real binary.
 //! - [`redis`]: [`RedisServer`]: a private `redis-server` on a free port that can be killed
 //!   and restarted; [`RedisClusterServer`]: a private three-master Redis Cluster.
+//! - [`sse`]: a minimal server-sent events client.
 //! - [`store`]: [`spawn_store`] / [`TestStore`]: a Store node on port 0, restartable on its file.
 
 pub mod cluster;
 pub mod demo;
 pub mod http;
 pub mod metrics;
+pub mod openapi;
 pub mod process;
 pub mod redis;
+pub mod sse;
 pub mod store;
 
 pub use cluster::{BrokerKind, TestCluster, eventually};

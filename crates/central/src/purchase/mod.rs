@@ -16,12 +16,13 @@ use stockmesh_core::{
     RejectionReason, RemotePurchaseCommand, RequestId, StoreId, Timestamp,
 };
 use stockmesh_http::IdempotencyKey;
+use tracing::Instrument;
 
 use crate::decided::{Coordinator, Request};
 use crate::error::CentralError;
 
 /// Where a remote purchase stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PurchaseStatus {
     /// Sent to the store; no answer yet.
@@ -51,7 +52,7 @@ impl PurchaseStatus {
 }
 
 /// One remote purchase.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Purchase {
     /// Its id.
@@ -74,11 +75,14 @@ pub struct Purchase {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<CorrelationId>,
     /// When Central recorded it.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// After this instant the store refuses it.
+    #[schema(value_type = String, format = DateTime)]
     pub deadline: Timestamp,
     /// When the store's answer was applied.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub resolved_at: Option<Timestamp>,
 }
 
@@ -143,7 +147,7 @@ impl Request for Purchase {
 }
 
 /// The item a confirmed purchase left, as the purchase answer shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PurchasedItem {
     /// The item at the store after the purchase: `quantity` is what remains.
@@ -273,7 +277,13 @@ pub(crate) async fn resolve_replies(
             _ => continue,
         };
         let store = &envelope.store_id;
-        if repository::resolve_purchase(tx, purchase, store, status, reason, item, now).await? {
+        // The resolution joins the trace of the store's decision (and so of the request).
+        let span = tracing::info_span!("resolve", %purchase, status = status.as_str());
+        stockmesh_http::trace::adopt(&span, envelope.traceparent.as_deref());
+        if repository::resolve_purchase(tx, purchase, store, status, reason, item, now)
+            .instrument(span)
+            .await?
+        {
             tracing::debug!(
                 %purchase,
                 status = status.as_str(),

@@ -24,7 +24,7 @@ use crate::decided::Request;
 use crate::error::CentralError;
 
 /// Where a reservation stands at Central.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ReservationStatus {
     /// Sent to the store; no answer yet.
@@ -70,7 +70,7 @@ impl ReservationStatus {
 }
 
 /// One reservation, as `GET /reservations/{id}` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Reservation {
     /// Its id.
@@ -90,19 +90,24 @@ pub struct Reservation {
     pub reason: Option<RejectionReason>,
     /// When the store releases the units by itself (set once held).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
     /// The request that made it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<CorrelationId>,
     /// When Central recorded it.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// After this instant the store refuses to hold it.
+    #[schema(value_type = String, format = DateTime)]
     pub deadline: Timestamp,
     /// When the store's answer was applied.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub resolved_at: Option<Timestamp>,
     /// When Central learned that it ended.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub ended_at: Option<Timestamp>,
 }
 

@@ -3,48 +3,63 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use stockmesh_core::{Page, ProductId, PurchaseQuantity, StoreId, TransferId};
+use stockmesh_http::openapi::{IdempotencyKeyHeader, StoreDecidedProblems};
 use stockmesh_http::{
     ApiJson, ApiPath, ApiQuery, Correlation, MaybeIdempotencyKey, Paged, Problem,
 };
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::TransferAnswer;
+use super::{Transfer, TransferAnswer};
 use crate::service::CentralService;
 
 type AppState = Arc<CentralService>;
 
-/// The transfer routes, merged into Central's router.
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/transfers", post(create).get(list))
-        .route("/transfers/{transfer_id}", get(status))
-        .route("/transfers/{transfer_id}/cancel", post(cancel))
+/// The transfer routes and their description, merged into Central's.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(status))
+        .routes(routes!(cancel))
 }
 
 /// `{"from","to","productId","quantity","confirmReceipt"?}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateTransfer {
+    /// The store that ships (and decides).
     from: StoreId,
+    /// The store that receives; another store than `from`.
     to: StoreId,
+    /// The product.
     product_id: ProductId,
+    /// Units to move.
     quantity: PurchaseQuantity,
+    /// Whether the receiver books the units only on `POST /transfers/{id}/receive` at the store
+    /// (default: at once on arrival).
     #[serde(default)]
     confirm_receipt: bool,
 }
 
 /// `?storeId&page&size`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only transfers from or to this store.
     store_id: Option<StoreId>,
+    /// Zero-based page number.
+    #[param(minimum = 0)]
     page: Option<i64>,
+    /// Transfers per page, 1 to 1000 (default 20).
+    #[param(minimum = 1, maximum = 1000)]
     size: Option<i64>,
 }
 
@@ -61,6 +76,21 @@ impl<'de> Deserialize<'de> for TransferPath {
     }
 }
 
+/// Moves units from one store to another (admin); the sending store decides. 201 when it
+/// shipped (or refused) within the wait limit, 202 while it has not decided; either way
+/// `Location` names the transfer.
+#[utoipa::path(post, operation_id = "create_transfer", path = "/transfers", tag = "transfers",
+    params(IdempotencyKeyHeader),
+    request_body = CreateTransfer,
+    responses(
+        (status = 201, description = "Decided by the sender (see `status` and `reason`)", body = Transfer,
+            headers(("Location" = String, description = "The transfer: /transfers/{transferId}"))),
+        (status = 202, description = "Sent to the sender, not decided yet", body = Transfer,
+            headers(("Location" = String, description = "The transfer: /transfers/{transferId}"))),
+        (status = 404, description = "Unknown store or product", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not enough available stock at the sender", body = Problem, content_type = "application/problem+json"),
+        StoreDecidedProblems,
+    ))]
 async fn create(
     State(central): State<AppState>,
     Correlation(correlation): Correlation,
@@ -93,6 +123,13 @@ async fn create(
     Ok(response)
 }
 
+/// A transfer and where it stands.
+#[utoipa::path(get, operation_id = "get_transfer", path = "/transfers/{transfer_id}", tag = "transfers",
+    params(("transfer_id" = uuid::Uuid, Path, description = "The transfer")),
+    responses(
+        (status = 200, description = "The transfer", body = Transfer),
+        (status = 404, description = "Unknown transfer", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn status(
     State(central): State<AppState>,
     ApiPath(TransferPath(id)): ApiPath<TransferPath>,
@@ -100,6 +137,14 @@ async fn status(
     Ok(Json(central.transfer_status(id).await?).into_response())
 }
 
+/// Cancels a transfer that has not shipped yet (admin).
+#[utoipa::path(post, operation_id = "cancel_transfer", path = "/transfers/{transfer_id}/cancel", tag = "transfers",
+    params(("transfer_id" = uuid::Uuid, Path, description = "The transfer")),
+    responses(
+        (status = 200, description = "The transfer after the cancellation", body = Transfer),
+        (status = 404, description = "Unknown transfer", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Shipped already: it can no longer be cancelled", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn cancel(
     State(central): State<AppState>,
     ApiPath(TransferPath(id)): ApiPath<TransferPath>,
@@ -107,6 +152,12 @@ async fn cancel(
     Ok(Json(central.cancel_transfer(id).await?).into_response())
 }
 
+/// Transfers, newest first, paginated, optionally only those a store sends or receives.
+#[utoipa::path(get, operation_id = "list_transfers", path = "/transfers", tag = "transfers", params(ListQuery),
+    responses((status = 200, description = "A page of transfers", body = Vec<Transfer>, headers(
+            ("X-Total-Count" = u64, description = "How many transfers the whole list holds"),
+            ("Link" = String, description = "RFC 8288 links to the first, prev, next and last pages"),
+        ))))]
 async fn list(
     State(central): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,

@@ -27,7 +27,7 @@ use crate::decided::{Request, send_next};
 use crate::error::CentralError;
 
 /// Where a transfer stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TransferStatus {
     /// Sent to the sending store; not shipped yet.
@@ -69,7 +69,7 @@ impl TransferStatus {
 }
 
 /// One transfer, as `GET /transfers/{id}` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Transfer {
     /// Its id.
@@ -93,26 +93,34 @@ pub struct Transfer {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<CorrelationId>,
     /// When Central recorded it.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// After this instant the sending store refuses to ship it.
+    #[schema(value_type = String, format = DateTime)]
     pub deadline: Timestamp,
     /// When Central learned it shipped.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub shipped_at: Option<Timestamp>,
     /// When Central learned it awaits confirmation at the receiving store.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub arrived_at: Option<Timestamp>,
     /// When Central learned it was received.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub received_at: Option<Timestamp>,
     /// When Central learned it was rejected.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub rejected_at: Option<Timestamp>,
     /// When it was cancelled.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub cancelled_at: Option<Timestamp>,
     /// When the units of a cancelled transfer that had shipped were back at the sender.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub returned_at: Option<Timestamp>,
 }
 

@@ -196,7 +196,18 @@ impl Rule {
     }
 }
 
-/// The permission `method` on `path` requires in `table`, if the table names it.
+/// The rows of the routes every node serves through this crate, read after a node's own table:
+/// `/healthz` ([`crate::router::finish`]), the spec and the API reference page
+/// ([`crate::openapi::serve`]). All public: they hold no data.
+pub const SHARED: &[Rule] = &[
+    Rule::get("/healthz", Permission::Public),
+    Rule::get(crate::openapi::SPEC_PATH, Permission::Public),
+    Rule::get(crate::openapi::DOCS_PATH, Permission::Public),
+    Rule::get("/docs/", Permission::Public),
+    Rule::get("/docs/{*rest}", Permission::Public),
+];
+
+/// The permission `method` on `path` requires in `table` (or in [`SHARED`]), if either names it.
 pub fn required(table: &[Rule], method: &Method, path: &str) -> Option<Permission> {
     let method = if method == Method::HEAD {
         &Method::GET
@@ -205,6 +216,7 @@ pub fn required(table: &[Rule], method: &Method, path: &str) -> Option<Permissio
     };
     table
         .iter()
+        .chain(SHARED)
         .find(|rule| rule.method == method && rule.path == path)
         .map(|rule| rule.permission)
 }
