@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use stockmesh_bus::redis_server::{Persistence, RedisProcess, SpawnError, answers_ping};
 use stockmesh_bus::{
-    Broker, DbConfig, HeartbeatConfig, MemoryBroker, RedisBroker, RedisConfig, RedisTls,
+    Broker, DbConfig, GroupCommit, HeartbeatConfig, MemoryBroker, RedisBroker, RedisConfig, RedisTls,
     RelayConfig,
 };
 use stockmesh_central::CentralConfig;
@@ -89,6 +89,10 @@ pub async fn choose_for_up(
 pub fn db(url: String, storage: &StorageArgs) -> DbConfig {
     DbConfig {
         durability: storage.durability,
+        group: GroupCommit {
+            max_requests: storage.group_commit_max,
+            max_wait: storage.group_commit_wait,
+        },
         ..DbConfig::new(url)
     }
 }
