@@ -105,3 +105,50 @@ pub fn central_user(name: &str, password: &str) -> AclUser {
         line,
     }
 }
+
+/// What `stockmesh redis-acl` prints: Central's user and one user per store, each with a fresh
+/// password, as commented `ACL SETUSER` lines to feed to `redis-cli`.
+pub fn script(central_name: &str, stores: &[StoreId]) -> String {
+    let mut out = String::from(
+        "# stockmesh least-privilege Redis users; run: redis-cli < this-file\n\
+         # Then turn the default user off: ACL SETUSER default off\n",
+    );
+    let central = central_user(central_name, &password());
+    let users = std::iter::once(("Central".to_owned(), central)).chain(
+        stores
+            .iter()
+            .map(|s| (s.to_string(), store_user(s, &password()))),
+    );
+    for (who, user) in users {
+        out.push_str(&format!(
+            "# {who}: --redis {}\n{}\n",
+            user.url("HOST:PORT"),
+            user.line
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_script_has_one_user_per_store_and_central_each_with_its_own_password() {
+        let stores = [
+            StoreId::parse("s1").expect("id"),
+            StoreId::parse("s2").expect("id"),
+        ];
+        let script = script("central", &stores);
+        let users: Vec<_> = script
+            .lines()
+            .filter(|l| l.starts_with("ACL SETUSER"))
+            .collect();
+        assert_eq!(users.len(), 3, "{script}");
+        assert!(users[0].starts_with("ACL SETUSER central "), "{script}");
+        assert!(users[2].starts_with("ACL SETUSER s2 "), "{script}");
+        let urls: std::collections::HashSet<_> =
+            script.lines().filter(|l| l.contains("--redis")).collect();
+        assert_eq!(urls.len(), 3, "fresh passwords: {script}");
+    }
+}

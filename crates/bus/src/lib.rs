@@ -13,9 +13,12 @@
 //! - [`consumer`]: reads a consumer group, applies through a [`consumer::Handler`], acks after
 //!   the commit, reclaims, dead-letters.
 //! - [`heartbeat`]: a store's liveness key.
+//! - [`local`]: the broker of a local cluster when none is named (Redis on 6379, else a private
+//!   `redis-server`, else in-process).
 //! - [`probe`]: raw SQLite and broker rates, for benchmarks.
 //! - [`redis_server`]: a private `redis-server` child process: free port, kill -9, restart on its
 //!   data (for `stockmesh up`, tests, chaos and bench).
+//! - [`acl`]: least-privilege Redis users, as `ACL SETUSER` lines.
 //! - [`faults`]: data losses inflicted on purpose (`FLUSHALL`, a stream's newest entries).
 //! - [`gauges`]: outbox and consumer-group gauges, refreshed at scrape time.
 //! - [`backoff`]: jittered exponential back-off.
@@ -35,6 +38,7 @@ pub mod faults;
 pub mod gauges;
 pub mod heartbeat;
 pub mod inbox;
+pub mod local;
 pub mod outbox;
 pub mod probe;
 pub mod redis_server;

@@ -3,7 +3,8 @@
 //! The HTTP conventions that Store and Central share, so both speak one dialect.
 //!
 //! ## Layout
-//! - [`auth`]: bearer tokens (Ed25519 JWT), roles, and the one table per node of who may do what.
+//! - [`auth`]: bearer tokens (Ed25519 JWT), roles, and the one table per node of who may do what;
+//!   key files ([`auth::keys`]) and protected mode ([`auth::protect`]).
 //! - [`bodies`]: request bodies both services accept.
 //! - [`problem`]: RFC 9457 `application/problem+json` errors, and the middleware that fills in
 //!   each problem's `instance`.
@@ -18,6 +19,7 @@
 //! - [`running`]: a node's server and workers, stopped together by one token.
 //! - [`server`]: the one serve loop of every node: connection cap, header, idle and request
 //!   timeouts, graceful shutdown; and the open-file limit.
+//! - [`tls`]: the HTTPS acceptor from a certificate file and its owner-only key.
 //! - [`uri`]: percent-encoding of the values put into `Location` and `Link`.
 
 pub mod auth;
@@ -31,6 +33,7 @@ pub mod problem;
 pub mod router;
 pub mod running;
 pub mod server;
+pub mod tls;
 pub mod uri;
 
 pub use correlation::Correlation;

@@ -42,6 +42,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     }
 }
 
+/// Parses a duration as [`parse_duration`] does, or a number of days (`30d`): token lifetimes.
+pub fn parse_ttl(text: &str) -> Result<Duration, DurationError> {
+    match text.trim().strip_suffix('d') {
+        Some(days) => {
+            let days: u64 = days
+                .parse()
+                .map_err(|_| DurationError::Number(text.to_owned()))?;
+            Ok(Duration::from_secs(days.saturating_mul(86_400)))
+        }
+        None => parse_duration(text),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +78,12 @@ mod tests {
             parse_duration(&format!("{}h", u64::MAX)),
             Err(DurationError::TooLong(format!("{}h", u64::MAX)))
         );
+    }
+
+    #[test]
+    fn a_ttl_takes_days_beside_the_usual_units() {
+        assert_eq!(parse_ttl("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_ttl("8h"), Ok(Duration::from_secs(8 * 3600)));
+        assert!(matches!(parse_ttl("xd"), Err(DurationError::Number(_))));
     }
 }

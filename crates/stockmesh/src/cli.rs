@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use stockmesh_bus::Durability;
 use stockmesh_core::StoreId;
-use stockmesh_process::parse_duration;
+use stockmesh_process::{parse_duration, parse_ttl};
 
 /// stockmesh: a chain's stock, propagated in milliseconds, never oversold.
 #[derive(Debug, Parser)]
@@ -112,17 +112,6 @@ pub struct TokenArgs {
     /// Who the token is for (free text, in the `sub` claim).
     #[arg(long, default_value = "stockmesh")]
     pub subject: String,
-}
-
-/// A duration, with `d` for days beside the usual units.
-fn parse_ttl(text: &str) -> Result<Duration, String> {
-    if let Some(days) = text.strip_suffix('d') {
-        let days: u64 = days
-            .parse()
-            .map_err(|_| format!("not a duration: {text:?}"))?;
-        return Ok(Duration::from_secs(days.saturating_mul(86_400)));
-    }
-    parse_duration(text).map_err(|e| e.to_string())
 }
 
 /// Flags about who may call a node.

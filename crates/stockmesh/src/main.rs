@@ -13,14 +13,12 @@
 //! ## Layout
 //! - [`cli`]: the command line, flags and their environment variables.
 //! - [`telemetry`]: logs (human or JSON) and optional OTLP trace export.
-//! - [`shutdown`]: the signal that stops every node (Ctrl-C, SIGTERM).
 //! - [`commands`]: what each subcommand runs.
 //! - [`memory`]: the allocator, which returns freed memory to the system.
 
 mod cli;
 mod commands;
 mod memory;
-mod shutdown;
 mod telemetry;
 
 use clap::Parser;

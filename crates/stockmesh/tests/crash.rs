@@ -29,7 +29,12 @@ struct Acknowledged {
 }
 
 /// One client: purchases of one unit, back to back, until told to stop or the store is gone.
-async fn buyer(base: String, client: usize, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acknowledged>>) {
+async fn buyer(
+    base: String,
+    client: usize,
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Acknowledged>>,
+) {
     let http = reqwest::Client::new();
     let mut i = client;
     while !stop.load(Ordering::Relaxed) {
@@ -89,7 +94,12 @@ async fn a_store_killed_under_load_keeps_every_acknowledged_write_and_central_he
         .map(|c| tokio::spawn(buyer(base.clone(), c, stop.clone(), acked.clone())))
         .collect();
     let under_load = async || acked.lock().await.sold >= 500;
-    eventually("500 purchases acknowledged", Duration::from_secs(60), under_load).await;
+    eventually(
+        "500 purchases acknowledged",
+        Duration::from_secs(60),
+        under_load,
+    )
+    .await;
     cluster.stores[0].kill().await;
     stop.store(true, Ordering::Relaxed);
     for client in clients {
@@ -114,7 +124,11 @@ async fn a_store_killed_under_load_keeps_every_acknowledged_write_and_central_he
             lost.is_empty(),
             "{sku}: purchases answered 200 are missing after the kill (versions {lost:?})"
         );
-        let item = store.get(&format!("/inventory/{sku}")).await.expect(200).json();
+        let item = store
+            .get(&format!("/inventory/{sku}"))
+            .await
+            .expect(200)
+            .json();
         let quantity = item["quantity"].as_i64().expect("quantity");
         assert_eq!(
             quantity,

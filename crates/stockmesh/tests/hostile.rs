@@ -54,11 +54,18 @@ async fn stocked_store(limits: ServerLimits) -> stockmesh_testkit::TestStore {
 
 #[tokio::test]
 async fn made_up_methods_and_paths_do_not_grow_the_metrics() {
-    let store = spawn_store().await;
+    // The recorder is shared by every test of this binary: count only this store's series, which
+    // carry its own id as the `node` label.
+    let id = "store-label-bound";
+    let store = spawn_store_with(|config| {
+        config.id = stockmesh_core::StoreId::parse(id).expect("valid id");
+    })
+    .await;
+    let own = format!("node=\"{id}\"");
     let series = async || {
         let text = store.api.get("/metrics").await.expect(200).text;
         text.lines()
-            .filter(|l| l.starts_with("stockmesh_http_requests_total{"))
+            .filter(|l| l.starts_with("stockmesh_http_requests_total{") && l.contains(&own))
             .count()
     };
     store.api.get("/healthz").await.expect(200);

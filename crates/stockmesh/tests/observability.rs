@@ -91,7 +91,12 @@ async fn metrics_follow_what_the_system_does() {
     );
     assert_eq!(sample(&text, "stockmesh_link_connected", &s1), Some(1.0));
 
-    // Disconnected: the outbox grows, Central sees the store offline and refuses purchases.
+    // Disconnected: the outbox grows, Central sees the store offline and refuses purchases. A
+    // snapshot Central asked for may still be on its way out: start from an empty outbox.
+    eventually("an empty outbox", Duration::from_secs(5), async || {
+        sample(&scrape(store).await, "stockmesh_outbox_pending", &s1) == Some(0.0)
+    })
+    .await;
     store.post_empty("/disconnected").await.expect(200);
     for _ in 0..3 {
         store.purchase("p", 1).await.expect(200);

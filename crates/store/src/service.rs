@@ -247,7 +247,10 @@ impl StoreService {
     /// `work` undoes its own changes only.
     pub(crate) async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
-        F: for<'c> FnOnce(StoreService, &'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>>
+        F: for<'c> FnOnce(
+                StoreService,
+                &'c mut SqliteConnection,
+            ) -> BoxFuture<'c, Result<T, StoreError>>
             + Send
             + 'static,
         T: Send + 'static,
@@ -486,7 +489,10 @@ impl StoreService {
             connectivity: self.connectivity.state(),
             outbox_pending: pending,
             outbox_oldest_age_ms: oldest_created_at.map(|at| (now - at).max(0)),
-            resyncing: crate::repair::in_progress(&self.db.reader).await?,
+            resyncing: crate::repair::repository::resync_in_progress(
+                &mut *self.db.reader.acquire().await?,
+            )
+            .await?,
         })
     }
 }

@@ -7,6 +7,7 @@
 //! Redis versions: `XAUTOCLAIM` and exclusive ranges need 6.2; `XINFO GROUPS` reports `lag`
 //! from 7.0 (on 6.2 lag is unknown).
 
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -66,6 +67,24 @@ impl std::fmt::Debug for RedisTls {
             .field("ca", &self.ca.is_some())
             .field("client_cert", &self.client.is_some())
             .finish()
+    }
+}
+
+impl RedisTls {
+    /// The material in these files: the CA certificate(s) (PEM) to trust, and a client
+    /// certificate (PEM) with its private key (PEM, owner-only).
+    pub fn from_files(
+        ca: Option<&Path>,
+        client: Option<(&Path, &Path)>,
+    ) -> Result<Self, stockmesh_process::FileError> {
+        use stockmesh_process::private::{read, read_secret};
+        Ok(Self {
+            ca: ca.map(read).transpose()?,
+            client: match client {
+                Some((cert, key)) => Some((read(cert)?, read_secret(key)?.into_bytes())),
+                None => None,
+            },
+        })
     }
 }
 

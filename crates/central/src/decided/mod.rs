@@ -16,6 +16,7 @@
 //! from its record. So Central asks instead of guessing, no request stays pending while its
 //! store can answer, and none is decided twice.
 
+mod records;
 mod resend;
 mod waiters;
 
@@ -25,16 +26,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::{SqliteConnection, SqlitePool};
 use stockmesh_bus::{Database, Outbox, OutboxSignal, topology};
-use stockmesh_core::{Envelope, RequestId, StoreId, Timestamp};
+use stockmesh_core::{Envelope, RequestId, StoreId};
 use stockmesh_http::IdempotencyKey;
 
+pub(crate) use self::records::{Stored, find};
 pub(crate) use self::resend::Resender;
 use self::waiters::Waiters;
 use crate::error::CentralError;
 
-/// A store-decided request as Central records it.
+/// A store-decided request as Central records it (where: [`Stored`]).
 #[async_trait]
-pub(crate) trait Request: Clone + Send + Sync + Sized + 'static {
+pub(crate) trait Request: Stored + Clone + Send + Sync + 'static {
     /// Its id: the store decides each id once; waiters are woken by it.
     fn request_id(&self) -> RequestId;
 
@@ -56,19 +58,6 @@ pub(crate) trait Request: Clone + Send + Sync + Sized + 'static {
         tx: &mut SqliteConnection,
         key: Option<&IdempotencyKey>,
     ) -> sqlx::Result<()>;
-
-    /// The record with id `id`.
-    async fn find(pool: &SqlitePool, id: RequestId) -> sqlx::Result<Option<Self>>;
-
-    /// The record made under `key`.
-    async fn find_by_key(pool: &SqlitePool, key: &IdempotencyKey) -> sqlx::Result<Option<Self>>;
-
-    /// Pending records made before `before`, oldest first, at most `limit` (to send again).
-    async fn pending_before(
-        pool: &SqlitePool,
-        before: Timestamp,
-        limit: i64,
-    ) -> sqlx::Result<Vec<Self>>;
 }
 
 /// Records requests with their commands, waits for and wakes on the stores' decisions.
@@ -99,7 +88,7 @@ impl Coordinator {
         key: &IdempotencyKey,
         fingerprint: &str,
     ) -> Result<Option<R>, CentralError> {
-        let Some(first) = R::find_by_key(&self.db.reader, key).await? else {
+        let Some(first) = records::find_by_key::<R>(&self.db.reader, key).await? else {
             return Ok(None);
         };
         if first.fingerprint() != fingerprint {
@@ -208,7 +197,7 @@ impl Coordinator {
 
     /// One request by id.
     pub async fn find<R: Request>(&self, id: RequestId) -> Result<Option<R>, CentralError> {
-        Ok(R::find(&self.db.reader, id).await?)
+        Ok(records::find::<R>(&self.db.reader, id).await?)
     }
 
     /// Wakes the requests waiting for `decided` (their decisions are committed). A decision may

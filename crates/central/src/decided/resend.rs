@@ -39,7 +39,9 @@ impl<R: Request> Resender<R> {
     pub async fn try_once(&self) -> Result<usize, CentralError> {
         let before = stockmesh_core::now()
             - chrono::Duration::from_std(self.every).unwrap_or(chrono::Duration::MAX);
-        let pending = R::pending_before(self.coordinator.reader(), before, PER_PASS).await?;
+        let pending =
+            super::records::pending_before::<R>(self.coordinator.reader(), before, PER_PASS)
+                .await?;
         let mut online = std::collections::HashMap::new();
         let mut again = Vec::with_capacity(pending.len());
         for request in pending {

@@ -10,7 +10,7 @@ mod repository;
 
 use async_trait::async_trait;
 use serde::Serialize;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqliteConnection;
 use stockmesh_core::{
     CorrelationId, Envelope, Event, Item, ItemState, ProductId, PurchaseId, PurchaseQuantity,
     RejectionReason, RemotePurchaseCommand, RequestId, StoreId, Timestamp,
@@ -139,22 +139,6 @@ impl Request for Purchase {
         key: Option<&IdempotencyKey>,
     ) -> sqlx::Result<()> {
         repository::insert_purchase(tx, self, key).await
-    }
-
-    async fn find(pool: &SqlitePool, id: RequestId) -> sqlx::Result<Option<Self>> {
-        repository::find_purchase(pool, PurchaseId::from(id.as_uuid())).await
-    }
-
-    async fn find_by_key(pool: &SqlitePool, key: &IdempotencyKey) -> sqlx::Result<Option<Self>> {
-        repository::find_purchase_by_key(pool, key).await
-    }
-
-    async fn pending_before(
-        pool: &SqlitePool,
-        before: Timestamp,
-        limit: i64,
-    ) -> sqlx::Result<Vec<Self>> {
-        repository::pending_before(pool, before, limit).await
     }
 }
 

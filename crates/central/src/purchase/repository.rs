@@ -1,6 +1,6 @@
 //! Every SQL statement on Central's `purchases` table.
 
-use sqlx::{SqliteConnection, SqliteExecutor};
+use sqlx::SqliteConnection;
 use stockmesh_core::{
     CorrelationId, Item, ItemState, ProductId, PurchaseId, PurchaseQuantity, Quantity,
     RejectionReason, Stock, StoreId, Timestamp, Version, from_millis,
@@ -8,6 +8,7 @@ use stockmesh_core::{
 use stockmesh_http::IdempotencyKey;
 
 use super::{Purchase, PurchaseStatus};
+use crate::decided::Stored;
 use crate::repository::corrupt;
 
 /// Records a new purchase. Fails with a unique violation if its idempotency key is taken.
@@ -120,7 +121,7 @@ pub(crate) async fn owner(
 
 /// A purchase row as stored.
 #[derive(sqlx::FromRow)]
-struct PurchaseRow {
+pub(crate) struct PurchaseRow {
     purchase_id: String,
     store_id: String,
     product_id: String,
@@ -179,54 +180,17 @@ impl PurchaseRow {
     }
 }
 
-const PURCHASE_COLUMNS: &str = "purchase_id, store_id, product_id, quantity, status, reason, \
-     remaining, version, item_updated_at, correlation_id, created_at, deadline, \
-     resolved_at, item_reserved";
+impl Stored for Purchase {
+    type Row = PurchaseRow;
+    const SELECT: &'static str = "SELECT purchase_id, store_id, product_id, quantity, status, \
+         reason, remaining, version, item_updated_at, correlation_id, created_at, deadline, \
+         resolved_at, item_reserved FROM purchases";
+    const ID: &'static str = "purchase_id";
+    const KEY: &'static str = "idempotency_key";
+    const PENDING: &'static str = "status = 'PENDING'";
+    const CREATED_AT: &'static str = "created_at";
 
-/// One purchase by id.
-pub(crate) async fn find_purchase(
-    pool: impl SqliteExecutor<'_>,
-    purchase: PurchaseId,
-) -> sqlx::Result<Option<Purchase>> {
-    let sql = format!("SELECT {PURCHASE_COLUMNS} FROM purchases WHERE purchase_id = ?");
-    sqlx::query_as::<_, PurchaseRow>(sqlx::AssertSqlSafe(sql))
-        .bind(purchase.to_string())
-        .fetch_optional(pool)
-        .await?
-        .map(PurchaseRow::into_purchase)
-        .transpose()
-}
-
-/// The purchase made under an idempotency key.
-pub(crate) async fn find_purchase_by_key(
-    pool: impl SqliteExecutor<'_>,
-    key: &IdempotencyKey,
-) -> sqlx::Result<Option<Purchase>> {
-    let sql = format!("SELECT {PURCHASE_COLUMNS} FROM purchases WHERE idempotency_key = ?");
-    sqlx::query_as::<_, PurchaseRow>(sqlx::AssertSqlSafe(sql))
-        .bind(key.as_str())
-        .fetch_optional(pool)
-        .await?
-        .map(PurchaseRow::into_purchase)
-        .transpose()
-}
-
-/// Pending purchases recorded before `before`, oldest first, at most `limit`.
-pub(crate) async fn pending_before(
-    pool: impl SqliteExecutor<'_>,
-    before: Timestamp,
-    limit: i64,
-) -> sqlx::Result<Vec<Purchase>> {
-    let sql = format!(
-        "SELECT {PURCHASE_COLUMNS} FROM purchases
-         WHERE status = 'PENDING' AND created_at < ? ORDER BY created_at LIMIT ?"
-    );
-    sqlx::query_as::<_, PurchaseRow>(sqlx::AssertSqlSafe(sql))
-        .bind(before.timestamp_millis())
-        .bind(limit)
-        .fetch_all(pool)
-        .await?
-        .into_iter()
-        .map(PurchaseRow::into_purchase)
-        .collect()
+    fn from_row(row: PurchaseRow) -> sqlx::Result<Self> {
+        row.into_purchase()
+    }
 }

@@ -161,22 +161,6 @@ impl Request for Reservation {
     ) -> sqlx::Result<()> {
         repository::insert_reservation(tx, self, key).await
     }
-
-    async fn find(pool: &SqlitePool, id: RequestId) -> sqlx::Result<Option<Self>> {
-        repository::find_reservation(pool, ReservationId::from(id.as_uuid())).await
-    }
-
-    async fn find_by_key(pool: &SqlitePool, key: &IdempotencyKey) -> sqlx::Result<Option<Self>> {
-        repository::find_reservation_by_key(pool, key).await
-    }
-
-    async fn pending_before(
-        pool: &SqlitePool,
-        before: Timestamp,
-        limit: i64,
-    ) -> sqlx::Result<Vec<Self>> {
-        repository::pending_reservations_before(pool, before, limit).await
-    }
 }
 
 /// Where a commit or release stands.
@@ -320,22 +304,6 @@ impl Request for Action {
     ) -> sqlx::Result<()> {
         repository::insert_action(tx, self, key).await
     }
-
-    async fn find(pool: &SqlitePool, id: RequestId) -> sqlx::Result<Option<Self>> {
-        repository::find_action(pool, ActionId::from(id.as_uuid())).await
-    }
-
-    async fn find_by_key(pool: &SqlitePool, key: &IdempotencyKey) -> sqlx::Result<Option<Self>> {
-        repository::find_action_by_key(pool, key).await
-    }
-
-    async fn pending_before(
-        pool: &SqlitePool,
-        before: Timestamp,
-        limit: i64,
-    ) -> sqlx::Result<Vec<Self>> {
-        repository::pending_actions_before(pool, before, limit).await
-    }
 }
 
 /// How a reservation request ends for the client.
@@ -466,5 +434,5 @@ pub(crate) async fn find(
     pool: &SqlitePool,
     id: ReservationId,
 ) -> Result<Option<Reservation>, CentralError> {
-    Ok(repository::find_reservation(pool, id).await?)
+    Ok(crate::decided::find(pool, id.into()).await?)
 }

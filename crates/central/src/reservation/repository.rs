@@ -1,6 +1,6 @@
 //! Every SQL statement on Central's `reservations` and `reservation_actions` tables.
 
-use sqlx::{SqliteConnection, SqliteExecutor};
+use sqlx::SqliteConnection;
 use stockmesh_core::{
     ActionId, ActionRefusal, CorrelationId, ProductId, PurchaseQuantity, RejectionReason,
     ReservationAction, ReservationEnd, ReservationId, StoreId, Timestamp, Ttl, from_millis,
@@ -8,6 +8,7 @@ use stockmesh_core::{
 use stockmesh_http::IdempotencyKey;
 
 use super::{Action, ActionStatus, Reservation, ReservationStatus};
+use crate::decided::Stored;
 use crate::repository::corrupt;
 
 /// Records a new reservation. Fails with a unique violation if its idempotency key is taken.
@@ -101,8 +102,9 @@ pub(crate) async fn end(
     Ok(done.rows_affected() == 1)
 }
 
+/// A reservation row as stored.
 #[derive(sqlx::FromRow)]
-struct ReservationRow {
+pub(crate) struct ReservationRow {
     reservation_id: String,
     store_id: String,
     product_id: String,
@@ -142,35 +144,19 @@ impl ReservationRow {
     }
 }
 
-const RESERVATION_COLUMNS: &str = "reservation_id, store_id, product_id, quantity, ttl_seconds, \
-     status, reason, expires_at, correlation_id, created_at, deadline, resolved_at, ended_at";
+impl Stored for Reservation {
+    type Row = ReservationRow;
+    const SELECT: &'static str = "SELECT reservation_id, store_id, product_id, quantity, \
+         ttl_seconds, status, reason, expires_at, correlation_id, created_at, deadline, \
+         resolved_at, ended_at FROM reservations";
+    const ID: &'static str = "reservation_id";
+    const KEY: &'static str = "idempotency_key";
+    const PENDING: &'static str = "status = 'PENDING'";
+    const CREATED_AT: &'static str = "created_at";
 
-/// One reservation by id.
-pub(crate) async fn find_reservation(
-    pool: impl SqliteExecutor<'_>,
-    id: ReservationId,
-) -> sqlx::Result<Option<Reservation>> {
-    let sql = format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE reservation_id = ?");
-    sqlx::query_as::<_, ReservationRow>(sqlx::AssertSqlSafe(sql))
-        .bind(id.to_string())
-        .fetch_optional(pool)
-        .await?
-        .map(ReservationRow::into_reservation)
-        .transpose()
-}
-
-/// The reservation made under an idempotency key.
-pub(crate) async fn find_reservation_by_key(
-    pool: impl SqliteExecutor<'_>,
-    key: &IdempotencyKey,
-) -> sqlx::Result<Option<Reservation>> {
-    let sql = format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE idempotency_key = ?");
-    sqlx::query_as::<_, ReservationRow>(sqlx::AssertSqlSafe(sql))
-        .bind(key.as_str())
-        .fetch_optional(pool)
-        .await?
-        .map(ReservationRow::into_reservation)
-        .transpose()
+    fn from_row(row: ReservationRow) -> sqlx::Result<Self> {
+        row.into_reservation()
+    }
 }
 
 /// Records a new action. Fails with a unique violation if its idempotency key is taken.
@@ -225,8 +211,9 @@ pub(crate) async fn resolve_action(
     Ok(done.rows_affected() == 1)
 }
 
+/// An action row as stored, with its reservation's store, product and quantity.
 #[derive(sqlx::FromRow)]
-struct ActionRow {
+pub(crate) struct ActionRow {
     action_id: String,
     reservation_id: String,
     action: String,
@@ -266,75 +253,18 @@ impl ActionRow {
     }
 }
 
-const ACTION_SELECT: &str = "SELECT a.action_id, a.reservation_id, a.action, a.status, a.reason, \
-     a.ended_as, a.correlation_id, a.created_at, a.deadline, a.resolved_at, r.store_id, \
-     r.product_id, r.quantity \
-     FROM reservation_actions a JOIN reservations r ON r.reservation_id = a.reservation_id";
+impl Stored for Action {
+    type Row = ActionRow;
+    const SELECT: &'static str = "SELECT a.action_id, a.reservation_id, a.action, a.status, \
+         a.reason, a.ended_as, a.correlation_id, a.created_at, a.deadline, a.resolved_at, \
+         r.store_id, r.product_id, r.quantity \
+         FROM reservation_actions a JOIN reservations r ON r.reservation_id = a.reservation_id";
+    const ID: &'static str = "a.action_id";
+    const KEY: &'static str = "a.idempotency_key";
+    const PENDING: &'static str = "a.status = 'PENDING'";
+    const CREATED_AT: &'static str = "a.created_at";
 
-/// One action by id.
-pub(crate) async fn find_action(
-    pool: impl SqliteExecutor<'_>,
-    id: ActionId,
-) -> sqlx::Result<Option<Action>> {
-    let sql = format!("{ACTION_SELECT} WHERE a.action_id = ?");
-    sqlx::query_as::<_, ActionRow>(sqlx::AssertSqlSafe(sql))
-        .bind(id.to_string())
-        .fetch_optional(pool)
-        .await?
-        .map(ActionRow::into_action)
-        .transpose()
-}
-
-/// The action made under an idempotency key.
-pub(crate) async fn find_action_by_key(
-    pool: impl SqliteExecutor<'_>,
-    key: &IdempotencyKey,
-) -> sqlx::Result<Option<Action>> {
-    let sql = format!("{ACTION_SELECT} WHERE a.idempotency_key = ?");
-    sqlx::query_as::<_, ActionRow>(sqlx::AssertSqlSafe(sql))
-        .bind(key.as_str())
-        .fetch_optional(pool)
-        .await?
-        .map(ActionRow::into_action)
-        .transpose()
-}
-
-/// Reservations still awaiting their store's decision, made before `before`, oldest first.
-pub(crate) async fn pending_reservations_before(
-    pool: impl SqliteExecutor<'_>,
-    before: Timestamp,
-    limit: i64,
-) -> sqlx::Result<Vec<Reservation>> {
-    let sql = format!(
-        "SELECT {RESERVATION_COLUMNS} FROM reservations
-         WHERE status = 'PENDING' AND created_at < ? ORDER BY created_at LIMIT ?"
-    );
-    sqlx::query_as::<_, ReservationRow>(sqlx::AssertSqlSafe(sql))
-        .bind(before.timestamp_millis())
-        .bind(limit)
-        .fetch_all(pool)
-        .await?
-        .into_iter()
-        .map(ReservationRow::into_reservation)
-        .collect()
-}
-
-/// Commits and releases still awaiting their store's decision, made before `before`, oldest
-/// first.
-pub(crate) async fn pending_actions_before(
-    pool: impl SqliteExecutor<'_>,
-    before: Timestamp,
-    limit: i64,
-) -> sqlx::Result<Vec<Action>> {
-    let sql = format!(
-        "{ACTION_SELECT} WHERE a.status = 'PENDING' AND a.created_at < ? ORDER BY a.created_at LIMIT ?"
-    );
-    sqlx::query_as::<_, ActionRow>(sqlx::AssertSqlSafe(sql))
-        .bind(before.timestamp_millis())
-        .bind(limit)
-        .fetch_all(pool)
-        .await?
-        .into_iter()
-        .map(ActionRow::into_action)
-        .collect()
+    fn from_row(row: ActionRow) -> sqlx::Result<Self> {
+        row.into_action()
+    }
 }

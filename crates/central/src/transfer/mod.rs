@@ -226,22 +226,6 @@ impl Request for Transfer {
     ) -> sqlx::Result<()> {
         repository::insert(tx, self, key).await
     }
-
-    async fn find(pool: &SqlitePool, id: RequestId) -> sqlx::Result<Option<Self>> {
-        repository::find(pool, TransferId::from(id.as_uuid())).await
-    }
-
-    async fn find_by_key(pool: &SqlitePool, key: &IdempotencyKey) -> sqlx::Result<Option<Self>> {
-        repository::find_by_key(pool, key).await
-    }
-
-    async fn pending_before(
-        pool: &SqlitePool,
-        before: Timestamp,
-        limit: i64,
-    ) -> sqlx::Result<Vec<Self>> {
-        repository::requested_before(pool, before, limit).await
-    }
 }
 
 /// How a transfer request ends for the client.
@@ -285,7 +269,8 @@ pub(crate) async fn resolve_replies(
         match &envelope.event {
             Event::TransferShipped(reply) => {
                 let id = reply.transfer_id;
-                let Some(transfer) = repository::find(&mut *tx, id).await? else {
+                let Some(transfer) = crate::decided::find::<Transfer>(&mut *tx, id.into()).await?
+                else {
                     continue;
                 };
                 if repository::ship(tx, id, now).await? {
@@ -322,7 +307,7 @@ pub(crate) async fn find(
     pool: &SqlitePool,
     id: TransferId,
 ) -> Result<Option<Transfer>, CentralError> {
-    Ok(repository::find(pool, id).await?)
+    Ok(crate::decided::find(pool, id.into()).await?)
 }
 
 /// Cancels a requested transfer; `false` if it was not requested.

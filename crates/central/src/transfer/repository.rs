@@ -1,6 +1,6 @@
 //! Every SQL statement on Central's `transfers` table.
 
-use sqlx::{SqliteConnection, SqliteExecutor, SqlitePool};
+use sqlx::{SqliteConnection, SqlitePool};
 use stockmesh_core::{
     CorrelationId, Page, ProductId, PurchaseQuantity, RejectionReason, StoreId, Timestamp,
     TransferId, from_millis,
@@ -8,6 +8,7 @@ use stockmesh_core::{
 use stockmesh_http::IdempotencyKey;
 
 use super::{Transfer, TransferStatus};
+use crate::decided::Stored;
 use crate::repository::corrupt;
 
 /// Records a new transfer. Fails with a unique violation if its idempotency key is taken.
@@ -170,8 +171,9 @@ pub(crate) async fn cancel(
     .await
 }
 
+/// A transfer row as stored.
 #[derive(sqlx::FromRow)]
-struct TransferRow {
+pub(crate) struct TransferRow {
     transfer_id: String,
     from_store: String,
     to_store: String,
@@ -219,36 +221,20 @@ impl TransferRow {
     }
 }
 
-const SELECT: &str = "SELECT transfer_id, from_store, to_store, product_id, quantity, confirm, \
-     status, reason, correlation_id, created_at, deadline, shipped_at, arrived_at, received_at, \
-     rejected_at, cancelled_at, returned_at FROM transfers";
+impl Stored for Transfer {
+    type Row = TransferRow;
+    const SELECT: &'static str = "SELECT transfer_id, from_store, to_store, product_id, quantity, \
+         confirm, status, reason, correlation_id, created_at, deadline, shipped_at, arrived_at, \
+         received_at, rejected_at, cancelled_at, returned_at FROM transfers";
+    const ID: &'static str = "transfer_id";
+    const KEY: &'static str = "idempotency_key";
+    // A transfer's request is its shipment, which the sending store decides.
+    const PENDING: &'static str = "status = 'REQUESTED'";
+    const CREATED_AT: &'static str = "created_at";
 
-/// One transfer by id.
-pub(crate) async fn find(
-    conn: impl SqliteExecutor<'_>,
-    id: TransferId,
-) -> sqlx::Result<Option<Transfer>> {
-    let sql = format!("{SELECT} WHERE transfer_id = ?");
-    sqlx::query_as::<_, TransferRow>(sqlx::AssertSqlSafe(sql))
-        .bind(id.to_string())
-        .fetch_optional(conn)
-        .await?
-        .map(TransferRow::into_transfer)
-        .transpose()
-}
-
-/// The transfer made under an idempotency key.
-pub(crate) async fn find_by_key(
-    conn: impl SqliteExecutor<'_>,
-    key: &IdempotencyKey,
-) -> sqlx::Result<Option<Transfer>> {
-    let sql = format!("{SELECT} WHERE idempotency_key = ?");
-    sqlx::query_as::<_, TransferRow>(sqlx::AssertSqlSafe(sql))
-        .bind(key.as_str())
-        .fetch_optional(conn)
-        .await?
-        .map(TransferRow::into_transfer)
-        .transpose()
+    fn from_row(row: TransferRow) -> sqlx::Result<Self> {
+        row.into_transfer()
+    }
 }
 
 /// One page of the transfers a store sends or receives (all when `store` is `None`), newest
@@ -260,8 +246,9 @@ pub(crate) async fn list(
 ) -> sqlx::Result<(Vec<Transfer>, u64)> {
     let store = store.map(StoreId::as_str);
     let sql = format!(
-        "{SELECT} WHERE (?1 IS NULL OR from_store = ?1 OR to_store = ?1)
-         ORDER BY created_at DESC, transfer_id DESC LIMIT ?2 OFFSET ?3"
+        "{} WHERE (?1 IS NULL OR from_store = ?1 OR to_store = ?1)
+         ORDER BY created_at DESC, transfer_id DESC LIMIT ?2 OFFSET ?3",
+        Transfer::SELECT
     );
     let rows = sqlx::query_as::<_, TransferRow>(sqlx::AssertSqlSafe(sql))
         .bind(store)
@@ -293,23 +280,4 @@ pub(crate) async fn in_transit(pool: &SqlitePool, product: &ProductId) -> sqlx::
     .fetch_one(pool)
     .await?;
     Ok(units.unsigned_abs())
-}
-
-/// Transfers still awaiting the sending store's decision, made before `before`, oldest first.
-pub(crate) async fn requested_before(
-    pool: impl SqliteExecutor<'_>,
-    before: Timestamp,
-    limit: i64,
-) -> sqlx::Result<Vec<Transfer>> {
-    let sql = format!(
-        "{SELECT} WHERE status = 'REQUESTED' AND created_at < ? ORDER BY created_at LIMIT ?"
-    );
-    sqlx::query_as::<_, TransferRow>(sqlx::AssertSqlSafe(sql))
-        .bind(before.timestamp_millis())
-        .bind(limit)
-        .fetch_all(pool)
-        .await?
-        .into_iter()
-        .map(TransferRow::into_transfer)
-        .collect()
 }

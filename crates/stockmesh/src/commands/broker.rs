@@ -1,12 +1,9 @@
 //! Choosing and configuring the broker and the node configurations from the flags.
 
-use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context;
-use stockmesh_bus::redis_server::{Persistence, RedisProcess, SpawnError, answers_ping};
 use stockmesh_bus::{
-    Broker, DbConfig, GroupCommit, HeartbeatConfig, MemoryBroker, RedisBroker, RedisConfig, RedisTls,
+    Broker, DbConfig, GroupCommit, HeartbeatConfig, RedisBroker, RedisConfig, RedisTls,
     RelayConfig,
 };
 use stockmesh_central::CentralConfig;
@@ -17,72 +14,22 @@ use stockmesh_store::StoreConfig;
 
 use crate::cli::{BusArgs, HttpArgs, PurchaseArgs, StorageArgs};
 
-/// The Redis a node uses when none is named.
-pub const DEFAULT_REDIS: &str = "redis://127.0.0.1:6379";
-
-/// A Redis broker for `url`, with the entry size cap of the flags.
-pub fn redis(url: &str, bus: &BusArgs) -> anyhow::Result<Arc<dyn Broker>> {
-    let read = |path: &std::path::Path| {
-        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
-    };
-    let tls = RedisTls {
-        ca: bus.redis_ca.as_deref().map(read).transpose()?,
-        client: match (&bus.redis_client_cert, &bus.redis_client_key) {
-            (Some(cert), Some(key)) => {
-                Some((read(cert)?, super::auth::read_secret(key)?.into_bytes()))
-            }
-            _ => None,
-        },
-    };
-    let config = RedisConfig {
+/// The Redis settings of the flags (entry size cap, TLS files) for `url`.
+pub fn redis_config(url: &str, bus: &BusArgs) -> anyhow::Result<RedisConfig> {
+    let client = bus
+        .redis_client_cert
+        .as_deref()
+        .zip(bus.redis_client_key.as_deref());
+    Ok(RedisConfig {
         max_entry_bytes: usize::try_from(bus.max_entry_bytes).unwrap_or(usize::MAX),
-        tls,
+        tls: RedisTls::from_files(bus.redis_ca.as_deref(), client)?,
         ..RedisConfig::new(url)
-    };
-    Ok(Arc::new(RedisBroker::new(config)?))
+    })
 }
 
-/// The broker `up` uses, a private Redis it owns (if it started one), and a line saying which.
-pub async fn choose_for_up(
-    bus: &BusArgs,
-    data_dir: &Path,
-) -> anyhow::Result<(Arc<dyn Broker>, Option<RedisProcess>, String)> {
-    if let Some(url) = &bus.redis {
-        return Ok((
-            redis(url, bus)?,
-            None,
-            format!(
-                "broker: Redis at {} (from --redis)",
-                stockmesh_bus::broker::redact_url(url)
-            ),
-        ));
-    }
-    if answers_ping(6379).await {
-        let line = format!("broker: Redis at {DEFAULT_REDIS} (found running)");
-        return Ok((redis(DEFAULT_REDIS, bus)?, None, line));
-    }
-    let dir = data_dir.join("redis");
-    super::auth::create_private_dir(&dir)?;
-    match RedisProcess::start(&dir, Persistence::AofEverySec).await {
-        Ok(process) => {
-            let line = format!(
-                "broker: private redis-server at {} (data in {})",
-                process.url(),
-                dir.display()
-            );
-            Ok((redis(&process.url(), bus)?, Some(process), line))
-        }
-        Err(SpawnError::NotInstalled) => Ok((
-            Arc::new(MemoryBroker::with_max_entry_bytes(
-                usize::try_from(bus.max_entry_bytes).unwrap_or(usize::MAX),
-            )),
-            None,
-            "broker: in-process (no Redis running and redis-server not installed; events live \
-             only as long as this process)"
-                .into(),
-        )),
-        Err(error) => Err(error).context("cannot start a private redis-server"),
-    }
+/// A Redis broker for `url`, with the settings of the flags.
+pub fn redis(url: &str, bus: &BusArgs) -> anyhow::Result<Arc<dyn Broker>> {
+    Ok(Arc::new(RedisBroker::new(redis_config(url, bus)?)?))
 }
 
 /// A database configuration from a URL and the storage flags.

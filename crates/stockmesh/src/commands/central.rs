@@ -1,10 +1,9 @@
 //! `stockmesh central`: one Central node.
 
-use anyhow::Context;
+use stockmesh_bus::local::DEFAULT_REDIS;
 use stockmesh_central::CentralNode;
-use tokio::net::TcpListener;
 
-use super::broker::{self, DEFAULT_REDIS};
+use super::broker;
 use crate::cli::CentralArgs;
 
 /// Runs Central until Ctrl-C or SIGTERM.
@@ -17,28 +16,14 @@ pub async fn run(args: CentralArgs) -> anyhow::Result<()> {
     )?;
     config.consumer_name = args.consumer_name.clone();
     config.stores = args.stores.clone();
-    let broker = broker::redis(
-        args.bus.redis.as_deref().unwrap_or(DEFAULT_REDIS),
-        &args.bus,
-    )?;
-    config.auth = super::auth::verifier(&args.auth)?;
-    config.tls = super::auth::tls(&args.tls)?;
-    let scheme = if config.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    super::auth::protect(
-        args.listen,
-        config.auth.as_deref(),
-        args.auth.insecure_no_auth,
-    )?;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let node = CentralNode::start(config, listener, broker).await?;
+    let redis = args.bus.redis.as_deref().unwrap_or(DEFAULT_REDIS);
+    let broker = broker::redis(redis, &args.bus)?;
+    let listening = super::listen::listen(args.listen, &args.auth, &args.tls).await?;
+    let scheme = listening.scheme();
+    (config.auth, config.tls) = (listening.auth, listening.tls);
+    let node = CentralNode::start(config, listening.listener, broker).await?;
     println!("central listening on {scheme}://{}", node.addr());
-    crate::shutdown::signal().await;
+    stockmesh_process::shutdown::signal().await;
     node.shutdown().await;
     Ok(())
 }

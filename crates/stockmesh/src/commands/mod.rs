@@ -1,8 +1,9 @@
 //! What each subcommand runs.
 
-pub mod auth;
+mod auth;
 mod broker;
 mod central;
+mod listen;
 mod store;
 mod up;
 
@@ -20,17 +21,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Chaos(args) => stockmesh_chaos::run(args, Launcher::this_binary()?).await,
         Command::Auth(command) => auth::run(command),
         Command::RedisAcl(args) => {
-            use stockmesh_bus::acl;
-            println!("# stockmesh least-privilege Redis users; run: redis-cli < this-file");
-            println!("# Then turn the default user off: ACL SETUSER default off");
-            let central = acl::central_user(&args.central_user, &acl::password());
-            println!("# Central: --redis {}", central.url("HOST:PORT"));
-            println!("{}", central.line);
-            for store in &args.stores {
-                let user = acl::store_user(store, &acl::password());
-                println!("# {store}: --redis {}", user.url("HOST:PORT"));
-                println!("{}", user.line);
-            }
+            print!(
+                "{}",
+                stockmesh_bus::acl::script(&args.central_user, &args.stores)
+            );
             Ok(())
         }
     }

@@ -1,10 +1,9 @@
 //! `stockmesh store`: one Store node.
 
-use anyhow::Context;
+use stockmesh_bus::local::DEFAULT_REDIS;
 use stockmesh_store::StoreNode;
-use tokio::net::TcpListener;
 
-use super::broker::{self, DEFAULT_REDIS};
+use super::broker;
 use crate::cli::StoreArgs;
 
 /// Runs a store until Ctrl-C or SIGTERM.
@@ -19,32 +18,16 @@ pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
         &args.bus,
         &args.http,
     )?;
-    let broker = if args.standalone {
-        None
-    } else {
-        Some(broker::redis(
-            args.bus.redis.as_deref().unwrap_or(DEFAULT_REDIS),
-            &args.bus,
-        )?)
-    };
-    config.auth = super::auth::verifier(&args.auth)?;
-    config.tls = super::auth::tls(&args.tls)?;
-    let scheme = if config.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    super::auth::protect(
-        args.listen,
-        config.auth.as_deref(),
-        args.auth.insecure_no_auth,
-    )?;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let node = StoreNode::start(config, listener, broker).await?;
+    let redis = args.bus.redis.as_deref().unwrap_or(DEFAULT_REDIS);
+    let broker = (!args.standalone)
+        .then(|| broker::redis(redis, &args.bus))
+        .transpose()?;
+    let listening = super::listen::listen(args.listen, &args.auth, &args.tls).await?;
+    let scheme = listening.scheme();
+    (config.auth, config.tls) = (listening.auth, listening.tls);
+    let node = StoreNode::start(config, listening.listener, broker).await?;
     println!("store {} listening on {scheme}://{}", args.id, node.addr());
-    crate::shutdown::signal().await;
+    stockmesh_process::shutdown::signal().await;
     node.shutdown().await;
     Ok(())
 }

@@ -3,31 +3,16 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
+use stockmesh_bus::local::local_broker;
 use stockmesh_central::CentralNode;
 use stockmesh_core::StoreId;
+use stockmesh_http::auth::Role;
+use stockmesh_http::auth::keys::local_key_pair;
+use stockmesh_process::private::create_private_dir;
 use stockmesh_store::StoreNode;
 use tokio::net::TcpListener;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-use stockmesh_http::auth::{Issuer, Role, Verifier};
-
 use super::broker;
-
-/// The signing key of `up --auth` (`<data>/keys/up.key`, made on first use) and its verifier.
-fn up_keys(data_dir: &Path) -> anyhow::Result<(Issuer, Arc<Verifier>, PathBuf)> {
-    let dir = data_dir.join("keys");
-    let (private, public) = (dir.join("up.key"), dir.join("up.pub"));
-    if !private.exists() {
-        super::auth::write_key_pair(&dir, "up")?;
-    }
-    let issuer = Issuer::new("up", &super::auth::read_secret(&private)?)?;
-    let public_pem = std::fs::read_to_string(&public)
-        .with_context(|| format!("cannot read {}", public.display()))?;
-    let verifier = Verifier::new([("up".to_owned(), public_pem)])?;
-    Ok((issuer, Arc::new(verifier), private))
-}
 use crate::cli::UpArgs;
 
 async fn bind(host: std::net::IpAddr, port: u16) -> anyhow::Result<TcpListener> {
@@ -47,14 +32,14 @@ fn port_of(base: u16, offset: u16) -> anyhow::Result<u16> {
 
 /// Runs the cluster until Ctrl-C or SIGTERM.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    super::auth::create_private_dir(&args.data_dir)?;
+    create_private_dir(&args.data_dir)?;
     let issuer = if args.auth {
-        let (issuer, verifier, key) = up_keys(&args.data_dir)?;
+        let (issuer, verifier, key) = local_key_pair(&args.data_dir.join("keys"), "up")?;
         println!(
             "auth: bearer tokens required (signing key {})",
             key.display()
         );
-        Some((issuer, verifier))
+        Some((issuer, std::sync::Arc::new(verifier)))
     } else {
         if !args.host.is_loopback() {
             anyhow::bail!(
@@ -69,9 +54,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         None
     };
     let verifier = issuer.as_ref().map(|(_, verifier)| verifier.clone());
-    let (broker, redis_process, broker_line) =
-        broker::choose_for_up(&args.bus, &args.data_dir).await?;
-    println!("{broker_line}");
+    let redis = broker::redis_config(stockmesh_bus::local::DEFAULT_REDIS, &args.bus)?;
+    let local = local_broker(args.bus.redis.as_deref(), redis, &args.data_dir).await?;
+    println!("{}", local.description);
+    let broker = local.broker.clone();
 
     let db_url = |name: &str| format!("sqlite://{}", args.data_dir.join(name).display());
     let mut central_config = broker::central_config(
@@ -123,11 +109,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     println!("ready; Ctrl-C stops everything");
 
-    crate::shutdown::signal().await;
+    stockmesh_process::shutdown::signal().await;
     for store in stores {
         store.shutdown().await;
     }
     central.shutdown().await;
-    drop(redis_process);
+    drop(local);
     Ok(())
 }

@@ -11,7 +11,7 @@
 //!   transaction, pausing while the outbox is backed up: memory and transaction time stay
 //!   bounded whatever the inventory's size, and sales go on between pages.
 
-mod repository;
+pub(crate) mod repository;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -126,13 +126,6 @@ pub(crate) async fn request_resync(
     }
     repository::start_resync(conn, after, correlation, stockmesh_core::now()).await?;
     Ok(true)
-}
-
-/// Whether a resynchronisation is being sent.
-pub async fn in_progress(pool: &sqlx::SqlitePool) -> Result<bool, StoreError> {
-    Ok(repository::resync_job(&mut *pool.acquire().await?)
-        .await?
-        .is_some())
 }
 
 /// What one step of the resynchronisation worker did.

@@ -17,6 +17,12 @@ pub async fn summary(conn: &mut SqliteConnection) -> sqlx::Result<(u64, u64)> {
     Ok((items.unsigned_abs(), changes.unsigned_abs()))
 }
 
+/// Whether a resynchronisation is being sent (read by the store's `/status`, which therefore
+/// needs nothing else of `repair`).
+pub async fn resync_in_progress(conn: &mut SqliteConnection) -> sqlx::Result<bool> {
+    Ok(resync_job(conn).await?.is_some())
+}
+
 /// `(product, version)` of up to `limit` items after `after`, in product order (digest pages).
 pub async fn versions_after(
     conn: &mut SqliteConnection,

@@ -14,6 +14,12 @@
 //! - a valid token whose role (or store) does not grant the permission: 403.
 //!
 //! The refusal happens before any handler runs, so a refused request writes nothing.
+//!
+//! - [`keys`]: key files (a new pair written owner-only, a signing key, a node's verifier).
+//! - [`protect`]: protected mode, no authentication only on loopback unless consented to.
+
+pub mod keys;
+pub mod protect;
 
 use std::collections::HashMap;
 use std::fmt;

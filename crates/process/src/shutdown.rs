@@ -1,4 +1,5 @@
-//! The signal that stops the process: Ctrl-C or SIGTERM.
+//! The signal that stops a node's process: Ctrl-C or SIGTERM (what systemd, Compose and
+//! Kubernetes send).
 
 /// Resolves on the first Ctrl-C or SIGTERM.
 pub async fn signal() {
