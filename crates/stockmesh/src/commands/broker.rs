@@ -3,8 +3,7 @@
 use std::sync::Arc;
 
 use stockmesh_bus::{
-    Broker, DbConfig, GroupCommit, HeartbeatConfig, RedisBroker, RedisConfig, RedisTls,
-    RelayConfig,
+    Broker, DbConfig, GroupCommit, HeartbeatConfig, RedisBroker, RedisConfig, RedisTls, RelayConfig,
 };
 use stockmesh_central::CentralConfig;
 use stockmesh_central::repair::RepairConfig;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 use stockmesh_bus::GroupCommit;
-use stockmesh_testkit::spawn_store_with;
+use stockmesh_testkit::store::spawn_store_with;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_refused_inside_a_group_fail_alone() {
@@ -82,7 +82,7 @@ async fn requests_refused_inside_a_group_fail_alone() {
     assert_eq!(store.api.quantity("/inventory/empty").await, Some(0));
 
     let db = store.raw_db().await;
-    let count = async |sql: &str| -> i64 {
+    let count = async |sql: &'static str| -> i64 {
         sqlx::query_scalar(sql)
             .fetch_one(&db)
             .await
