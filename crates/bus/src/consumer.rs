@@ -4,6 +4,11 @@
 //! - On start (and after any failure, reconnection, or every `reclaim_every`) a consumer first
 //!   claims entries idle too long in a dead consumer's hands (`XAUTOCLAIM`), then re-reads its
 //!   own pending entries, then reads new ones.
+//! - New entries are read with one blocking read per broker shard ([`Broker::shard_of`]: one
+//!   for a single Redis, one per hash slot on a Redis Cluster), all in flight at once; each pass
+//!   handles whichever returns first, so a quiet shard never delays a busy one. A read is never
+//!   abandoned: a blocked read dropped on our side would stay blocked in Redis and could still
+//!   hand entries to this consumer, to sit unread in its pending list.
 //! - The consumer owns the transaction: a batch is one write of the database's group commit
 //!   ([`Database::write`]: its own savepoint in a transaction that may hold other writes): it
 //!   records every event id in the inbox, hands the handler only the *fresh* events (never seen
@@ -17,13 +22,14 @@
 //!   reason and is acked; processing goes on.
 //! - An entry trimmed from the stream while pending (no data) is acked and logged.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::SqliteConnection;
 use stockmesh_core::{Envelope, Event, EventId};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
@@ -262,6 +268,18 @@ pub enum ConsumeOutcome {
     BrokerFailed(BrokerError),
 }
 
+/// `totals` (applied, dead, retry) plus what `outcome` handled.
+fn tally(totals: (usize, usize, usize), outcome: &ConsumeOutcome) -> (usize, usize, usize) {
+    match outcome {
+        ConsumeOutcome::Handled {
+            applied,
+            dead,
+            retry,
+        } => (totals.0 + applied, totals.1 + dead, totals.2 + retry),
+        _ => totals,
+    }
+}
+
 /// One consumer in a group, over a set of streams.
 pub struct Consumer<H: Handler> {
     broker: Arc<dyn Broker>,
@@ -276,6 +294,10 @@ pub struct Consumer<H: Handler> {
     /// Whether the next pass must claim and re-read pending entries first.
     recover: bool,
     last_recovery: tokio::time::Instant,
+    /// Reads of new entries in flight, at most one per shard.
+    reads: JoinSet<Result<Vec<Delivery>, BrokerError>>,
+    /// The shard each read in flight covers.
+    reading: HashMap<tokio::task::Id, u16>,
 }
 
 impl<H: Handler> Consumer<H> {
@@ -299,6 +321,8 @@ impl<H: Handler> Consumer<H> {
             ready: HashSet::new(),
             recover: true,
             last_recovery: tokio::time::Instant::now(),
+            reads: JoinSet::new(),
+            reading: HashMap::new(),
         }
     }
 
@@ -349,16 +373,8 @@ impl<H: Handler> Consumer<H> {
                 Err(e) => ConsumeOutcome::BrokerFailed(e),
             };
         }
-        let read = self
-            .broker
-            .read_new(
-                &self.config.group,
-                &self.config.name,
-                &streams,
-                self.config.batch_size,
-                self.config.block,
-            )
-            .await;
+        self.start_reads(&streams);
+        let read = self.next_read().await;
         match read {
             Ok(entries) if entries.is_empty() => ConsumeOutcome::Idle,
             // Disconnected while the read waited: leave the entries pending for later.
@@ -374,11 +390,68 @@ impl<H: Handler> Consumer<H> {
         }
     }
 
+    /// Starts a read of new entries on every shard of `streams` that has none in flight.
+    fn start_reads(&mut self, streams: &[String]) {
+        let mut shards: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+        for stream in streams {
+            shards
+                .entry(self.broker.shard_of(stream))
+                .or_default()
+                .push(stream.clone());
+        }
+        let busy: HashSet<u16> = self.reading.values().copied().collect();
+        for (shard, streams) in shards {
+            if busy.contains(&shard) {
+                continue;
+            }
+            let broker = self.broker.clone();
+            let (group, name) = (self.config.group.clone(), self.config.name.clone());
+            let (count, block) = (self.config.batch_size, self.config.block);
+            let task = self
+                .reads
+                .spawn(async move { broker.read_new(&group, &name, &streams, count, block).await });
+            self.reading.insert(task.id(), shard);
+        }
+    }
+
+    /// The next read to return (nothing if none is in flight).
+    async fn next_read(&mut self) -> Result<Vec<Delivery>, BrokerError> {
+        match self.reads.join_next_with_id().await {
+            None => Ok(Vec::new()),
+            Some(Ok((id, read))) => {
+                self.reading.remove(&id);
+                read
+            }
+            Some(Err(failed)) => {
+                self.reading.remove(&failed.id());
+                Err(BrokerError::Protocol(format!("read task failed: {failed}")))
+            }
+        }
+    }
+
+    /// Waits for every read in flight; handles what they delivered while connected (else it
+    /// stays pending for the next recovery). Read failures are left to that recovery too.
+    async fn finish_reads(&mut self) -> Result<(usize, usize, usize), BrokerError> {
+        let (mut applied, mut dead, mut retry) = (0, 0, 0);
+        while !self.reads.is_empty() {
+            let Ok(entries) = self.next_read().await else {
+                continue;
+            };
+            if entries.is_empty() || !self.connected() {
+                continue;
+            }
+            let outcome = self.process(entries).await?;
+            (applied, dead, retry) = tally((applied, dead, retry), &outcome);
+        }
+        Ok((applied, dead, retry))
+    }
+
     /// Takes over idle entries of dead consumers, then handles this consumer's pending ones.
+    /// Reads in flight finish first, so that nothing is handled by both.
     async fn recover_pending(&mut self, streams: &[String]) -> Result<ConsumeOutcome, BrokerError> {
+        let (mut applied, mut dead, mut retry) = self.finish_reads().await?;
         self.recover = false;
         self.last_recovery = tokio::time::Instant::now();
-        let (mut applied, mut dead, mut retry) = (0, 0, 0);
         for stream in streams {
             let claimed = self
                 .broker
@@ -407,14 +480,8 @@ impl<H: Handler> Consumer<H> {
                     .await?;
                 let Some(last) = pending.last() else { break };
                 after = last.id.clone();
-                if let ConsumeOutcome::Handled {
-                    applied: a,
-                    dead: d,
-                    retry: r,
-                } = self.process(pending).await?
-                {
-                    (applied, dead, retry) = (applied + a, dead + d, retry + r);
-                }
+                let outcome = self.process(pending).await?;
+                (applied, dead, retry) = tally((applied, dead, retry), &outcome);
             }
         }
         Ok(if applied + dead + retry == 0 {
@@ -577,7 +644,7 @@ impl<H: Handler> Consumer<H> {
             // in Redis and could still hand an entry to this consumer, to sit unread in its
             // pending list. A pass lasts at most the block time plus the handling.
             if cancel.is_cancelled() {
-                return;
+                break;
             }
             let outcome = self.try_once().await;
             let pause = match outcome {
@@ -600,7 +667,7 @@ impl<H: Handler> Consumer<H> {
                 ConsumeOutcome::Disconnected => {
                     let link = self.link.clone().unwrap_or_default();
                     tokio::select! {
-                        () = cancel.cancelled() => return,
+                        () = cancel.cancelled() => break,
                         () = link.wait_connected() => {}
                     }
                     continue;
@@ -614,9 +681,13 @@ impl<H: Handler> Consumer<H> {
                 }
             };
             tokio::select! {
-                () = cancel.cancelled() => return,
+                () = cancel.cancelled() => break,
                 () = tokio::time::sleep(pause) => {}
             }
+        }
+        // Reads of other shards may still be in flight: let them return and handle them.
+        if let Err(error) = self.finish_reads().await {
+            tracing::debug!(%error, "consumer: entries left pending at shutdown");
         }
     }
 }

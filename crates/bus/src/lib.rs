@@ -18,13 +18,15 @@
 //! - [`probe`]: raw SQLite and broker rates, for benchmarks.
 //! - [`redis_server`]: a private `redis-server` child process: free port, kill -9, restart on its
 //!   data (for `stockmesh up`, tests, chaos and bench).
+//! - [`redis_cluster`]: a private local Redis Cluster of such servers (tests, chaos, bench).
 //! - [`acl`]: least-privilege Redis users, as `ACL SETUSER` lines.
 //! - [`faults`]: data losses inflicted on purpose (`FLUSHALL`, a stream's newest entries).
 //! - [`gauges`]: outbox and consumer-group gauges, refreshed at scrape time.
 //! - [`backoff`]: jittered exponential back-off.
 //! - [`connectivity`]: a node's connected/disconnected switch, watched by every worker.
 //! - [`settings`]: rules that span several settings, checked at start ([`ConfigError`]).
-//! - [`topology`]: stream and key names (hash-tagged by store for Redis Cluster).
+//! - [`topology`]: stream and key names (hash-tagged by store), and their place on a Redis
+//!   Cluster.
 //! - [`writer`]: group commit: one writer task gathers concurrent writes into one transaction,
 //!   a savepoint each, answered once the transaction is durable.
 
@@ -41,6 +43,7 @@ pub mod inbox;
 pub mod local;
 pub mod outbox;
 pub mod probe;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod relay;
 pub mod settings;

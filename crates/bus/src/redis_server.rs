@@ -61,6 +61,8 @@ pub struct RedisProcess {
     port: u16,
     dir: PathBuf,
     persistence: Persistence,
+    /// Further `redis-server` flags (e.g. cluster mode), kept for restarts.
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -87,11 +89,23 @@ impl RedisProcess {
         dir: &Path,
         persistence: Persistence,
     ) -> Result<Self, SpawnError> {
-        let child = launch(port, dir, persistence).await?;
+        Self::spawn_with(port, dir, persistence, Vec::new()).await
+    }
+
+    /// Like [`spawn`](Self::spawn), with further `redis-server` flags (`extra`, e.g.
+    /// `--cluster-enabled yes`) that restarts keep.
+    pub async fn spawn_with(
+        port: u16,
+        dir: &Path,
+        persistence: Persistence,
+        extra: Vec<String>,
+    ) -> Result<Self, SpawnError> {
+        let child = launch(port, dir, persistence, &extra).await?;
         Ok(Self {
             port,
             dir: dir.to_owned(),
             persistence,
+            extra,
             child: Some(child),
         })
     }
@@ -101,7 +115,7 @@ impl RedisProcess {
     pub async fn restart(&mut self) -> Result<(), SpawnError> {
         self.kill();
         for _ in 0..RESTART_ATTEMPTS {
-            match launch(self.port, &self.dir, self.persistence).await {
+            match launch(self.port, &self.dir, self.persistence, &self.extra).await {
                 Ok(child) => {
                     self.child = Some(child);
                     return Ok(());
@@ -158,7 +172,12 @@ fn reap(child: &mut Child) {
 }
 
 /// Spawns `redis-server` and waits until it answers PING; a server that stays silent is killed.
-async fn launch(port: u16, dir: &Path, persistence: Persistence) -> Result<Child, SpawnError> {
+async fn launch(
+    port: u16,
+    dir: &Path,
+    persistence: Persistence,
+    extra: &[String],
+) -> Result<Child, SpawnError> {
     let log = dir.join("redis.log");
     let mut command = Command::new("redis-server");
     command
@@ -184,7 +203,8 @@ async fn launch(port: u16, dir: &Path, persistence: Persistence) -> Result<Child
         .arg("--appendonly")
         .arg(aof)
         .arg("--appendfsync")
-        .arg(fsync);
+        .arg(fsync)
+        .args(extra);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -1,5 +1,7 @@
-//! The broker contract: one suite, run against the in-process adapter and against a private
-//! real `redis-server`, pinning the semantics the rest of stockmesh relies on.
+//! The broker contract: one suite, run against the in-process adapter, a private real
+//! `redis-server` and a private three-master Redis Cluster, pinning the semantics the rest of
+//! stockmesh relies on. On the cluster, the streams of a case (`s`, `s1`, `s2`, `s:dead`) hash to
+//! different slots, so cross-slot reads and dead letters are exercised too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +9,7 @@ use std::time::Duration;
 use stockmesh_bus::broker::{Broker, Outgoing};
 use stockmesh_bus::{MemoryBroker, RedisBroker, RedisConfig};
 use stockmesh_core::StoreId;
-use stockmesh_testkit::RedisServer;
+use stockmesh_testkit::{RedisClusterServer, RedisServer};
 
 const G: &str = "group";
 const BIG: u64 = 1_000_000;
@@ -304,14 +306,24 @@ async fn group_info_reports_length_pending_and_lag(broker: Arc<dyn Broker>) {
     assert_eq!((info.pending, info.lag), (2, Some(1)));
 }
 
-async fn memory() -> (Arc<dyn Broker>, Option<RedisServer>) {
+/// Whatever must live as long as the broker (a server, a cluster).
+type Keep = Box<dyn std::any::Any>;
+
+async fn memory() -> (Arc<dyn Broker>, Option<Keep>) {
     (Arc::new(MemoryBroker::new()), None)
 }
 
-async fn redis() -> (Arc<dyn Broker>, Option<RedisServer>) {
+async fn redis() -> (Arc<dyn Broker>, Option<Keep>) {
     let server = RedisServer::start().await;
     let broker = RedisBroker::new(RedisConfig::new(server.url())).expect("broker");
-    (Arc::new(broker), Some(server))
+    (Arc::new(broker), Some(Box::new(server)))
+}
+
+async fn redis_cluster() -> (Arc<dyn Broker>, Option<Keep>) {
+    let cluster = RedisClusterServer::start().await;
+    let broker = RedisBroker::new(RedisConfig::cluster(cluster.seeds())).expect("broker");
+    assert_eq!(broker.kind(), "redis-cluster");
+    (Arc::new(broker), Some(Box::new(cluster)))
 }
 
 macro_rules! contract {
@@ -330,6 +342,15 @@ macro_rules! contract {
                 #[tokio::test]
                 async fn $case() {
                     let (broker, _server) = super::redis().await;
+                    super::$case(broker).await;
+                }
+            )*
+        }
+        mod redis_cluster {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let (broker, _cluster) = super::redis_cluster().await;
                     super::$case(broker).await;
                 }
             )*

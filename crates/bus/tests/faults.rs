@@ -1,6 +1,7 @@
 //! Fault tests of the bus on a real, private `redis-server`: broker crashes, consumer crashes,
-//! poison entries. Each checks the guarantees: nothing lost, every effect applied exactly once,
-//! in per-store order, and a bad entry never blocks the others.
+//! poison entries; and on a private three-master Redis Cluster: many stores spread over every
+//! master, a master killed and restarted. Each checks the guarantees: nothing lost, every effect
+//! applied exactly once, in per-store order, and a bad entry never blocks the others.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +16,7 @@ use stockmesh_bus::{
     OutboxSignal, RedisBroker, RedisConfig, Relay, RelayConfig, StreamSet, topology,
 };
 use stockmesh_core::{Envelope, Event, ItemState, ProductId, Quantity, StoreId, Version};
-use stockmesh_testkit::{Persistence, RedisServer};
+use stockmesh_testkit::{Persistence, RedisClusterServer, RedisServer};
 use tokio_util::sync::CancellationToken;
 
 static EFFECTS: Migrator = sqlx::migrate!("tests/migrations");
@@ -35,12 +36,16 @@ fn store() -> StoreId {
 }
 
 fn event(version: u64) -> Envelope {
+    event_of(&store(), version)
+}
+
+fn event_of(store: &StoreId, version: u64) -> Envelope {
     let mut v = Version::FIRST;
     for _ in 1..version {
         v = v.next();
     }
     Envelope::new(
-        store(),
+        store.clone(),
         Event::InventoryItemUpdated(ItemState {
             product_id: ProductId::parse("p").expect("valid"),
             quantity: Quantity::new(i64::try_from(version % 1000).expect("small")).expect("valid"),
@@ -254,18 +259,48 @@ async fn a_redis_crash_mid_relay_loses_nothing_and_applies_everything_once_in_or
 }
 
 async fn publish_events(broker: &Arc<dyn Broker>, versions: std::ops::RangeInclusive<u64>) {
-    let stream = topology::events_stream(&store());
-    let envelopes: Vec<Envelope> = versions.map(event).collect();
-    let jsons: Vec<String> = envelopes.iter().map(Envelope::to_json).collect();
-    let entries: Vec<_> = jsons
+    try_publish(broker, &[store()], versions)
+        .await
+        .expect("publish");
+}
+
+/// Publishes `versions` of every store of `stores`, in one batch.
+async fn try_publish(
+    broker: &Arc<dyn Broker>,
+    stores: &[StoreId],
+    versions: std::ops::RangeInclusive<u64>,
+) -> Result<(), stockmesh_bus::BrokerError> {
+    publish_rows(broker, &rows(stores, versions)).await
+}
+
+/// (stream, envelope JSON) of `versions` of every store of `stores`.
+fn rows(stores: &[StoreId], versions: std::ops::RangeInclusive<u64>) -> Vec<(String, String)> {
+    let mut rows = Vec::new();
+    for store in stores {
+        for version in versions.clone() {
+            rows.push((
+                topology::events_stream(store),
+                event_of(store, version).to_json(),
+            ));
+        }
+    }
+    rows
+}
+
+/// Publishes `rows` in one batch.
+async fn publish_rows(
+    broker: &Arc<dyn Broker>,
+    rows: &[(String, String)],
+) -> Result<(), stockmesh_bus::BrokerError> {
+    let entries: Vec<_> = rows
         .iter()
-        .map(|data| Outgoing {
-            stream: &stream,
+        .map(|(stream, data)| Outgoing {
+            stream,
             event_type: "INVENTORY_ITEM_UPDATED",
             data,
         })
         .collect();
-    broker.publish(&entries, 1_000_000).await.expect("publish");
+    broker.publish(&entries, 1_000_000).await
 }
 
 /// (b) A consumer dies after committing the effect but before acking: the redelivery to its
@@ -526,4 +561,165 @@ async fn the_relay_pauses_while_disconnected_and_drains_on_reconnect() {
     .await;
     cancel.cancel();
     task.await.expect("relay");
+}
+
+fn cluster_broker(cluster: &RedisClusterServer) -> Arc<dyn Broker> {
+    Arc::new(RedisBroker::new(RedisConfig::cluster(cluster.seeds())).expect("broker"))
+}
+
+fn stores(count: usize) -> Vec<StoreId> {
+    (1..=count)
+        .map(|i| StoreId::parse(format!("store-{i}")).expect("valid"))
+        .collect()
+}
+
+fn cluster_consumer(
+    broker: &Arc<dyn Broker>,
+    recorder: &Arc<Recorder>,
+    stores: &[StoreId],
+) -> Consumer<Recorder> {
+    Consumer::new(
+        broker.clone(),
+        recorder.db.clone(),
+        recorder.clone(),
+        StreamSet::new(stores.iter().map(topology::events_stream)),
+        None,
+        consumer_config("central-1"),
+    )
+}
+
+/// `store`'s applied versions, in the order they were applied.
+async fn versions_of(recorder: &Recorder, store: &StoreId) -> Vec<i64> {
+    sqlx::query_scalar("SELECT version FROM effects WHERE store_id = ? ORDER BY seq")
+        .bind(store.as_str())
+        .fetch_all(&recorder.db.reader)
+        .await
+        .expect("effects readable")
+}
+
+/// Central's one consumer reads 50 stores whose streams live on all three masters: every event
+/// is applied once, in each store's order, though no command may span two hash slots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_one_consumer_reads_fifty_stores_spread_over_every_master() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = RedisClusterServer::start().await;
+    let broker = cluster_broker(&cluster);
+    let recorder = Recorder::new(database(&dir, "central.db", &EFFECTS).await);
+    let stores = stores(50);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(cluster_consumer(&broker, &recorder, &stores).run(cancel.clone()));
+
+    try_publish(&broker, &stores, 1..=3).await.expect("publish");
+    wait_for("every event applied", Duration::from_secs(30), async || {
+        recorder.distinct_events().await == 150
+    })
+    .await;
+    // Published after the consumer went quiet: blocking reads wake up on every partition.
+    try_publish(&broker, &stores, 4..=5).await.expect("publish");
+    wait_for(
+        "the later events applied",
+        Duration::from_secs(30),
+        async || recorder.distinct_events().await == 250,
+    )
+    .await;
+    cancel.cancel();
+    task.await.expect("consumer");
+
+    for store in &stores {
+        assert_eq!(
+            versions_of(&recorder, store).await,
+            [1, 2, 3, 4, 5],
+            "{store}"
+        );
+    }
+    let mut placed = Vec::new();
+    for node in 0..cluster.nodes().len() {
+        let keys = cluster.nodes().keys_on(node, "stockmesh:*:events").await;
+        assert!(!keys.is_empty(), "master {node} holds no events stream");
+        placed.extend(keys);
+    }
+    placed.sort();
+    let mut expected: Vec<String> = stores
+        .iter()
+        .map(|s| topology::cluster_key(&topology::events_stream(s)))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        placed, expected,
+        "each stream once, in its store's partition"
+    );
+    for store in &stores {
+        let info = broker
+            .group_info(&topology::events_stream(store), GROUP)
+            .await
+            .expect("info");
+        assert_eq!((info.length, info.pending), (5, 0), "{store}");
+    }
+}
+
+/// A master holding unread entries is killed -9 and restarted on its port and data (append-only
+/// file fsynced on every write): its slots are served again, and the consumer, restarted too,
+/// applies every entry Redis acknowledged, once and in order, then goes on with new ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_a_master_killed_and_restarted_loses_no_acknowledged_entry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cluster = RedisClusterServer::start_with(Persistence::AofAlways).await;
+    let broker = cluster_broker(&cluster);
+    let recorder = Recorder::new(database(&dir, "central.db", &EFFECTS).await);
+    let stores = stores(6);
+
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(cluster_consumer(&broker, &recorder, &stores).run(cancel.clone()));
+    try_publish(&broker, &stores, 1..=5).await.expect("publish");
+    wait_for(
+        "the first events applied",
+        Duration::from_secs(30),
+        async || recorder.distinct_events().await == 30,
+    )
+    .await;
+    cancel.cancel();
+    task.await.expect("consumer");
+
+    // Acknowledged by Redis, not yet read by anyone.
+    try_publish(&broker, &stores, 6..=10)
+        .await
+        .expect("publish");
+    let victim_key = topology::cluster_key(&topology::events_stream(&stores[0]));
+    let victim = cluster
+        .nodes()
+        .node_of(&victim_key)
+        .await
+        .expect("a master holds the stream");
+    cluster.kill(victim);
+    assert!(
+        try_publish(&broker, &stores[..1], 11..=11).await.is_err(),
+        "the dead master's slots are not served"
+    );
+    // The consumer comes back while the master is still down, and rides out the outage.
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(cluster_consumer(&broker, &recorder, &stores).run(cancel.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.restart(victim).await;
+
+    // The same entries (same event ids) until the whole batch is accepted: a batch that failed
+    // half-way and is sent again is applied once, through the inbox.
+    let later = rows(&stores, 11..=15);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while let Err(error) = publish_rows(&broker, &later).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "publishing never resumed: {error}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_for("every event applied", Duration::from_secs(60), async || {
+        recorder.distinct_events().await == 90
+    })
+    .await;
+    cancel.cancel();
+    task.await.expect("consumer");
+    let expected: Vec<i64> = (1..=15).collect();
+    for store in &stores {
+        assert_eq!(versions_of(&recorder, store).await, expected, "{store}");
+    }
 }

@@ -141,6 +141,11 @@ pub struct BusArgs {
     #[arg(long, env = "STOCKMESH_REDIS")]
     pub redis: Option<String>,
 
+    /// Redis Cluster seed nodes, comma-separated (`redis://h1:7000,redis://h2:7000`); instead of
+    /// --redis. TLS (`rediss://`), ACL users and --redis-ca/--redis-client-* work alike.
+    #[arg(long, env = "STOCKMESH_REDIS_CLUSTER", conflicts_with = "redis")]
+    pub redis_cluster: Option<String>,
+
     /// For `rediss://`: the CA certificate (PEM) that signs Redis's certificate, instead of the
     /// system's roots.
     #[arg(long, env = "STOCKMESH_REDIS_CA")]

@@ -11,7 +11,7 @@
 //! - [`metrics`]: reading samples out of `GET /metrics`.
 //! - [`process`]: [`process::NodeProcess`]: a node as a separate OS process of the real binary.
 //! - [`redis`]: [`RedisServer`]: a private `redis-server` on a free port that can be killed
-//!   and restarted.
+//!   and restarted; [`RedisClusterServer`]: a private three-master Redis Cluster.
 //! - [`store`]: [`spawn_store`] / [`TestStore`]: a Store node on port 0, restartable on its file.
 
 pub mod cluster;
@@ -24,7 +24,7 @@ pub mod store;
 
 pub use cluster::{BrokerKind, TestCluster, eventually};
 pub use http::Api;
-pub use redis::{Persistence, RedisServer};
+pub use redis::{Persistence, RedisClusterServer, RedisServer};
 pub use store::{TestStore, spawn_store};
 
 /// Installs a test log subscriber once, filtered by `RUST_LOG` (nothing when unset).

@@ -1,7 +1,8 @@
 //! The broker port: what stockmesh needs from a log-based message broker, and two adapters.
 //!
 //! - [`RedisBroker`]: Redis Streams (≥ 6.2; 7.0+ also drops trimmed entries from pending lists
-//!   during `XAUTOCLAIM` and reports consumer-group lag). Production.
+//!   during `XAUTOCLAIM` and reports consumer-group lag), on one server or a Redis Cluster.
+//!   Production.
 //! - [`MemoryBroker`]: the same semantics in process, for `stockmesh up` without Redis and for
 //!   fast tests.
 //!
@@ -215,6 +216,15 @@ pub trait Broker: Send + Sync + std::fmt::Debug {
 
     /// Whether the broker answers.
     async fn ping(&self) -> Result<(), BrokerError>;
+
+    /// The shard `stream` lives on. Streams of one shard are read together by one blocking
+    /// [`read_new`](Self::read_new); a consumer of many streams runs one read per shard at a
+    /// time, so that a quiet shard never delays a busy one. One server is one shard; a Redis
+    /// Cluster has one per hash slot.
+    fn shard_of(&self, stream: &str) -> u16 {
+        let _ = stream;
+        0
+    }
 
     /// A short name for logs (`redis` or `in-process`).
     fn kind(&self) -> &'static str;

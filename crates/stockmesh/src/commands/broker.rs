@@ -26,9 +26,22 @@ pub fn redis_config(url: &str, bus: &BusArgs) -> anyhow::Result<RedisConfig> {
     })
 }
 
-/// A Redis broker for `url`, with the settings of the flags.
-pub fn redis(url: &str, bus: &BusArgs) -> anyhow::Result<Arc<dyn Broker>> {
-    Ok(Arc::new(RedisBroker::new(redis_config(url, bus)?)?))
+/// The broker the flags name: the Redis Cluster of `--redis-cluster`, else the Redis of
+/// `--redis` (by default on 127.0.0.1:6379), with the settings of the flags.
+pub fn from_flags(bus: &BusArgs) -> anyhow::Result<Arc<dyn Broker>> {
+    let config = match &bus.redis_cluster {
+        Some(seeds) => RedisConfig {
+            cluster: true,
+            ..redis_config(seeds, bus)?
+        },
+        None => redis_config(
+            bus.redis
+                .as_deref()
+                .unwrap_or(stockmesh_bus::local::DEFAULT_REDIS),
+            bus,
+        )?,
+    };
+    Ok(Arc::new(RedisBroker::new(config)?))
 }
 
 /// A database configuration from a URL and the storage flags.
@@ -97,4 +110,57 @@ pub fn central_config(
     };
     config.validate()?;
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::Cli;
+
+    #[test]
+    fn a_cluster_and_a_single_redis_are_refused_together_naming_both_flags() {
+        let error = Cli::try_parse_from([
+            "stockmesh",
+            "central",
+            "--redis",
+            "redis://127.0.0.1:6379",
+            "--redis-cluster",
+            "redis://127.0.0.1:7000",
+        ])
+        .expect_err("refused");
+        let text = error.to_string();
+        assert!(
+            text.contains("--redis-cluster") && text.contains("--redis <"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cluster_broker_is_built_from_its_seeds() {
+        let cli = Cli::try_parse_from([
+            "stockmesh",
+            "store",
+            "--id",
+            "store-1",
+            "--redis-cluster",
+            "redis://127.0.0.1:7000, redis://127.0.0.1:7001",
+        ])
+        .expect("parsed");
+        let crate::cli::Command::Store(args) = cli.command else {
+            panic!("not the store command");
+        };
+        let broker = super::from_flags(&args.bus).expect("broker");
+        assert_eq!(broker.kind(), "redis-cluster");
+    }
+
+    #[test]
+    fn cluster_seeds_mixing_tls_and_plain_are_refused() {
+        let error = stockmesh_bus::RedisBroker::new(stockmesh_bus::RedisConfig::cluster(
+            "redis://127.0.0.1:7000,rediss://127.0.0.1:7001",
+        ))
+        .expect_err("refused");
+        assert!(error.to_string().contains("rediss://"), "{error}");
+        assert!(!error.is_retryable());
+    }
 }

@@ -1,6 +1,5 @@
 //! `stockmesh central`: one Central node.
 
-use stockmesh_bus::local::DEFAULT_REDIS;
 use stockmesh_central::CentralNode;
 
 use super::broker;
@@ -16,8 +15,7 @@ pub async fn run(args: CentralArgs) -> anyhow::Result<()> {
     )?;
     config.consumer_name = args.consumer_name.clone();
     config.stores = args.stores.clone();
-    let redis = args.bus.redis.as_deref().unwrap_or(DEFAULT_REDIS);
-    let broker = broker::redis(redis, &args.bus)?;
+    let broker = broker::from_flags(&args.bus)?;
     let listening = super::listen::listen(args.listen, &args.auth, &args.tls).await?;
     let scheme = listening.scheme();
     (config.auth, config.tls) = (listening.auth, listening.tls);

@@ -1,6 +1,5 @@
 //! `stockmesh store`: one Store node.
 
-use stockmesh_bus::local::DEFAULT_REDIS;
 use stockmesh_store::StoreNode;
 
 use super::broker;
@@ -18,9 +17,8 @@ pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
         &args.bus,
         &args.http,
     )?;
-    let redis = args.bus.redis.as_deref().unwrap_or(DEFAULT_REDIS);
     let broker = (!args.standalone)
-        .then(|| broker::redis(redis, &args.bus))
+        .then(|| broker::from_flags(&args.bus))
         .transpose()?;
     let listening = super::listen::listen(args.listen, &args.auth, &args.tls).await?;
     let scheme = listening.scheme();

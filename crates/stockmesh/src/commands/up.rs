@@ -55,7 +55,17 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     };
     let verifier = issuer.as_ref().map(|(_, verifier)| verifier.clone());
     let redis = broker::redis_config(stockmesh_bus::local::DEFAULT_REDIS, &args.bus)?;
-    let local = local_broker(args.bus.redis.as_deref(), redis, &args.data_dir).await?;
+    let local = match &args.bus.redis_cluster {
+        Some(seeds) => stockmesh_bus::local::LocalBroker {
+            broker: broker::from_flags(&args.bus)?,
+            server: None,
+            description: format!(
+                "broker: Redis Cluster at {} (from --redis-cluster)",
+                stockmesh_bus::broker::redact_url(seeds)
+            ),
+        },
+        None => local_broker(args.bus.redis.as_deref(), redis, &args.data_dir).await?,
+    };
     println!("{}", local.description);
     let broker = local.broker.clone();
 
