@@ -14,7 +14,9 @@
 //! If the commit fails, or a failing write broke the whole transaction (SQLite rolls a
 //! transaction back on its own after some errors, e.g. a full disk), every write of the group is
 //! answered with [`WriteError`] and the connection is replaced: nothing answered as done is lost.
-//! A write that panics fails alone, like a refused one.
+//! A write that panics fails alone, like a refused one. A write whose caller stops waiting
+//! before it is done (its task aborted, its client gone) is stopped and rolled back, as a
+//! dropped transaction would be; once done, it stands with its group.
 //!
 //! The writer connection pool stays open to other writers (background workers), which take the
 //! connection between groups.
@@ -95,6 +97,9 @@ pub enum WriteError {
     /// The writer task is gone (the node is shutting down).
     #[error("the database writer has stopped")]
     Stopped,
+    /// The caller stopped waiting before the write was done; it was rolled back.
+    #[error("the caller stopped waiting; the write was rolled back")]
+    Abandoned,
 }
 
 impl WriteError {
@@ -129,22 +134,29 @@ where
     E: From<WriteError> + Send + 'static,
 {
     fn run<'c>(self: Box<Self>, conn: &'c mut SqliteConnection) -> BoxFuture<'c, (bool, Answer)> {
-        let Write { work, reply } = *self;
+        let Write { work, mut reply } = *self;
         Box::pin(async move {
-            let result = AssertUnwindSafe(async move { work(conn).await })
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|_| {
-                    tracing::error!("a write panicked; rolled back");
-                    Err(E::from(WriteError::Panicked))
-                });
+            let work = AssertUnwindSafe(async move { work(conn).await }).catch_unwind();
+            // A caller that stops waiting (its task aborted, its client gone) takes its write
+            // with it, as a dropped transaction would: the write is stopped and rolled back.
+            let result = if reply.is_closed() {
+                Err(E::from(WriteError::Abandoned))
+            } else {
+                tokio::select! {
+                    ran = work => ran.unwrap_or_else(|_| {
+                        tracing::error!("a write panicked; rolled back");
+                        Err(E::from(WriteError::Panicked))
+                    }),
+                    () = reply.closed() => Err(E::from(WriteError::Abandoned)),
+                }
+            };
             let ok = result.is_ok();
             let answer: Answer = Box::new(move |group| {
                 let outcome = match (result, group) {
                     (Ok(_), Err(error)) => Err(E::from(error)),
                     (result, _) => result,
                 };
-                // The caller may have gone (its client hung up); the write stands.
+                // The caller may have gone since (its client hung up); the write stands.
                 let _ = reply.send(outcome);
             });
             (ok, answer)

@@ -192,3 +192,36 @@ async fn without_a_wait_a_lone_write_commits_at_once() {
     assert_eq!((own, others), (vec![7], vec![]));
     assert_eq!(committed(&db).await, [7]);
 }
+
+#[tokio::test]
+async fn a_write_whose_caller_gives_up_is_rolled_back_and_frees_the_writer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = database(&dir, GroupCommit::default()).await;
+    let writes = db.clone();
+    let hung = tokio::spawn(async move {
+        writes
+            .write(|conn| {
+                Box::pin(async move {
+                    insert(&mut *conn, 1).await?;
+                    std::future::pending::<()>().await;
+                    Ok::<(), TestError>(())
+                })
+            })
+            .await
+    });
+    // Let the hung write reach the writer (whether it has or not, the outcome is the same).
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    hung.abort();
+    let next = tokio::time::timeout(
+        Duration::from_secs(10),
+        db.write(|conn| Box::pin(insert(conn, 2))),
+    )
+    .await
+    .expect("the writer is not held by a write nobody waits for");
+    next.expect("the next write is done");
+    assert_eq!(
+        committed(&db).await,
+        [2],
+        "the abandoned write left nothing"
+    );
+}
