@@ -2,10 +2,14 @@
 //!
 //! A store's user may only touch its own keys: append to its events stream (and its commands'
 //! dead letters), read/ack/claim its commands stream (never append to it), set and withdraw its
-//! heartbeat, and add itself to the registry. Central's user reads every events stream and
-//! appends commands; it reads heartbeats and the registry. Each user has
-//! `resetkeys resetchannels -@all` first, so nothing else is allowed; per-command key sets use
-//! Redis 7 selectors (`(...)`).
+//! heartbeat and its advertised summary, and add itself to the registry. Central's user reads
+//! every events stream and appends commands; it reads heartbeats, summaries and the registry.
+//! Each user has `resetkeys resetchannels -@all` first, so nothing else is allowed; per-command
+//! key sets use Redis 7 selectors (`(...)`).
+//!
+//! The same users can be given to a server at start as an ACL file ([`acl_file`]: `aclfile` in
+//! its configuration), which a restart reads again; the file turns the default user off, so
+//! only the users it names can connect.
 
 use stockmesh_core::StoreId;
 
@@ -39,8 +43,8 @@ pub fn split_line(line: &str) -> Vec<String> {
     args
 }
 
-/// One user: its name, password and `ACL SETUSER` line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One user: its name, password and `ACL SETUSER` line. Its `Debug` shows the name only.
+#[derive(Clone, PartialEq, Eq)]
 pub struct AclUser {
     /// The user name (the store id, or `central`).
     pub name: String,
@@ -50,10 +54,53 @@ pub struct AclUser {
     pub line: String,
 }
 
+impl std::fmt::Debug for AclUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AclUser")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 impl AclUser {
     /// The Redis URL for this user at `host:port`.
     pub fn url(&self, host_port: &str) -> String {
         format!("redis://{}:{}@{host_port}", self.name, self.password)
+    }
+
+    /// The user as a line of an ACL file: `user NAME RULES…`, the `ACL SETUSER` line's rules
+    /// unquoted (Redis joins a selector's space-separated rules again when it reads the file).
+    pub fn file_line(&self) -> String {
+        let args = split_line(&self.line);
+        let rules = args.get(2..).unwrap_or_default();
+        format!("user {}", rules.join(" "))
+    }
+}
+
+/// How the default user is turned off: no connection can use it, yet it keeps every permission,
+/// because a Redis replaying its append-only file checks each `MULTI`/`EXEC` against the default
+/// user and silently drops the transactions it may not run (redis/redis#14541, present in Redis
+/// 7.0): with `-@all`, every dead letter written before a restart would be lost.
+pub const DEFAULT_USER_OFF: &str = "user default off resetpass ~* &* +@all";
+
+/// An ACL file holding `users`, with the default user off ([`DEFAULT_USER_OFF`]): what `aclfile`
+/// in a server's configuration reads at every start.
+pub fn acl_file(users: &[AclUser]) -> String {
+    let mut file = format!("{DEFAULT_USER_OFF}\n");
+    for user in users {
+        file.push_str(&user.file_line());
+        file.push('\n');
+    }
+    file
+}
+
+/// An administrator `name` with `password`: every command on every key (for operators and for
+/// the fault suite's own faults, never for a node).
+pub fn admin_user(name: &str, password: &str) -> AclUser {
+    AclUser {
+        name: name.to_owned(),
+        password: password.to_owned(),
+        line: format!("ACL SETUSER {name} reset on >{password} ~* &* +@all"),
     }
 }
 
@@ -75,10 +122,11 @@ pub fn store_user(store: &StoreId, password: &str) -> AclUser {
         "ACL SETUSER {store} reset on >{password} resetkeys resetchannels -@all {CONNECTION} \
          {CONSUME} ~{commands} \
          \"(+xadd ~{events} ~{dead})\" \
-         \"(+set +get +del +pttl ~{heartbeat})\" \
+         \"(+set +get +del +pttl ~{heartbeat} ~{summary})\" \
          \"(+sadd ~{registry})\"",
         dead = topology::dead_letter_stream(&commands),
         heartbeat = topology::heartbeat_key(store),
+        summary = topology::summary_key(store),
         registry = topology::STORE_REGISTRY,
     );
     AclUser {
@@ -95,7 +143,7 @@ pub fn central_user(name: &str, password: &str) -> AclUser {
         "ACL SETUSER {name} reset on >{password} resetkeys resetchannels -@all {CONNECTION} \
          {CONSUME} ~{p}:{{*}}:events \
          \"(+xadd ~{p}:{{*}}:commands ~{p}:{{*}}:events:dead)\" \
-         \"(+get +pttl %R~{p}:{{*}}:heartbeat)\" \
+         \"(+get +pttl %R~{p}:{{*}}:heartbeat %R~{p}:{{*}}:summary)\" \
          \"(+smembers %R~{registry})\"",
         registry = topology::STORE_REGISTRY,
     );
@@ -109,9 +157,12 @@ pub fn central_user(name: &str, password: &str) -> AclUser {
 /// What `stockmesh redis-acl` prints: Central's user and one user per store, each with a fresh
 /// password, as commented `ACL SETUSER` lines to feed to `redis-cli`.
 pub fn script(central_name: &str, stores: &[StoreId]) -> String {
-    let mut out = String::from(
+    let mut out = format!(
         "# stockmesh least-privilege Redis users; run: redis-cli < this-file\n\
-         # Then turn the default user off: ACL SETUSER default off\n",
+         # Then turn the default user off, keeping its permissions (a Redis replaying its\n\
+         # append-only file checks MULTI/EXEC against it: redis/redis#14541):\n\
+         # {}\n",
+        DEFAULT_USER_OFF.replacen("user ", "ACL SETUSER ", 1)
     );
     let central = central_user(central_name, &password());
     let users = std::iter::once(("Central".to_owned(), central)).chain(
@@ -132,6 +183,32 @@ pub fn script(central_name: &str, stores: &[StoreId]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_line_is_the_setuser_line_unquoted() {
+        let store = StoreId::parse("store-1").expect("valid");
+        let user = store_user(&store, "pw");
+        let line = user.file_line();
+        assert!(line.starts_with("user store-1 reset on >pw "), "{line}");
+        assert!(!line.contains('"'), "{line}");
+        assert!(
+            line.contains("(+xadd ~stockmesh:{store-1}:events "),
+            "{line}"
+        );
+        assert!(line.contains("~stockmesh:{store-1}:summary)"), "{line}");
+    }
+
+    #[test]
+    fn an_acl_file_turns_the_default_user_off_and_debug_hides_passwords() {
+        let admin = admin_user("admin", "secret-admin");
+        let central = central_user("central", "secret-central");
+        let file = acl_file(&[admin.clone(), central]);
+        let lines: Vec<&str> = file.lines().collect();
+        assert!(lines[0].starts_with("user default off "), "{file}");
+        assert_eq!(lines[1], "user admin reset on >secret-admin ~* &* +@all");
+        assert!(lines[2].starts_with("user central "), "{file}");
+        assert!(!format!("{admin:?}").contains("secret"));
+    }
 
     #[test]
     fn the_script_has_one_user_per_store_and_central_each_with_its_own_password() {

@@ -2,12 +2,19 @@
 //! and a data directory, waited for until it answers, killed with SIGKILL and restarted on the
 //! same port and data (for fault tests), killed on drop. `stockmesh up` uses it when no Redis is
 //! running; the testkit, the fault suite and the benchmark for their private servers.
+//!
+//! A server may start with ACL users ([`RedisProcess::start_with_users`]): they are written to an
+//! owner-only ACL file in its data directory, given as `--aclfile` at every start (so a restart
+//! keeps them, and `FLUSHALL` never touches them), with the default user off; the helper then
+//! speaks to the server as the administrator it was given.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::acl::{AclUser, acl_file};
 
 /// How the server keeps its data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,13 +61,21 @@ const PORT_ATTEMPTS: usize = 5;
 /// linger a moment.
 const RESTART_ATTEMPTS: usize = 50;
 
-/// A running (or killed) `redis-server` child, with the port and data directory it keeps across
-/// restarts. Killed on drop.
+/// The ACL file a server reads at every start, and the administrator the helper speaks as.
+#[derive(Debug, Clone)]
+struct Users {
+    file: PathBuf,
+    admin: AclUser,
+}
+
+/// A running (or killed) `redis-server` child, with the port, data directory and users it keeps
+/// across restarts. Killed on drop.
 #[derive(Debug)]
 pub struct RedisProcess {
     port: u16,
     dir: PathBuf,
     persistence: Persistence,
+    users: Option<Users>,
     /// Further `redis-server` flags (e.g. cluster mode), kept for restarts.
     extra: Vec<String>,
     child: Option<Child>,
@@ -71,12 +86,51 @@ impl RedisProcess {
     /// it answers PING. This is how `stockmesh up`, the fault suite, the benchmark and the
     /// testkit get their private server.
     pub async fn start(dir: &Path, persistence: Persistence) -> Result<Self, SpawnError> {
+        Self::start_on_free_port(dir, persistence, None).await
+    }
+
+    /// Like [`start`](Self::start), with only `admin` and `users` able to connect: they are
+    /// written to `dir/users.acl` (0600), which the server reads at this and every later start.
+    /// [`url`](Self::url) is then `admin`'s.
+    pub async fn start_with_users(
+        dir: &Path,
+        persistence: Persistence,
+        admin: &AclUser,
+        users: &[AclUser],
+    ) -> Result<Self, SpawnError> {
+        let file = dir.join("users.acl");
+        let mut all = vec![admin.clone()];
+        all.extend_from_slice(users);
+        write_owner_only(&file, &acl_file(&all))?;
+        let users = Users {
+            file,
+            admin: admin.clone(),
+        };
+        Self::start_on_free_port(dir, persistence, Some(users)).await
+    }
+
+    async fn start_on_free_port(
+        dir: &Path,
+        persistence: Persistence,
+        users: Option<Users>,
+    ) -> Result<Self, SpawnError> {
         for _ in 0..PORT_ATTEMPTS {
             let port = stockmesh_process::free_port()?;
-            match Self::spawn(port, dir, persistence).await {
+            let child = launch(port, dir, persistence, users.as_ref(), &[]).await;
+            match child {
                 // Another process took the port between our probe and redis-server's bind.
                 Err(SpawnError::Exited(_)) => continue,
-                result => return result,
+                Err(error) => return Err(error),
+                Ok(child) => {
+                    return Ok(Self {
+                        port,
+                        dir: dir.to_owned(),
+                        persistence,
+                        users,
+                        extra: Vec::new(),
+                        child: Some(child),
+                    });
+                }
             }
         }
         Err(SpawnError::PortsTaken(PORT_ATTEMPTS))
@@ -100,11 +154,12 @@ impl RedisProcess {
         persistence: Persistence,
         extra: Vec<String>,
     ) -> Result<Self, SpawnError> {
-        let child = launch(port, dir, persistence, &extra).await?;
+        let child = launch(port, dir, persistence, None, &extra).await?;
         Ok(Self {
             port,
             dir: dir.to_owned(),
             persistence,
+            users: None,
             extra,
             child: Some(child),
         })
@@ -115,7 +170,15 @@ impl RedisProcess {
     pub async fn restart(&mut self) -> Result<(), SpawnError> {
         self.kill();
         for _ in 0..RESTART_ATTEMPTS {
-            match launch(self.port, &self.dir, self.persistence, &self.extra).await {
+            match launch(
+                self.port,
+                &self.dir,
+                self.persistence,
+                self.users.as_ref(),
+                &self.extra,
+            )
+            .await
+            {
                 Ok(child) => {
                     self.child = Some(child);
                     return Ok(());
@@ -127,9 +190,18 @@ impl RedisProcess {
         Err(SpawnError::WouldNotRestart(self.port))
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>`, with the administrator's name and password when the server
+    /// has users (so never print it unredacted).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.users {
+            Some(users) => users.admin.url(&self.address()),
+            None => format!("redis://{}", self.address()),
+        }
+    }
+
+    /// `127.0.0.1:<port>`, for [`AclUser::url`].
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
     }
 
     /// The port.
@@ -171,11 +243,27 @@ fn reap(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Spawns `redis-server` and waits until it answers PING; a server that stays silent is killed.
+/// Writes `text` to a new or truncated `path` readable by its owner only.
+fn write_owner_only(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(text.as_bytes())
+}
+
+/// Spawns `redis-server` and waits until it answers PING (as the administrator when it has
+/// users); a server that stays silent is killed.
 async fn launch(
     port: u16,
     dir: &Path,
     persistence: Persistence,
+    users: Option<&Users>,
     extra: &[String],
 ) -> Result<Child, SpawnError> {
     let log = dir.join("redis.log");
@@ -205,6 +293,10 @@ async fn launch(
         .arg("--appendfsync")
         .arg(fsync)
         .args(extra);
+    if let Some(users) = users {
+        command.arg("--aclfile").arg(&users.file);
+    }
+    let login = users.map(|u| (u.admin.name.as_str(), u.admin.password.as_str()));
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -213,7 +305,7 @@ async fn launch(
         Err(e) => return Err(e.into()),
     };
     for _ in 0..500 {
-        if answers_ping(port).await {
+        if answers(port, login).await {
             return Ok(child);
         }
         if let Ok(Some(_)) = child.try_wait() {
@@ -227,14 +319,37 @@ async fn launch(
 
 /// Whether something on 127.0.0.1:`port` answers a Redis PING within 200 ms.
 pub async fn answers_ping(port: u16) -> bool {
+    answers(port, None).await
+}
+
+/// A command in the Redis protocol (RESP): an array of bulk strings.
+fn resp(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n{arg}\r\n", arg.len()).as_bytes());
+    }
+    out
+}
+
+/// Whether 127.0.0.1:`port` answers PING within 200 ms, after `AUTH user password` if `login`.
+async fn answers(port: u16, login: Option<(&str, &str)>) -> bool {
     let probe = async {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .ok()?;
+        let mut expected = Vec::new();
+        if let Some((user, password)) = login {
+            stream
+                .write_all(&resp(&["AUTH", user, password]))
+                .await
+                .ok()?;
+            expected.extend_from_slice(b"+OK\r\n");
+        }
         stream.write_all(b"PING\r\n").await.ok()?;
-        let mut reply = [0u8; 7];
+        expected.extend_from_slice(b"+PONG\r\n");
+        let mut reply = vec![0u8; expected.len()];
         stream.read_exact(&mut reply).await.ok()?;
-        Some(&reply == b"+PONG\r\n")
+        Some(reply == expected)
     };
     matches!(
         tokio::time::timeout(Duration::from_millis(200), probe).await,

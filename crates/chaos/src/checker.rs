@@ -313,10 +313,22 @@ fn no_unexplained_movement(history: &[Record], observed: &Observed) -> Verdict {
         .iter()
         .filter_map(|r| r.purchase_id.as_deref())
         .collect();
-    let reservations: std::collections::BTreeSet<&str> = history
+    let mut reservations: std::collections::BTreeSet<&str> = history
         .iter()
         .filter_map(|r| r.reservation_id.as_deref())
         .collect();
+    // A hold made by a request of the run whose answer was lost (Central killed while it
+    // waited) names its reservation only in the ledger.
+    reservations.extend(
+        observed
+            .stores
+            .iter()
+            .flat_map(|truth| truth.ledgers.values().flatten())
+            .filter(|m| {
+                m.kind == "reserve" && m.correlation_id.as_deref().is_some_and(|c| ids.contains(c))
+            })
+            .filter_map(|m| m.reservation_id.as_deref()),
+    );
     let mut v = Vec::new();
     for (i, truth) in observed.stores.iter().enumerate() {
         for (p, moves) in &truth.ledgers {
@@ -1124,6 +1136,24 @@ mod tests {
             failed.contains(&"each reservation ends exactly once: committed, released or expired"),
             "{failed:?}"
         );
+    }
+
+    #[test]
+    fn an_expiry_is_explained_by_its_hold_even_when_the_reserve_got_no_answer() {
+        const VERDICT: &str = "no movement without a request";
+        let (mut history, mut observed) = with_reservation("expire");
+        let reserve = history.last_mut().expect("the reserve");
+        reserve.outcome = Outcome::Lost("Central killed".into());
+        reserve.reservation_id = None;
+        let ledger = observed.stores[0].ledgers.get_mut("p").expect("ledger");
+        ledger[5].correlation_id = None;
+        let failed = failing(&history, &observed);
+        assert!(!failed.contains(&VERDICT), "{failed:?}");
+        // An expiry of a reservation no hold of the run made is not.
+        let ledger = observed.stores[0].ledgers.get_mut("p").expect("ledger");
+        ledger[5].reservation_id = Some("R2".into());
+        let failed = failing(&history, &observed);
+        assert!(failed.contains(&VERDICT), "{failed:?}");
     }
 
     #[test]

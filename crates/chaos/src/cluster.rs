@@ -1,11 +1,17 @@
 //! The cluster under test: a private `redis-server` (AOF, `appendfsync always`), Central and the
 //! stores as separate processes of the binary on fixed ports (so a restarted node keeps its
 //! address), each with its own SQLite file; and the faults that can be done to it.
+//!
+//! Secured (the default), every node verifies bearer tokens with the run's public key and
+//! connects to Redis as its own ACL user (given in `STOCKMESH_REDIS`, never on the command line);
+//! the Redis keeps its users in an ACL file across restarts, and the suite speaks to it as an
+//! administrator. Every HTTP request goes through [`ChaosCluster::request`] with its caller.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use reqwest::{Method, RequestBuilder};
 use stockmesh_bus::broker::{Broker, Outgoing};
 use stockmesh_bus::redis_server::{Persistence, RedisProcess};
 use stockmesh_bus::{RedisBroker, RedisConfig, topology};
@@ -14,6 +20,7 @@ use stockmesh_process::{Launcher, NodeProcess, free_port};
 use tempfile::TempDir;
 use tokio::sync::Mutex;
 
+use super::access::{Caller, KID, Secured};
 use super::schedule::Fault;
 
 /// What a poison entry carries: it can never be decoded.
@@ -32,8 +39,10 @@ pub struct ChaosCluster {
     pub central_url: String,
     /// Each store's URL, `store-1` first (fixed for the run).
     pub store_urls: Vec<String>,
-    /// HTTP client for everything.
-    pub http: reqwest::Client,
+    /// HTTP client for everything (requests are made with [`request`](Self::request)).
+    http: reqwest::Client,
+    /// Keys, tokens and Redis users; `None` when the run is not secured (`--no-auth`).
+    pub secured: Option<Secured>,
 }
 
 /// A store's id.
@@ -43,18 +52,42 @@ pub fn store_id(store: usize) -> StoreId {
 }
 
 impl ChaosCluster {
-    /// Starts Redis, then Central and `stores` stores with `launcher`.
-    pub async fn start(launcher: &Launcher, stores: usize) -> anyhow::Result<Self> {
+    /// Starts Redis, then Central and `stores` stores with `launcher`; with tokens and Redis
+    /// ACL users when `secure`.
+    pub async fn start(launcher: &Launcher, stores: usize, secure: bool) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
         let redis_dir = dir.path().join("redis");
         std::fs::create_dir_all(&redis_dir)?;
-        let redis = RedisProcess::start(&redis_dir, Persistence::AofAlways).await?;
+        let secured = secure
+            .then(|| Secured::create(&dir.path().join("keys"), stores))
+            .transpose()?;
+        let redis = match &secured {
+            Some(secured) => {
+                RedisProcess::start_with_users(
+                    &redis_dir,
+                    Persistence::AofAlways,
+                    &secured.admin,
+                    &secured.node_users(),
+                )
+                .await?
+            }
+            None => RedisProcess::start(&redis_dir, Persistence::AofAlways).await?,
+        };
         let url = redis.url();
+        // Each node's Redis URL: its own user's when secured.
+        let redis_of = |node: usize| match &secured {
+            Some(secured) => secured.node_users()[node].url(&redis.address()),
+            None => url.clone(),
+        };
+        let key = secured
+            .as_ref()
+            .map(|s| format!("{KID}={}", s.public_key.display()));
         let common = |args: &mut Vec<String>| {
+            if let Some(key) = &key {
+                args.extend(["--auth-public-key".to_owned(), key.clone()]);
+            }
             args.extend(
                 [
-                    "--redis",
-                    &url,
                     "--heartbeat-interval",
                     "100ms",
                     "--heartbeat-timeout",
@@ -93,7 +126,7 @@ impl ChaosCluster {
         .map(String::from)
         .to_vec();
         common(&mut args);
-        let central = spawn(launcher, &args).await?;
+        let central = spawn(launcher, &args, &redis_of(0)).await?;
         let mut nodes = Vec::new();
         for i in 1..=stores {
             let port = free_port()?;
@@ -112,7 +145,7 @@ impl ChaosCluster {
             .map(String::from)
             .to_vec();
             common(&mut args);
-            nodes.push(spawn(launcher, &args).await?);
+            nodes.push(spawn(launcher, &args, &redis_of(i)).await?);
         }
         let cluster = Self {
             broker: Arc::new(RedisBroker::new(RedisConfig::new(url))?),
@@ -125,6 +158,7 @@ impl ChaosCluster {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(15))
                 .build()?,
+            secured,
         };
         cluster.wait_all_online(Duration::from_secs(30)).await?;
         Ok(cluster)
@@ -136,8 +170,11 @@ impl ChaosCluster {
         loop {
             let online = async {
                 let stores: serde_json::Value = self
-                    .http
-                    .get(format!("{}/stores", self.central_url))
+                    .request(
+                        Caller::Viewer,
+                        Method::GET,
+                        &format!("{}/stores", self.central_url),
+                    )
                     .send()
                     .await
                     .ok()?
@@ -158,8 +195,21 @@ impl ChaosCluster {
         }
     }
 
-    async fn post(&self, url: String) -> anyhow::Result<()> {
-        self.http.post(url).send().await?.error_for_status()?;
+    /// A request by `caller`, with its bearer token when the run is secured.
+    pub fn request(&self, caller: Caller, method: Method, url: &str) -> RequestBuilder {
+        let builder = self.http.request(method, url);
+        match &self.secured {
+            Some(secured) => builder.bearer_auth(secured.tokens.of(caller)),
+            None => builder,
+        }
+    }
+
+    /// `POST url` by store `store`'s staff, which must succeed.
+    async fn post(&self, store: usize, url: String) -> anyhow::Result<()> {
+        self.request(Caller::Store(store), Method::POST, &url)
+            .send()
+            .await?
+            .error_for_status()?;
         Ok(())
     }
 
@@ -200,9 +250,9 @@ impl ChaosCluster {
             }
             Fault::Disconnect { store, span } => {
                 let url = &self.store_urls[store - 1];
-                self.post(format!("{url}/disconnected")).await?;
+                self.post(*store, format!("{url}/disconnected")).await?;
                 tokio::time::sleep(*span).await;
-                self.post(format!("{url}/connected")).await?;
+                self.post(*store, format!("{url}/connected")).await?;
             }
             Fault::Duplicates { store } => {
                 let id = store_id(*store);
@@ -272,8 +322,8 @@ impl ChaosCluster {
                 node.restart().await?;
             }
         }
-        for url in &self.store_urls {
-            self.post(format!("{url}/connected")).await?;
+        for (i, url) in self.store_urls.iter().enumerate() {
+            self.post(i + 1, format!("{url}/connected")).await?;
         }
         self.wait_all_online(Duration::from_secs(30)).await
     }
@@ -289,9 +339,14 @@ impl ChaosCluster {
         Ok(())
     }
 
-    /// The private Redis's URL.
+    /// The private Redis's URL (the administrator's when secured; never print it).
     pub async fn redis_url(&self) -> String {
         self.redis.lock().await.url()
+    }
+
+    /// The private Redis's `host:port`, without credentials.
+    pub async fn redis_address(&self) -> String {
+        self.redis.lock().await.address()
     }
 
     fn copy_database(&self, from: &str, to: &str) -> anyhow::Result<()> {
@@ -333,10 +388,10 @@ impl ChaosCluster {
         for url in &self.store_urls {
             loop {
                 let status: serde_json::Value = self
-                    .http
-                    .get(format!("{url}/status"))
+                    .request(Caller::Viewer, Method::GET, &format!("{url}/status"))
                     .send()
                     .await?
+                    .error_for_status()?
                     .json()
                     .await?;
                 if status["outboxPending"] == 0 {
@@ -358,7 +413,10 @@ impl ChaosCluster {
     }
 }
 
-async fn spawn(launcher: &Launcher, args: &[String]) -> anyhow::Result<NodeProcess> {
+/// Starts a node with `args`, its Redis URL (a secret when it names a user) in its environment.
+async fn spawn(launcher: &Launcher, args: &[String], redis: &str) -> anyhow::Result<NodeProcess> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Ok(launcher.spawn(&args).await?)
+    Ok(launcher
+        .spawn_with_env(&args, &[("STOCKMESH_REDIS", redis)])
+        .await?)
 }

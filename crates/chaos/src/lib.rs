@@ -10,7 +10,14 @@
 //! It prints a summary and fails (non-zero exit) on any violation. The binary parses the flags
 //! ([`ChaosArgs`]) and calls [`run`] with a launcher of its own nodes.
 //!
+//! By default the cluster runs secured, as a deployment should: every node checks bearer tokens
+//! and connects to Redis as its own ACL user, and every request of the suite carries a token of
+//! the least role that suffices; that the cluster is guarded is proven before the workload and
+//! again after the losses (`--no-auth` runs it open).
+//!
 //! ## Layout
+//! - `access`: the run's key pair, its callers' tokens and the Redis users.
+//! - `guard`: the proof that a secured cluster refuses the untokened and the wrong store.
 //! - `schedule`: the operations and faults, generated from the seed.
 //! - `cluster`: the cluster under test (Redis, Central, stores as processes) and how each fault
 //!   is done to it and healed.
@@ -23,8 +30,10 @@
 //! - `checker`: decides each invariant from the history and the observations (pure; tested with
 //!   fabricated histories).
 
+mod access;
 mod checker;
 mod cluster;
+mod guard;
 mod heal;
 mod history;
 mod observe;
@@ -68,6 +77,11 @@ pub struct ChaosArgs {
     /// Requests in flight at most.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+
+    /// Run the cluster open: no bearer tokens, and Redis without ACL users (by default every
+    /// node checks tokens and uses its own Redis user).
+    #[arg(long)]
+    pub no_auth: bool,
 }
 
 /// Runs the suite with nodes started by `launcher`; an error means a violation or a cluster that
@@ -76,11 +90,22 @@ pub async fn run(args: ChaosArgs, launcher: Launcher) -> anyhow::Result<()> {
     let seed = args.seed.unwrap_or_else(rand::random);
     let stores = usize::from(args.stores);
     println!(
-        "chaos: seed {seed} (rerun with --seed {seed}), {:?}, {stores} stores, {} ops/s",
-        args.duration, args.rate
+        "chaos: seed {seed} (rerun with --seed {seed}), {:?}, {stores} stores, {} ops/s, {}",
+        args.duration,
+        args.rate,
+        if args.no_auth {
+            "open (--no-auth)"
+        } else {
+            "secured (bearer tokens, Redis ACL users)"
+        }
     );
     let schedule = Arc::new(Schedule::generate(seed, args.duration, stores, args.rate));
-    let cluster = Arc::new(ChaosCluster::start(&launcher, stores).await?);
+    let cluster = Arc::new(ChaosCluster::start(&launcher, stores, !args.no_auth).await?);
+    if !args.no_auth {
+        for line in guard::check(&cluster).await? {
+            println!("  guarded at start: {line}");
+        }
+    }
     let started = Instant::now();
     let mut log = workload::run(cluster.clone(), schedule.clone(), args.concurrency).await;
     let ran_for = started.elapsed();
@@ -111,6 +136,12 @@ pub async fn run(args: ChaosArgs, launcher: Launcher) -> anyhow::Result<()> {
             observed.dead_letters.push(entry);
         }
     }
+    // The broker was killed, restarted and wiped: its users and the nodes' keys must remain.
+    let guarded = if args.no_auth {
+        Ok(Vec::new())
+    } else {
+        guard::check(&cluster).await
+    };
     cluster.stop().await;
     let verdicts = checker::check(&log.history, &observed, POISON, CONVERGENCE_LIMIT);
 
@@ -121,6 +152,18 @@ pub async fn run(args: ChaosArgs, launcher: Launcher) -> anyhow::Result<()> {
             println!("  {error}");
         }
     }
+    match &guarded {
+        Ok(lines) => {
+            for line in lines {
+                println!("  guarded after the losses: {line}");
+            }
+        }
+        Err(error) => println!("  NOT guarded after the losses: {error:#}"),
+    }
+    anyhow::ensure!(
+        guarded.is_ok(),
+        "the cluster was not guarded after the losses"
+    );
     anyhow::ensure!(
         verdicts.all_passed(),
         "invariants violated (seed {seed}; rerun with --seed {seed})"

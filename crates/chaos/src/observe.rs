@@ -6,9 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use reqwest::Method;
 use serde_json::Value;
 use stockmesh_bus::topology;
 
+use super::access::Caller;
 use super::cluster::{ChaosCluster, store_id};
 use super::history::Record;
 
@@ -116,7 +118,11 @@ pub struct Observed {
 }
 
 async fn get_json(cluster: &ChaosCluster, url: &str) -> anyhow::Result<Value> {
-    let response = cluster.http.get(url).send().await?.error_for_status()?;
+    let response = cluster
+        .request(Caller::Viewer, Method::GET, url)
+        .send()
+        .await?
+        .error_for_status()?;
     Ok(response.json().await?)
 }
 
@@ -220,10 +226,14 @@ async fn outbox_pending(cluster: &ChaosCluster, store: usize) -> anyhow::Result<
 
 async fn central_outbox(cluster: &ChaosCluster) -> anyhow::Result<i64> {
     let text = cluster
-        .http
-        .get(format!("{}/metrics", cluster.central_url))
+        .request(
+            Caller::Metrics,
+            Method::GET,
+            &format!("{}/metrics", cluster.central_url),
+        )
         .send()
         .await?
+        .error_for_status()?
         .text()
         .await?;
     Ok(text

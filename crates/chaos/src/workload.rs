@@ -10,6 +10,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, Semaphore};
 
+use super::access::Caller;
 use super::cluster::ChaosCluster;
 use super::history::{Call, Outcome, Record};
 use super::schedule::{Op, OpKind, PRODUCTS, Schedule};
@@ -26,6 +27,8 @@ pub struct RunLog {
 
 struct Request<'a> {
     call: Call,
+    /// Who sends it (which token).
+    caller: Caller,
     method: Method,
     url: String,
     body: Option<Value>,
@@ -40,8 +43,7 @@ struct Request<'a> {
 
 async fn send(cluster: &ChaosCluster, started: Instant, request: Request<'_>) -> Record {
     let mut builder = cluster
-        .http
-        .request(request.method, &request.url)
+        .request(request.caller, request.method, &request.url)
         .header("x-request-id", &request.id);
     if let Some(key) = request.key {
         builder = builder.header("idempotency-key", key);
@@ -76,6 +78,18 @@ async fn send(cluster: &ChaosCluster, started: Instant, request: Request<'_>) ->
     }
 }
 
+/// Who makes `call` on store `store`'s behalf: its staff at the store, a salesperson for
+/// Central's purchases and reservations, an administrator for transfers, a viewer for Central's
+/// view.
+fn caller_of(call: Call, store: usize) -> Caller {
+    match call {
+        Call::Create | Call::Set | Call::Local | Call::ReadStore => Caller::Store(store),
+        Call::Remote | Call::Reserve | Call::Commit | Call::Release => Caller::Sales,
+        Call::Transfer => Caller::Admin,
+        Call::ReadCentral => Caller::Viewer,
+    }
+}
+
 /// The request(s) one operation makes; `held` is the reservation a commit or release acts on
 /// (none yet: no request).
 fn requests<'a>(
@@ -89,6 +103,7 @@ fn requests<'a>(
     let p = op.product.as_str();
     let remote = |quantity: i64, key: Option<&'a str>, id: String| Request {
         call: Call::Remote,
+        caller: Caller::Sales,
         method: Method::POST,
         url: format!("{}/purchase/store-{}/{p}", cluster.central_url, op.store),
         body: Some(json!({ "quantity": quantity })),
@@ -101,6 +116,7 @@ fn requests<'a>(
     };
     let local = |quantity: i64, id: String| Request {
         call: Call::Local,
+        caller: Caller::Store(op.store),
         method: Method::POST,
         url: format!("{store_url}/purchase/{p}"),
         body: Some(json!({ "quantity": quantity })),
@@ -115,6 +131,7 @@ fn requests<'a>(
         |call: Call, method: Method, url: String, body: Option<Value>, quantity: Option<i64>| {
             Request {
                 call,
+                caller: caller_of(call, op.store),
                 method,
                 url,
                 body,
@@ -218,6 +235,7 @@ async fn stock_every_store(cluster: &ChaosCluster, started: Instant) -> Vec<Reco
             let product = format!("p{n}");
             let create = Request {
                 call: Call::Create,
+                caller: Caller::Store(store),
                 method: Method::POST,
                 url: format!("{url}/inventory"),
                 body: Some(json!({ "productId": product })),
@@ -231,6 +249,7 @@ async fn stock_every_store(cluster: &ChaosCluster, started: Instant) -> Vec<Reco
             records.push(send(cluster, started, create).await);
             let set = Request {
                 call: Call::Set,
+                caller: Caller::Store(store),
                 method: Method::PUT,
                 url: format!("{url}/inventory/{product}"),
                 body: Some(json!({ "quantity": 30 })),

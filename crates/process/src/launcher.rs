@@ -89,19 +89,36 @@ impl Launcher {
     /// Starts a node with `args` (which must make it print its `http://` URL) and waits for that
     /// line.
     pub async fn spawn(&self, args: &[&str]) -> Result<NodeProcess, LaunchError> {
+        self.spawn_with_env(args, &[]).await
+    }
+
+    /// Like [`spawn`](Self::spawn), with environment variables `env` set in the child (here and
+    /// at every restart): the way to hand it a secret, which flags would show in `ps` and in
+    /// launch errors. Their values are never printed.
+    pub async fn spawn_with_env(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<NodeProcess, LaunchError> {
         let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-        let (child, url) = self.launch(&args).await?;
+        let env = Env(env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect());
+        let (child, url) = self.launch(&args, &env).await?;
         Ok(NodeProcess {
             launcher: self.clone(),
             args,
+            env,
             child: Some(child),
             url,
         })
     }
 
-    async fn launch(&self, args: &[String]) -> Result<(Child, String), LaunchError> {
+    async fn launch(&self, args: &[String], env: &Env) -> Result<(Child, String), LaunchError> {
         let mut child = Command::new(&self.binary)
             .args(args)
+            .envs(env.0.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", &self.log)
             .stdout(Stdio::piped())
             .stderr(if self.quiet {
@@ -141,11 +158,24 @@ impl Launcher {
     }
 }
 
+/// Environment variables of a child; `Debug` shows their names only (values may be secrets).
+#[derive(Clone, Default)]
+struct Env(Vec<(String, String)>);
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, _)| name))
+            .finish()
+    }
+}
+
 /// A node running as a child process; killed when dropped.
 #[derive(Debug)]
 pub struct NodeProcess {
     launcher: Launcher,
     args: Vec<String>,
+    env: Env,
     child: Option<Child>,
     url: String,
 }
@@ -198,7 +228,7 @@ impl NodeProcess {
     /// Starts the process again with the same flags (killing it first if it runs).
     pub async fn restart(&mut self) -> Result<(), LaunchError> {
         self.kill().await;
-        let (child, url) = self.launcher.launch(&self.args).await?;
+        let (child, url) = self.launcher.launch(&self.args, &self.env).await?;
         self.child = Some(child);
         self.url = url;
         Ok(())

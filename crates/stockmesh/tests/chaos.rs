@@ -1,6 +1,8 @@
 //! The fault suite in its bounded configuration: a fixed seed, then a random one (printed, so a
 //! failure can be replayed with `stockmesh chaos --seed N`). Each run starts its own cluster of
-//! processes over a private redis-server and fails on any violated invariant.
+//! processes over a private redis-server and fails on any violated invariant. The cluster is
+//! secured (bearer tokens, Redis ACL users), and each run must show it guarded before the workload
+//! and after the broker's losses, so the invariants cannot hold on an open cluster by default.
 
 const BIN: &str = env!("CARGO_BIN_EXE_stockmesh");
 
@@ -19,6 +21,26 @@ fn chaos(seed: u64) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("all invariants hold"), "{stdout}");
+    assert!(
+        stdout.contains("secured (bearer tokens, Redis ACL users)"),
+        "{stdout}"
+    );
+    for when in ["at start", "after the losses"] {
+        for guard in [
+            "GET /stores at Central without a token: 401",
+            "store-1's token on ",
+            "Redis without credentials: NOAUTH",
+            "as store-1's Redis user: NOPERM",
+        ] {
+            let prefix = format!("guarded {when}: ");
+            assert!(
+                stdout
+                    .lines()
+                    .any(|l| l.contains(&prefix) && l.contains(guard)),
+                "not shown guarded {when} ({guard}):\n{stdout}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -51,3 +51,20 @@ fn logs_to_a_pipe_carry_no_ansi_escape_codes() {
         "no ANSI escape codes when stderr is a pipe:\n{stderr:?}"
     );
 }
+
+#[test]
+fn a_reader_that_stops_early_does_not_make_the_printer_panic() {
+    // The reading end is closed before the child starts: its first write meets a closed pipe.
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let output = Command::new(BIN)
+        .args(["redis-acl", "--stores", "store-1,store-2"])
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+}

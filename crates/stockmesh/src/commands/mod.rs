@@ -21,11 +21,18 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Chaos(args) => stockmesh_chaos::run(args, Launcher::this_binary()?).await,
         Command::Auth(command) => auth::run(command),
         Command::RedisAcl(args) => {
-            print!(
-                "{}",
-                stockmesh_bus::acl::script(&args.central_user, &args.stores)
-            );
-            Ok(())
+            let script = stockmesh_bus::acl::script(&args.central_user, &args.stores);
+            write_out(&script)
         }
+    }
+}
+
+/// Writes `text` to standard output; a reader that went away (`stockmesh redis-acl | head`) is
+/// not an error, unlike `print!`, which panics on a closed pipe.
+fn write_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
+        _ => Ok(()),
     }
 }
