@@ -9,10 +9,12 @@
 //!   handles whichever returns first, so a quiet shard never delays a busy one. A read is never
 //!   abandoned: a blocked read dropped on our side would stay blocked in Redis and could still
 //!   hand entries to this consumer, to sit unread in its pending list.
-//! - The consumer owns the transaction: for a batch it begins one, records every event id in the
-//!   inbox, hands the handler only the *fresh* events (never seen before) with the open
-//!   transaction, commits, then runs the handler's after-commit work (wake-ups) and counts each
-//!   event as applied or duplicate. Handlers never begin, commit or count.
+//! - The consumer owns the transaction: a batch is one write of the database's group commit
+//!   ([`Database::write`]: its own savepoint in a transaction that may hold other writes): it
+//!   records every event id in the inbox, hands the handler only the *fresh* events (never seen
+//!   before) with the open transaction; once that transaction is durable it runs the handler's
+//!   after-commit work (wake-ups) and counts each event as applied or duplicate. Handlers never
+//!   begin, commit or count.
 //! - If a batch fails, its events are retried one by one so that one bad event cannot hold back
 //!   the others.
 //! - An entry that cannot be decoded, that the handler rejects as permanently invalid, or that
@@ -32,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::broker::{Broker, BrokerError, Delivery, Missing};
+use crate::writer::WriteError;
 use crate::{Connectivity, Database, Inbox};
 
 /// Why a handler could not apply events. The variant decides what the consumer does.
@@ -59,13 +62,19 @@ impl From<sqlx::Error> for HandlerError {
     }
 }
 
+impl From<WriteError> for HandlerError {
+    fn from(error: WriteError) -> Self {
+        HandlerError::Transient(error.into())
+    }
+}
+
 /// Applies events inside the transaction the consumer opened. The consumer has already recorded
 /// every event id in the inbox in that transaction, so a redelivered event never reaches
 /// [`apply`](Self::apply) twice.
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
     /// What is left to do once the effect is durable (e.g. the requests to wake).
-    type Committed: Send;
+    type Committed: Send + 'static;
 
     /// Applies `fresh`, the events of one batch not applied before, in stream order, inside
     /// `tx`. It must neither commit nor roll back: the consumer does.
@@ -81,39 +90,57 @@ pub trait Handler: Send + Sync + 'static {
     }
 }
 
-/// Applies one batch exactly as a consumer does: begin, inbox, [`Handler::apply`] on the fresh
-/// events, commit, [`Handler::after_commit`], then the `stockmesh_events_consumed_total` and
+/// Applies one batch exactly as a consumer does: inbox and [`Handler::apply`] on the fresh
+/// events in one write of the database's group commit ([`Database::write`]), then, once it is
+/// durable, [`Handler::after_commit`] and the `stockmesh_events_consumed_total` and
 /// `stockmesh_propagation_seconds` metrics under `node`. Public so that a handler can be tested
 /// on its own database without a broker.
-pub async fn apply_batch<H: Handler + ?Sized>(
+pub async fn apply_batch<H: Handler + Clone>(
     db: &Database,
     handler: &H,
     node: &str,
     events: &[Envelope],
 ) -> Result<(), HandlerError> {
-    let mut tx = db.writer.begin().await?;
-    let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
-    let now = stockmesh_core::now().timestamp_millis();
-    let mut fresh_ids = Inbox::record_many(&mut tx, &ids, now).await?;
-    // Each event once: a batch may hold an entry and its re-delivered copy.
-    let fresh: Vec<&Envelope> = events.iter().filter(|e| fresh_ids.remove(&e.id)).collect();
-    let committed = if fresh.is_empty() {
-        None
-    } else {
-        Some(handler.apply(&mut tx, &fresh).await?)
-    };
-    tx.commit().await?;
+    apply_shared(db, Arc::new(handler.clone()), node, events.to_vec()).await
+}
+
+/// [`apply_batch`] with the handler shared: the write runs on the database's writer task.
+async fn apply_shared<H: Handler>(
+    db: &Database,
+    handler: Arc<H>,
+    node: &str,
+    events: Vec<Envelope>,
+) -> Result<(), HandlerError> {
+    let writing = handler.clone();
+    let (committed, events, applied) = db
+        .write(move |conn| {
+            Box::pin(async move {
+                let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
+                let now = stockmesh_core::now().timestamp_millis();
+                let mut fresh_ids = Inbox::record_many(conn, &ids, now).await?;
+                // Each event once: a batch may hold an entry and its re-delivered copy.
+                let fresh: Vec<&Envelope> =
+                    events.iter().filter(|e| fresh_ids.remove(&e.id)).collect();
+                let applied: HashSet<EventId> = fresh.iter().map(|e| e.id).collect();
+                let committed = if fresh.is_empty() {
+                    None
+                } else {
+                    Some(writing.apply(conn, &fresh).await?)
+                };
+                Ok::<_, HandlerError>((committed, events, applied))
+            })
+        })
+        .await?;
     if let Some(committed) = committed {
         handler.after_commit(committed).await;
     }
-    count_consumed(node, events, &fresh);
+    count_consumed(node, &events, &applied);
     Ok(())
 }
 
 /// Counts each event of a committed batch as applied (with its propagation time) or duplicate.
-fn count_consumed(node: &str, events: &[Envelope], fresh: &[&Envelope]) {
+fn count_consumed(node: &str, events: &[Envelope], applied: &HashSet<EventId>) {
     let applied_at = chrono::Utc::now();
-    let applied: HashSet<EventId> = fresh.iter().map(|e| e.id).collect();
     for envelope in events {
         let kind = envelope.event.type_name();
         let outcome = if applied.contains(&envelope.id) {
@@ -570,7 +597,13 @@ impl<H: Handler> Consumer<H> {
     }
 
     async fn apply_batch(&self, events: &[Envelope]) -> Result<(), HandlerError> {
-        apply_batch(&self.db, self.handler.as_ref(), &self.config.name, events).await
+        apply_shared(
+            &self.db,
+            self.handler.clone(),
+            &self.config.name,
+            events.to_vec(),
+        )
+        .await
     }
 
     async fn ack_all(&self, entries: impl Iterator<Item = &Delivery>) -> Result<(), BrokerError> {

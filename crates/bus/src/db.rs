@@ -4,14 +4,19 @@
 //! SQLite allows one writer at a time. Funnelling every write through a pool of exactly one
 //! connection queues writers in-process instead of letting them collide on `SQLITE_BUSY`, and
 //! makes "read, check, update" inside one transaction safe without `BEGIN IMMEDIATE` tricks.
+//! Request writes go through [`Database::write`], which gathers concurrent ones into one
+//! transaction (group commit, [`crate::writer`]); background workers may use the pool directly.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::SqlitePool;
+use futures_util::future::BoxFuture;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{SqliteConnection, SqlitePool};
+
+use crate::writer::{GroupCommit, GroupWriter, WriteError};
 
 /// The bus's own tables (outbox, inbox). Versions below 100; services number theirs from 100.
 static BUS_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
@@ -92,6 +97,8 @@ pub struct DbConfig {
     pub durability: Durability,
     /// Connections in the read pool.
     pub readers: u32,
+    /// How [`Database::write`] gathers writes into one transaction.
+    pub group: GroupCommit,
 }
 
 impl DbConfig {
@@ -101,6 +108,7 @@ impl DbConfig {
             url: url.into(),
             durability: Durability::Full,
             readers: 4,
+            group: GroupCommit::default(),
         }
     }
 }
@@ -112,6 +120,8 @@ pub struct Database {
     pub writer: SqlitePool,
     /// Connections for queries that only read.
     pub reader: SqlitePool,
+    /// Gathers concurrent writes into one transaction on `writer` (group commit).
+    group: GroupWriter,
 }
 
 impl Database {
@@ -154,7 +164,12 @@ impl Database {
             .connect_with(options)
             .await
             .with_context(|| format!("cannot open database {url} for reading"))?;
-        Ok(Self { writer, reader })
+        let group = GroupWriter::spawn(writer.clone(), config.group);
+        Ok(Self {
+            writer,
+            reader,
+            group,
+        })
     }
 
     /// Whether the node can serve: the database answers, and the broker if it has one; otherwise
@@ -184,6 +199,18 @@ impl Database {
                 tracing::warn!("not ready: readiness checks took over 2 s");
                 Err(NotReady::TimedOut)
             })
+    }
+
+    /// Runs `work` on the writer connection in the next group commit (see [`crate::writer`]),
+    /// and returns its result once the transaction holding it is durable. An `Err` from `work`
+    /// undoes its own changes only.
+    pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: From<WriteError> + Send + 'static,
+    {
+        self.group.write(work).await
     }
 
     /// Closes both pools, waiting for connections to return (a clean WAL checkpoint).

@@ -27,6 +27,8 @@
 //! - [`settings`]: rules that span several settings, checked at start ([`ConfigError`]).
 //! - [`topology`]: stream and key names (hash-tagged by store), and their place on a Redis
 //!   Cluster.
+//! - [`writer`]: group commit: one writer task gathers concurrent writes into one transaction,
+//!   a savepoint each, answered once the transaction is durable.
 
 pub mod acl;
 pub mod backoff;
@@ -46,6 +48,7 @@ pub mod redis_server;
 pub mod relay;
 pub mod settings;
 pub mod topology;
+pub mod writer;
 
 pub use broker::{
     Broker, BrokerError, Delivery, MemoryBroker, Missing, RedisBroker, RedisConfig, RedisTls,
@@ -58,3 +61,4 @@ pub use inbox::Inbox;
 pub use outbox::{Outbox, OutboxRow, OutboxSignal};
 pub use relay::{Relay, RelayConfig, RelayOutcome};
 pub use settings::ConfigError;
+pub use writer::{GroupCommit, GroupWriter, WriteError};

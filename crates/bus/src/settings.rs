@@ -28,6 +28,16 @@ pub enum ConfigError {
         /// What would go wrong otherwise.
         why: &'static str,
     },
+    /// A value outside the range the setting allows.
+    #[error("{flag} is {value}: it must be {allowed}")]
+    OutOfRange {
+        /// The flag, e.g. `--group-commit-max`.
+        flag: &'static str,
+        /// The value given.
+        value: String,
+        /// The range allowed, in words.
+        allowed: &'static str,
+    },
 }
 
 /// Checks that `value` (the setting `flag`) is not zero.

@@ -61,6 +61,7 @@ impl CentralConfig {
     /// durations are positive.
     pub fn validate(&self) -> Result<(), ConfigError> {
         use stockmesh_bus::settings::{positive, shorter};
+        self.db.group.validate()?;
         positive("--heartbeat-timeout", self.heartbeat_timeout)?;
         positive("--claim-idle", self.claim_idle)?;
         positive("--purchase-wait", self.purchase.wait)?;

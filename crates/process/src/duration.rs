@@ -1,4 +1,5 @@
-//! The syntax of every duration flag: `250ms`, `30s`, `5m`, `1h`; a bare number means seconds.
+//! The syntax of every duration flag: `200us`, `250ms`, `30s`, `5m`, `1h`; a bare number means
+//! seconds.
 
 use std::time::Duration;
 
@@ -8,15 +9,15 @@ pub enum DurationError {
     /// The text does not start with a whole number.
     #[error("invalid duration {0:?}: expected e.g. 500ms, 30s, 5m")]
     Number(String),
-    /// The unit after the number is not one of ms, s, m, h.
-    #[error("invalid duration unit {0:?}: use ms, s, m or h")]
+    /// The unit after the number is not one of us, ms, s, m, h.
+    #[error("invalid duration unit {0:?}: use us, ms, s, m or h")]
     Unit(String),
     /// The duration does not fit in a `Duration`.
     #[error("duration {0:?} is too long")]
     TooLong(String),
 }
 
-/// Parses `250ms`, `30s`, `5m`, `1h` (a bare number means seconds).
+/// Parses `200us`, `250ms`, `30s`, `5m`, `1h` (a bare number means seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
     let split = text
@@ -32,6 +33,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
             .ok_or_else(|| DurationError::TooLong(text.to_owned()))
     };
     match unit {
+        "us" | "µs" => Ok(Duration::from_micros(n)),
         "ms" => Ok(Duration::from_millis(n)),
         "" | "s" => seconds(1),
         "m" => seconds(60),
@@ -60,6 +62,8 @@ mod tests {
     #[test]
     fn durations_parse_with_units() {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("200us"), Ok(Duration::from_micros(200)));
+        assert_eq!(parse_duration("0us"), Ok(Duration::ZERO));
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));

@@ -241,6 +241,16 @@ pub struct StorageArgs {
     /// the last commits on power loss, never corrupts).
     #[arg(long, env = "STOCKMESH_DURABILITY", default_value = "full")]
     pub durability: Durability,
+
+    /// Group commit: concurrent writes share one transaction (one fsync), up to this many
+    /// (1 to 4096); each is answered once that transaction is durable.
+    #[arg(long, env = "STOCKMESH_GROUP_COMMIT_MAX", default_value_t = 64)]
+    pub group_commit_max: usize,
+
+    /// Group commit: how long an open group waits for more writes when none is queued (at most
+    /// 10ms); 0: it takes the writes that queued while the previous group committed.
+    #[arg(long, env = "STOCKMESH_GROUP_COMMIT_WAIT", default_value = "0us", value_parser = parse_duration)]
+    pub group_commit_wait: Duration,
 }
 
 /// Flags about remote purchases and self-healing (Central).

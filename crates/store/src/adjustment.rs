@@ -1,5 +1,5 @@
 //! Batch adjustments (issue 16): up to 1,000 lines, each `{productId, delta | quantity, reason,
-//! reference?, version?}`, applied all or nothing in one transaction, one ledger line per line
+//! reference?, version?}`, applied all or nothing in one write of the group commit, one ledger line per line
 //! (kind `adjustment`, with its reason, reference and actor) and one event per changed item.
 //!
 //! A `delta` adds units to the shelf (negative: takes them, e.g. `damaged`); it may take only
@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
+use sqlx::SqliteConnection;
 use stockmesh_core::{
     CorrelationId, Event, Item, ItemState, MovementKind, ProductId, Quantity, Version,
 };
@@ -266,10 +267,30 @@ pub async fn apply(
     if_match: Option<Version>,
     correlation: Option<CorrelationId>,
 ) -> Result<Vec<Item>, StoreError> {
-    let mut tx = store.database().writer.begin().await?;
+    let count = lines.len();
+    let after = store
+        .write(move |store, conn| {
+            Box::pin(async move { apply_in(&store, conn, &lines, if_match, correlation).await })
+        })
+        .await?;
+    store.outbox_signal().notify();
+    for _ in 0..count {
+        store.count_mutation(MovementKind::Adjustment);
+    }
+    Ok(after.into_iter().map(|s| store.item(s)).collect())
+}
+
+/// The write of [`apply`], inside the group's transaction: the changed items' new states.
+async fn apply_in(
+    store: &StoreService,
+    tx: &mut SqliteConnection,
+    lines: &[Line],
+    if_match: Option<Version>,
+    correlation: Option<CorrelationId>,
+) -> Result<Vec<ItemState>, StoreError> {
     let now = stockmesh_core::now();
     let mut before: BTreeMap<ProductId, Option<ItemState>> = BTreeMap::new();
-    for line in &lines {
+    for line in lines {
         if !before.contains_key(&line.product_id) {
             let item = repo::find_item(&mut *tx, &line.product_id).await?;
             before.insert(line.product_id.clone(), item);
@@ -309,10 +330,10 @@ pub async fn apply(
             .ok_or(StoreError::Invariant("an adjusted item vanished"))?;
         let state = match line.amount {
             Amount::Delta(delta) => {
-                repo::adjust_stock(&mut tx, &line.product_id, delta, now).await?
+                repo::adjust_stock(&mut *tx, &line.product_id, delta, now).await?
             }
             Amount::Count(on_hand) if on_hand >= current.reserved => {
-                repo::set_quantity(&mut tx, &line.product_id, on_hand, now).await?
+                repo::set_quantity(&mut *tx, &line.product_id, on_hand, now).await?
             }
             Amount::Count(_) => None,
         };
@@ -339,7 +360,7 @@ pub async fn apply(
             )
         };
         store
-            .record_movement(&mut tx, &state, change, correlation.as_ref())
+            .record_movement(tx, &state, change, correlation.as_ref())
             .await?;
         after.insert(line.product_id.clone(), state);
     }
@@ -349,16 +370,11 @@ pub async fn apply(
     for state in after.values() {
         store
             .emit(
-                &mut tx,
+                tx,
                 Event::InventoryItemUpdated(state.clone()),
                 correlation.clone(),
             )
             .await?;
     }
-    tx.commit().await?;
-    store.outbox_signal().notify();
-    for _ in &lines {
-        store.count_mutation(MovementKind::Adjustment);
-    }
-    Ok(after.into_values().map(|s| store.item(s)).collect())
+    Ok(after.into_values().collect())
 }

@@ -179,6 +179,10 @@ impl From<StoreError> for Problem {
                 tracing::error!(error = %cause, "store database failure");
                 Problem::internal()
             }
+            StoreError::Write(cause) => {
+                tracing::error!(error = %cause, "store write not done");
+                Problem::internal()
+            }
         }
     }
 }

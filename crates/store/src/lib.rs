@@ -5,8 +5,9 @@
 //!
 //! ## Layout
 //! - [`repository`]: all SQL on the store's tables (items, movements, decisions).
-//! - [`service`]: the store's operations; each change is one transaction holding the item, its
-//!   version bump, a movement row and the outbox row of its event.
+//! - [`service`]: the store's operations; each change is one write of the group commit
+//!   (`stockmesh_bus::writer`) holding the item, its version bump, a movement row and the outbox
+//!   row of its event, answered once durable.
 //! - [`error`]: what can go wrong, as a type.
 //! - [`adjustment`]: batch adjustments with reasons, all or nothing, compare-and-set by version.
 //! - [`commands`]: the consumer handler of Central's commands: routes each to its flow.

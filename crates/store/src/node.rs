@@ -47,9 +47,10 @@ pub struct StoreConfig {
 
 impl StoreConfig {
     /// Checks the rules that span settings: beats more often than they expire, a positive
-    /// reclaim idle time.
+    /// reclaim idle time, group commit within its bounds.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.heartbeat.validate()?;
+        self.db.group.validate()?;
         stockmesh_bus::settings::positive("--claim-idle", self.claim_idle)
     }
 

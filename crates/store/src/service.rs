@@ -1,7 +1,10 @@
-//! The store's operations. Every change is one transaction on the single writer connection:
-//! the item row and its version bump, a movement in the ledger, and the outbox row of the event
-//! that tells Central. After the commit the relay is woken.
+//! The store's operations. Every change is one write of the store's group commit
+//! ([`StoreService::write`] → [`Database::write`]): the item row and its version bump, a movement
+//! in the ledger, and the outbox row of the event that tells Central, in one savepoint of a
+//! transaction that may hold other requests' writes; a refused change undoes only itself. The
+//! caller hears the outcome once that transaction is durable; then the relay is woken.
 
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 use sqlx::SqliteConnection;
 use std::sync::Arc;
@@ -239,19 +242,41 @@ impl StoreService {
         self.emit(conn, event, correlation).await
     }
 
+    /// Runs `work` with this service on the writer connection, in the store's next group commit
+    /// ([`Database::write`]); returns once the transaction holding it is durable. An `Err` from
+    /// `work` undoes its own changes only.
+    pub(crate) async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: for<'c> FnOnce(
+                StoreService,
+                &'c mut SqliteConnection,
+            ) -> BoxFuture<'c, Result<T, StoreError>>
+            + Send
+            + 'static,
+        T: Send + 'static,
+    {
+        let store = self.clone();
+        self.db.write(move |conn| work(store, conn)).await
+    }
+
     /// Creates an item with quantity 0.
     pub async fn create_item(
         &self,
         product: ProductId,
         correlation: Option<CorrelationId>,
     ) -> Result<Item, StoreError> {
-        let mut tx = self.db.writer.begin().await?;
-        let state = repo::insert_item(&mut tx, &product, stockmesh_core::now())
-            .await?
-            .ok_or_else(|| StoreError::ProductAlreadyExists(product.clone()))?;
-        let change = Change::plain(MovementKind::Created, 0);
-        self.record(&mut tx, &state, change, correlation).await?;
-        tx.commit().await?;
+        let state = self
+            .write(move |store, conn| {
+                Box::pin(async move {
+                    let state = repo::insert_item(conn, &product, stockmesh_core::now())
+                        .await?
+                        .ok_or_else(|| StoreError::ProductAlreadyExists(product.clone()))?;
+                    let change = Change::plain(MovementKind::Created, 0);
+                    store.record(conn, &state, change, correlation).await?;
+                    Ok(state)
+                })
+            })
+            .await?;
         self.outbox.notify();
         self.count_mutation(MovementKind::Created);
         Ok(self.item(state))
@@ -278,8 +303,30 @@ impl StoreService {
         expected: Option<Version>,
         correlation: Option<CorrelationId>,
     ) -> Result<Item, StoreError> {
-        let mut tx = self.db.writer.begin().await?;
-        let before = repo::find_item(&mut *tx, &product)
+        let state = self
+            .write(move |store, conn| {
+                Box::pin(async move {
+                    store
+                        .count_in(conn, product, quantity, expected, correlation)
+                        .await
+                })
+            })
+            .await?;
+        self.outbox.notify();
+        self.count_mutation(MovementKind::Set);
+        Ok(self.item(state))
+    }
+
+    /// The write of [`set_quantity_if`](Self::set_quantity_if), inside the group's transaction.
+    async fn count_in(
+        &self,
+        conn: &mut SqliteConnection,
+        product: ProductId,
+        quantity: Quantity,
+        expected: Option<Version>,
+        correlation: Option<CorrelationId>,
+    ) -> Result<ItemState, StoreError> {
+        let before = repo::find_item(&mut *conn, &product)
             .await?
             .ok_or_else(|| StoreError::ProductNotFound(product.clone()))?;
         if let Some(expected) = expected
@@ -297,7 +344,7 @@ impl StoreService {
                 requested: quantity,
             });
         }
-        let state = repo::set_quantity(&mut tx, &product, quantity, stockmesh_core::now())
+        let state = repo::set_quantity(conn, &product, quantity, stockmesh_core::now())
             .await?
             .ok_or(StoreError::Invariant(
                 "a count checked against the reserved units was refused",
@@ -306,11 +353,8 @@ impl StoreService {
             MovementKind::Set,
             i64::from(state.quantity) - i64::from(before.quantity),
         );
-        self.record(&mut tx, &state, change, correlation).await?;
-        tx.commit().await?;
-        self.outbox.notify();
-        self.count_mutation(MovementKind::Set);
-        Ok(self.item(state))
+        self.record(conn, &state, change, correlation).await?;
+        Ok(state)
     }
 
     /// Sells `amount` units at the store's till, if they are in stock.
@@ -320,33 +364,52 @@ impl StoreService {
         amount: PurchaseQuantity,
         correlation: Option<CorrelationId>,
     ) -> Result<Item, StoreError> {
-        let mut tx = self.db.writer.begin().await?;
-        let Some(state) =
-            repo::take_stock(&mut tx, &product, amount, stockmesh_core::now()).await?
-        else {
-            let error = match repo::find_item(&mut *tx, &product).await? {
-                None => {
-                    self.count_local_purchase("not_found");
-                    StoreError::ProductNotFound(product)
-                }
-                Some(item) => {
-                    self.count_local_purchase("insufficient");
-                    StoreError::InsufficientStock {
-                        product,
-                        available: item.quantity,
-                        requested: amount,
+        let sold = self
+            .write(move |store, conn| {
+                Box::pin(async move { store.sell_in(conn, product, amount, correlation).await })
+            })
+            .await;
+        let state = match sold {
+            Ok(state) => state,
+            Err(error) => {
+                match &error {
+                    StoreError::ProductNotFound(_) => self.count_local_purchase("not_found"),
+                    StoreError::InsufficientStock { .. } => {
+                        self.count_local_purchase("insufficient");
                     }
+                    _ => {}
                 }
-            };
-            return Err(error);
+                return Err(error);
+            }
         };
-        let change = Change::plain(MovementKind::LocalSale, -i64::from(amount));
-        self.record(&mut tx, &state, change, correlation).await?;
-        tx.commit().await?;
         self.outbox.notify();
         self.count_mutation(MovementKind::LocalSale);
         self.count_local_purchase("confirmed");
         Ok(self.item(state))
+    }
+
+    /// The write of [`purchase`](Self::purchase), inside the group's transaction.
+    async fn sell_in(
+        &self,
+        conn: &mut SqliteConnection,
+        product: ProductId,
+        amount: PurchaseQuantity,
+        correlation: Option<CorrelationId>,
+    ) -> Result<ItemState, StoreError> {
+        let Some(state) = repo::take_stock(conn, &product, amount, stockmesh_core::now()).await?
+        else {
+            return Err(match repo::find_item(&mut *conn, &product).await? {
+                None => StoreError::ProductNotFound(product),
+                Some(item) => StoreError::InsufficientStock {
+                    product,
+                    available: item.quantity,
+                    requested: amount,
+                },
+            });
+        };
+        let change = Change::plain(MovementKind::LocalSale, -i64::from(amount));
+        self.record(conn, &state, change, correlation).await?;
+        Ok(state)
     }
 
     /// One item.

@@ -201,21 +201,27 @@ pub async fn confirm_receipt(
     transfer: TransferId,
     correlation: Option<CorrelationId>,
 ) -> Result<Item, StoreError> {
-    let mut tx = store.database().writer.begin().await?;
-    let now = stockmesh_core::now();
-    let Some(row) = repo::confirm_incoming(&mut tx, transfer, now).await? else {
-        return Err(match repo::find_incoming(&mut *tx, transfer).await? {
-            Some(_) => StoreError::TransferAlreadyReceived(transfer),
-            None => StoreError::TransferNotFound(transfer),
-        });
-    };
-    let event = put_on_shelf(store, &mut tx, &row, false, now, correlation.as_ref()).await?;
-    let Event::TransferReceived(received) = &event else {
-        return Err(StoreError::Invariant("a receipt produced another event"));
-    };
-    let item = store.item(received.item.clone());
-    store.emit(&mut tx, event, correlation).await?;
-    tx.commit().await?;
+    let item = store
+        .write(move |store, tx| {
+            Box::pin(async move {
+                let now = stockmesh_core::now();
+                let Some(row) = repo::confirm_incoming(&mut *tx, transfer, now).await? else {
+                    return Err(match repo::find_incoming(&mut *tx, transfer).await? {
+                        Some(_) => StoreError::TransferAlreadyReceived(transfer),
+                        None => StoreError::TransferNotFound(transfer),
+                    });
+                };
+                let event =
+                    put_on_shelf(&store, tx, &row, false, now, correlation.as_ref()).await?;
+                let Event::TransferReceived(received) = &event else {
+                    return Err(StoreError::Invariant("a receipt produced another event"));
+                };
+                let item = store.item(received.item.clone());
+                store.emit(tx, event, correlation).await?;
+                Ok(item)
+            })
+        })
+        .await?;
     store.outbox_signal().notify();
     Ok(item)
 }

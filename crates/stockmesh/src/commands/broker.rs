@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use stockmesh_bus::{
-    Broker, DbConfig, HeartbeatConfig, RedisBroker, RedisConfig, RedisTls, RelayConfig,
+    Broker, DbConfig, GroupCommit, HeartbeatConfig, RedisBroker, RedisConfig, RedisTls, RelayConfig,
 };
 use stockmesh_central::CentralConfig;
 use stockmesh_central::repair::RepairConfig;
@@ -48,6 +48,10 @@ pub fn from_flags(bus: &BusArgs) -> anyhow::Result<Arc<dyn Broker>> {
 pub fn db(url: String, storage: &StorageArgs) -> DbConfig {
     DbConfig {
         durability: storage.durability,
+        group: GroupCommit {
+            max_requests: storage.group_commit_max,
+            max_wait: storage.group_commit_wait,
+        },
         ..DbConfig::new(url)
     }
 }

@@ -4,6 +4,7 @@ mod adjustments;
 mod bad_input;
 mod concurrency;
 mod connectivity;
+mod group_commit;
 mod inventory;
 mod persistence;
 mod purchase;
