@@ -4,10 +4,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use stockmesh_bus::Durability;
 use stockmesh_core::StoreId;
 use stockmesh_process::{parse_duration, parse_ttl};
+use stockmesh_telemetry::LogFormat;
 
 /// stockmesh: a chain's stock, propagated in milliseconds, never oversold.
 #[derive(Debug, Parser)]
@@ -24,15 +25,6 @@ pub struct Cli {
     /// What to run.
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// How logs are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Readable lines.
-    Human,
-    /// One JSON object per line.
-    Json,
 }
 
 /// The subcommands.

@@ -12,21 +12,21 @@
 //!
 //! ## Layout
 //! - [`cli`]: the command line, flags and their environment variables.
-//! - [`telemetry`]: logs (human or JSON) and optional OTLP trace export.
 //! - [`commands`]: what each subcommand runs.
 //! - [`memory`]: the allocator, which returns freed memory to the system.
+//!
+//! Logs and traces are set up by the `stockmesh-telemetry` crate.
 
 mod cli;
 mod commands;
 mod memory;
-mod telemetry;
 
 use clap::Parser;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
-    let telemetry = match telemetry::init(cli.log_format, cli.otlp_endpoint.as_deref()) {
+    let telemetry = match stockmesh_telemetry::init(cli.log_format, cli.otlp_endpoint.as_deref()) {
         Ok(telemetry) => telemetry,
         Err(error) => {
             eprintln!("stockmesh: {error:#}");

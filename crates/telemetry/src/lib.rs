@@ -1,4 +1,6 @@
-//! Logs and traces: human-readable logs by default, JSON lines with `--log-format json`, `RUST_LOG`
+//! # stockmesh-telemetry
+//!
+//! Logs and traces of a stockmesh process: human-readable logs by default, JSON lines with `--log-format json`, `RUST_LOG`
 //! filters; with `--otlp-endpoint`, spans are also exported over OTLP/gRPC (plain HTTP/2, no TLS)
 //! to a collector such as the OpenTelemetry Collector, Jaeger or Tempo. Human logs are coloured
 //! only when stderr is a terminal and `NO_COLOR` is unset or empty.
@@ -6,7 +8,6 @@
 use std::ffi::OsString;
 use std::io::IsTerminal;
 
-use anyhow::Context;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -15,7 +16,30 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::cli::LogFormat;
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Why logs and traces could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// The OTLP exporter refused its endpoint.
+    #[error("cannot set up OTLP export to {endpoint}: {source}")]
+    Export {
+        /// The collector's address as given.
+        endpoint: String,
+        /// What the exporter said.
+        source: opentelemetry_otlp::ExporterBuildError,
+    },
+    /// A global subscriber was already installed.
+    #[error("cannot install the log subscriber: {0}")]
+    Subscriber(#[from] tracing_subscriber::util::TryInitError),
+}
 
 /// Keeps the trace exporter alive; [`shutdown`](Telemetry::shutdown) flushes it.
 pub struct Telemetry {
@@ -23,7 +47,7 @@ pub struct Telemetry {
 }
 
 /// Installs the global subscriber: logs to stderr, and spans to `otlp_endpoint` if given.
-pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
+pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> Result<Telemetry, TelemetryError> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = use_colour(
         std::io::stderr().is_terminal(),
@@ -45,7 +69,10 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> anyhow::Result<Te
                 .with_tonic()
                 .with_endpoint(endpoint)
                 .build()
-                .with_context(|| format!("cannot set up OTLP export to {endpoint}"))?;
+                .map_err(|source| TelemetryError::Export {
+                    endpoint: endpoint.to_owned(),
+                    source,
+                })?;
             let resource = opentelemetry_sdk::Resource::builder()
                 .with_service_name("stockmesh")
                 .build();
@@ -72,8 +99,7 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> anyhow::Result<Te
     tracing_subscriber::registry()
         .with(logs)
         .with(traces)
-        .try_init()
-        .context("cannot install the log subscriber")?;
+        .try_init()?;
     Ok(Telemetry { provider })
 }
 
