@@ -8,10 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use stockmesh_bus::acl::{self, AclUser};
+use stockmesh_core::StoreId;
 use stockmesh_http::auth::keys::{issuer_from_file, write_key_pair};
 use stockmesh_http::auth::{Issuer, Role};
-
-use super::cluster::store_id;
 
 /// The key id of the suite's signing key.
 pub const KID: &str = "chaos";
@@ -105,4 +104,10 @@ impl Secured {
             .chain(self.stores.iter().cloned())
             .collect()
     }
+}
+
+/// A store's id.
+pub fn store_id(store: usize) -> StoreId {
+    StoreId::parse(format!("store-{store}"))
+        .unwrap_or_else(|_| unreachable!("valid by construction"))
 }

@@ -15,11 +15,11 @@ use reqwest::{Method, RequestBuilder};
 use stockmesh_bus::broker::{Broker, Outgoing};
 use stockmesh_bus::redis_server::{Persistence, RedisProcess};
 use stockmesh_bus::{RedisBroker, RedisConfig, topology};
-use stockmesh_core::StoreId;
 use stockmesh_process::{Launcher, NodeProcess, free_port};
 use tempfile::TempDir;
 use tokio::sync::Mutex;
 
+pub use super::access::store_id;
 use super::access::{Caller, KID, Secured};
 use super::schedule::Fault;
 
@@ -43,12 +43,6 @@ pub struct ChaosCluster {
     http: reqwest::Client,
     /// Keys, tokens and Redis users; `None` when the run is not secured (`--no-auth`).
     pub secured: Option<Secured>,
-}
-
-/// A store's id.
-pub fn store_id(store: usize) -> StoreId {
-    StoreId::parse(format!("store-{store}"))
-        .unwrap_or_else(|_| unreachable!("valid by construction"))
 }
 
 impl ChaosCluster {

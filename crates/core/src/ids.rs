@@ -80,7 +80,7 @@ macro_rules! string_id {
 
         impl utoipa::PartialSchema for $name {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-                crate::schema::id_schema($what)
+                crate::schema::id_schema($what, crate::ids::MAX_ID_LEN)
             }
         }
 

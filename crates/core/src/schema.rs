@@ -5,18 +5,17 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::ids::MAX_ID_LEN;
 use crate::quantity::{MAX_QUANTITY, PurchaseQuantity, Quantity, Version};
 
-/// A string identifier: 1 to 64 characters of `A-Za-z0-9._-`, neither `.` nor `..`.
-pub(crate) fn id_schema(what: &str) -> RefOr<Schema> {
+/// A string identifier: 1 to `max_len` characters of `A-Za-z0-9._-`, neither `.` nor `..`.
+pub(crate) fn id_schema(what: &str, max_len: usize) -> RefOr<Schema> {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .min_length(Some(1))
-        .max_length(Some(MAX_ID_LEN))
+        .max_length(Some(max_len))
         .pattern(Some("^[A-Za-z0-9._-]+$"))
         .description(Some(format!(
-            "{what}: 1 to {MAX_ID_LEN} characters of A-Za-z0-9._- other than `.` and `..`"
+            "{what}: 1 to {max_len} characters of A-Za-z0-9._- other than `.` and `..`"
         )))
         .examples([serde_json::json!(if what == "storeId" {
             "store-1"

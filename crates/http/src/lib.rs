@@ -12,6 +12,7 @@
 //!   useful `detail` (never axum's plain-text default).
 //! - [`idempotency`]: the `Idempotency-Key` header and its extractor.
 //! - [`pagination`]: `?page&size` parsing and the `X-Total-Count` / `Link` response headers.
+//! - [`paths`]: the well-known paths every node serves (`/openapi.json`, `/docs`).
 //! - [`correlation`]: the correlation id of each request (from `X-Request-Id` or `traceparent`,
 //!   else new), echoed in the response and handed to handlers.
 //! - [`metrics`]: the Prometheus recorder, request metrics, and every metric's description.
@@ -33,6 +34,7 @@ pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
 pub mod pagination;
+pub mod paths;
 pub mod problem;
 pub mod router;
 pub mod running;

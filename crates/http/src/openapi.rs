@@ -20,10 +20,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::auth::{Permission, Rule};
 use crate::problem::{PROBLEM_JSON, Problem};
 
-/// Where the spec is served.
-pub const SPEC_PATH: &str = "/openapi.json";
-/// Where the API reference page is served.
-pub const DOCS_PATH: &str = "/docs";
+pub use crate::paths::{DOCS_PATH, SPEC_PATH};
 
 /// The name of the bearer security scheme in the spec.
 pub const BEARER: &str = "bearer";

@@ -201,8 +201,8 @@ impl Rule {
 /// ([`crate::openapi::serve`]). All public: they hold no data.
 pub const SHARED: &[Rule] = &[
     Rule::get("/healthz", Permission::Public),
-    Rule::get(crate::openapi::SPEC_PATH, Permission::Public),
-    Rule::get(crate::openapi::DOCS_PATH, Permission::Public),
+    Rule::get(crate::paths::SPEC_PATH, Permission::Public),
+    Rule::get(crate::paths::DOCS_PATH, Permission::Public),
     Rule::get("/docs/", Permission::Public),
     Rule::get("/docs/{*rest}", Permission::Public),
 ];
