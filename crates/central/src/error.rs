@@ -1,6 +1,8 @@
 //! Central's errors.
 
-use stockmesh_core::{ProductId, PurchaseId, PurchaseQuantity, Quantity, ReservationId, StoreId};
+use stockmesh_core::{
+    ProductId, PurchaseId, PurchaseQuantity, Quantity, RejectionReason, ReservationId, StoreId,
+};
 
 /// Why a Central operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -98,4 +100,27 @@ pub enum CentralError {
     /// The database failed (500; logged, not shown).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+}
+
+impl CentralError {
+    /// How a store's refusal of a hold or a shipment reads for the client: the reason the store
+    /// gave (none recorded reads as not enough units), naming the store, product and units.
+    pub(crate) fn refused_by_store(
+        reason: Option<RejectionReason>,
+        store: StoreId,
+        product: ProductId,
+        requested: PurchaseQuantity,
+    ) -> Self {
+        match reason {
+            Some(RejectionReason::ProductNotFound) => {
+                CentralError::ProductNotFound { store, product }
+            }
+            Some(RejectionReason::Expired) => CentralError::CommandExpired(store),
+            Some(RejectionReason::InsufficientStock) | None => CentralError::NotAvailable {
+                store,
+                product,
+                requested,
+            },
+        }
+    }
 }

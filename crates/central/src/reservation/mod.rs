@@ -324,18 +324,12 @@ pub enum ReservationAnswer {
 pub(crate) fn hold_outcome(r: Reservation) -> Result<ReservationAnswer, CentralError> {
     match r.status {
         ReservationStatus::Pending => Ok(ReservationAnswer::Pending(r)),
-        ReservationStatus::Rejected => Err(match r.reason {
-            Some(RejectionReason::ProductNotFound) => CentralError::ProductNotFound {
-                store: r.store_id,
-                product: r.product_id,
-            },
-            Some(RejectionReason::Expired) => CentralError::CommandExpired(r.store_id),
-            Some(RejectionReason::InsufficientStock) | None => CentralError::NotAvailable {
-                store: r.store_id,
-                product: r.product_id,
-                requested: r.quantity,
-            },
-        }),
+        ReservationStatus::Rejected => Err(CentralError::refused_by_store(
+            r.reason,
+            r.store_id,
+            r.product_id,
+            r.quantity,
+        )),
         // Held, or already ended since: the hold itself succeeded.
         _ => Ok(ReservationAnswer::Decided(r)),
     }

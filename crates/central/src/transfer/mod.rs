@@ -249,18 +249,12 @@ pub enum TransferAnswer {
 pub(crate) fn outcome(t: Transfer) -> Result<TransferAnswer, CentralError> {
     match t.status {
         TransferStatus::Requested => Ok(TransferAnswer::Pending(t)),
-        TransferStatus::Rejected => Err(match t.reason {
-            Some(RejectionReason::ProductNotFound) => CentralError::ProductNotFound {
-                store: t.from,
-                product: t.product_id,
-            },
-            Some(RejectionReason::Expired) => CentralError::CommandExpired(t.from),
-            Some(RejectionReason::InsufficientStock) | None => CentralError::NotAvailable {
-                store: t.from,
-                product: t.product_id,
-                requested: t.quantity,
-            },
-        }),
+        TransferStatus::Rejected => Err(CentralError::refused_by_store(
+            t.reason,
+            t.from,
+            t.product_id,
+            t.quantity,
+        )),
         _ => Ok(TransferAnswer::Decided(t)),
     }
 }
