@@ -421,7 +421,8 @@ struct EventsQuery {
 
 /// The change feed as server-sent events: `item` (a view change), `purchase` (a remote purchase
 /// decided), `reservation` (held, refused or ended), `transfer` (shipped, refused or received),
-/// `store` (online/offline); each with an `id`. Reconnect with `Last-Event-ID` to resume: within
+/// `store` (online/offline); each with an `id`. A client without `Last-Event-ID` (or after a
+/// `reset`) first gets every store's latest `store` event, without an `id`. Reconnect with `Last-Event-ID` to resume: within
 /// the last 1024 events of this replica the missed ones are replayed, else a `reset` event comes
 /// first (reload, then follow). A client more than 256 events behind gets a final `overflow`
 /// event and is disconnected (closed 5 s later if it does not read). With authentication on,

@@ -111,15 +111,20 @@ async fn a_client_follows_changes_purchases_and_liveness_and_resumes_with_last_e
     cluster.shutdown().await;
 }
 
-/// Known to fail on main since the group-commit and Redis Cluster merges: Central's `/stores`
-/// shows the store offline, but the feed's liveness watcher announces nothing within 10 s. Kept
-/// as the reproduction for the fix (issue 15 stays open for it); run with `-- --ignored`.
+/// A store seen online and then disconnected is announced offline. (It once failed under load:
+/// a store that went offline before the watcher's first sample of it was never announced either
+/// way; a fresh client now gets the current states first, so it knows what it follows.)
 #[tokio::test]
-#[ignore = "known bug: the feed's liveness watcher misses a store going offline (issue 15 left open)"]
 async fn a_store_that_disconnects_is_announced_offline() {
     let cluster = TestCluster::start(2).await;
     let url = format!("{}/events", cluster.central.base);
     let mut all = SseClient::connect(&url, None).await;
+    // Online first: from the current states a fresh client gets, or announced later.
+    let _ = all
+        .until("store-2 online", LIMIT, |e| {
+            e.event == "store" && e.json()["storeId"] == "store-2" && e.json()["online"] == true
+        })
+        .await;
     cluster
         .store(2)
         .post_empty("/disconnected")
@@ -131,6 +136,68 @@ async fn a_store_that_disconnects_is_announced_offline() {
         })
         .await;
     assert!(offline.id.is_some());
+    cluster.shutdown().await;
+}
+
+/// A client that starts without `Last-Event-ID` first gets every store's latest state, without
+/// ids (its `Last-Event-ID` stays unset), then follows; a client that resumes does not.
+#[tokio::test]
+async fn a_fresh_client_first_gets_every_stores_current_state_without_ids() {
+    let cluster = TestCluster::start(2).await;
+    let url = format!("{}/events", cluster.central.base);
+    let mut watcher = SseClient::connect(&url, None).await;
+    for store in ["store-1", "store-2"] {
+        watcher
+            .until(&format!("{store} online"), LIMIT, |e| {
+                e.event == "store" && e.json()["storeId"] == store && e.json()["online"] == true
+            })
+            .await;
+    }
+
+    let mut fresh = SseClient::connect(&url, None).await;
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let event = fresh.next(LIMIT).await.expect("a current state");
+        assert_eq!(event.event, "store", "{event:?}");
+        assert_eq!(event.id, None, "a current state carries no id: {event:?}");
+        assert_eq!(event.json()["online"], true, "{event:?}");
+        seen.push(
+            event.json()["storeId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    seen.sort();
+    assert_eq!(seen, ["store-1", "store-2"]);
+
+    let mut only_two = SseClient::connect(&format!("{url}?storeId=store-2"), None).await;
+    let first = only_two.next(LIMIT).await.expect("a current state");
+    assert_eq!(
+        first.json()["storeId"],
+        "store-2",
+        "the filter applies: {first:?}"
+    );
+
+    // A client resuming from a live id gets no current states: nothing is repeated.
+    cluster.store(1).create_item("resume-1").await.expect(201);
+    let (first_item, _) = watcher
+        .until("resume-1", LIMIT, |e| {
+            e.event == "item" && e.json()["productId"] == "resume-1"
+        })
+        .await;
+    let id = first_item.id.expect("a live event carries its id");
+    cluster.store(1).create_item("resume-2").await.expect(201);
+    let mut resumed = SseClient::connect(&url, Some(&id)).await;
+    let (_, before) = resumed
+        .until("resume-2", LIMIT, |e| {
+            e.event == "item" && e.json()["productId"] == "resume-2"
+        })
+        .await;
+    assert!(
+        before.iter().all(|e| e.id.is_some()),
+        "a resumed client got current states: {before:?}"
+    );
     cluster.shutdown().await;
 }
 

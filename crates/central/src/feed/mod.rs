@@ -8,6 +8,10 @@
 //!   kept in a ring. An id is `<boot>-<seq>`: a client that reconnects with `Last-Event-ID` gets
 //!   every later event it would have seen; one whose id left the window, or was given by another
 //!   replica or before a restart, gets a `reset` event first (reload the state, then follow).
+//! - **Current store states first**: a client that starts without `Last-Event-ID`, or must
+//!   reload, first gets the latest `store` event of every store its filter admits, without an
+//!   id (so its `Last-Event-ID` is unchanged): a dashboard knows which stores are online at once,
+//!   and a store announced before the client came is not missed.
 //! - **Bounded per client**: each client has a queue of [`FeedLimits::client_buffer`] events.
 //!   Publishing never waits: a client whose queue is full is dropped from the feed, receives what
 //!   was queued and a final `overflow` event, and if it does not take them within
@@ -17,7 +21,7 @@ pub(crate) mod resolved;
 pub mod sse;
 pub mod watcher;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -220,6 +224,8 @@ struct Subscriber {
 struct State {
     next: u64,
     ring: VecDeque<Arc<Published>>,
+    /// The latest `store` event of each store (one per store, so bounded by the registry).
+    stores: BTreeMap<StoreId, Arc<Published>>,
     subscribers: Vec<Subscriber>,
 }
 
@@ -237,6 +243,9 @@ pub enum Reset {
 pub struct Subscription {
     /// Set when the client must reload its state before following.
     pub reset: Option<Reset>,
+    /// The latest `store` event of every store the filter admits, for a client that starts
+    /// fresh or must reload (empty when it resumes); sent before the replay, without ids.
+    pub current: Vec<Arc<Published>>,
     /// Events after its `Last-Event-ID`, from the window.
     pub replay: Vec<Arc<Published>>,
     /// New events; ends when the client is dropped or the feed closes.
@@ -281,6 +290,7 @@ impl Feed {
             state: Arc::new(Mutex::new(State {
                 next: 1,
                 ring: VecDeque::with_capacity(limits.window.min(4096)),
+                stores: BTreeMap::new(),
                 subscribers: Vec::new(),
             })),
             boot,
@@ -321,6 +331,9 @@ impl Feed {
                 state.ring.pop_front();
             }
             state.ring.push_back(published.clone());
+            if let Change::Store { store_id, .. } = &published.change {
+                state.stores.insert(store_id.clone(), published.clone());
+            }
             let grace = self.limits.hangup_grace;
             state.subscribers.retain(|client| {
                 if !client.filter.admits(&published.change) {
@@ -370,6 +383,16 @@ impl Feed {
                 }
             }
         };
+        let current = if last_event_id.is_none() || reset.is_some() {
+            state
+                .stores
+                .values()
+                .filter(|p| filter.admits(&p.change))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
         state.subscribers.push(Subscriber {
             filter,
             queue,
@@ -379,6 +402,7 @@ impl Feed {
         metrics::gauge!("stockmesh_feed_clients").set(state.subscribers.len() as f64);
         Subscription {
             reset,
+            current,
             replay,
             live,
             overflowed,

@@ -1,5 +1,5 @@
 //! A subscription as a `text/event-stream` body: a `reset` event if the client must reload, the
-//! replayed events, then live ones; a final `overflow` event when the client was too slow, and
+//! current store states (without ids), the replayed events, then live ones; a final `overflow` event when the client was too slow, and
 //! the end of the stream when the node stops.
 
 use std::convert::Infallible;
@@ -12,11 +12,17 @@ use stockmesh_http::server::Streaming;
 
 use super::{Published, Reset, Subscription};
 
-fn event(published: &Published) -> Event {
-    Event::default()
+/// A published change as an SSE event, with its id unless it is a current state (a client's
+/// `Last-Event-ID` must only ever point into the sequence it followed).
+fn event(published: &Published, with_id: bool) -> Event {
+    let event = Event::default()
         .event(published.change.name())
-        .id(published.id.clone())
-        .data(published.data.clone())
+        .data(published.data.clone());
+    if with_id {
+        event.id(published.id.clone())
+    } else {
+        event
+    }
 }
 
 fn control(name: &str, detail: &str) -> Event {
@@ -27,7 +33,11 @@ fn control(name: &str, detail: &str) -> Event {
 
 enum Phase {
     Start(Subscription),
-    Replay(Subscription, std::vec::IntoIter<std::sync::Arc<Published>>),
+    /// Events to send before the live ones, each with whether it carries its id.
+    Replay(
+        Subscription,
+        std::vec::IntoIter<(std::sync::Arc<Published>, bool)>,
+    ),
     Live(Subscription),
     Done,
 }
@@ -39,7 +49,13 @@ fn events(subscription: Subscription) -> impl Stream<Item = Result<Event, Infall
         loop {
             match phase {
                 Phase::Start(mut sub) => {
+                    let current = std::mem::take(&mut sub.current).into_iter();
                     let replay = std::mem::take(&mut sub.replay).into_iter();
+                    let replay: Vec<_> = current
+                        .map(|p| (p, false))
+                        .chain(replay.map(|p| (p, true)))
+                        .collect();
+                    let replay = replay.into_iter();
                     if let Some(reset) = sub.reset.take() {
                         let detail = match reset {
                             Reset::Missed => {
@@ -54,8 +70,8 @@ fn events(subscription: Subscription) -> impl Stream<Item = Result<Event, Infall
                     phase = Phase::Replay(sub, replay);
                 }
                 Phase::Replay(sub, mut replay) => match replay.next() {
-                    Some(published) => {
-                        return Some((Ok(event(&published)), Phase::Replay(sub, replay)));
+                    Some((published, with_id)) => {
+                        return Some((Ok(event(&published, with_id)), Phase::Replay(sub, replay)));
                     }
                     None => phase = Phase::Live(sub),
                 },
@@ -66,7 +82,7 @@ fn events(subscription: Subscription) -> impl Stream<Item = Result<Event, Infall
                     };
                     match next {
                         Some(published) => {
-                            return Some((Ok(event(&published)), Phase::Live(sub)));
+                            return Some((Ok(event(&published, true)), Phase::Live(sub)));
                         }
                         None if sub.overflowed.load(Ordering::Acquire) => {
                             let last = control(
