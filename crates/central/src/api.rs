@@ -228,6 +228,10 @@ impl From<CentralError> for Problem {
                 tracing::error!(error = %cause, "central database failure");
                 Problem::internal()
             }
+            CentralError::Write(cause) => {
+                tracing::error!(error = %cause, "central write not done");
+                Problem::internal()
+            }
         }
     }
 }

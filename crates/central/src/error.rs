@@ -100,6 +100,10 @@ pub enum CentralError {
     /// The database failed (500; logged, not shown).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The group commit holding the write failed or stopped; nothing of it is durable (500;
+    /// logged, not shown).
+    #[error("write not done: {0}")]
+    Write(#[from] stockmesh_bus::WriteError),
 }
 
 impl CentralError {

@@ -111,21 +111,40 @@ impl Coordinator {
     ) -> Result<R, CentralError> {
         let id = request.request_id();
         let reply = self.waiters.register(id);
-        let mut tx = self.db.writer.begin().await?;
-        if let Err(error) = request.insert(&mut tx, key).await {
-            drop(tx);
-            drop(reply);
-            self.waiters.forget_abandoned(id);
-            return self.lost_race(error, key, &request).await;
-        }
         let command = request.command();
-        Outbox::append(
-            &mut tx,
-            &topology::commands_stream(request.store_id()),
-            &command,
-        )
-        .await?;
-        tx.commit().await?;
+        let recorded = {
+            let (request, key, command) = (request.clone(), key.cloned(), command.clone());
+            self.db
+                .write(move |conn| {
+                    Box::pin(async move {
+                        request
+                            .insert(conn, key.as_ref())
+                            .await
+                            .map_err(Recording::Insert)?;
+                        Outbox::append(
+                            conn,
+                            &topology::commands_stream(request.store_id()),
+                            &command,
+                        )
+                        .await
+                        .map_err(|e| Recording::Failed(e.into()))
+                    })
+                })
+                .await
+        };
+        match recorded {
+            Ok(()) => {}
+            Err(Recording::Insert(error)) => {
+                drop(reply);
+                self.waiters.forget_abandoned(id);
+                return self.lost_race(error, key, &request).await;
+            }
+            Err(Recording::Failed(error)) => {
+                drop(reply);
+                self.waiters.forget_abandoned(id);
+                return Err(error);
+            }
+        }
         self.outbox.notify();
         tracing::debug!(request = %id, r#type = command.event.type_name(), "request sent to the store");
         self.await_decision(id, reply).await
@@ -141,16 +160,23 @@ impl Coordinator {
         let Some(key) = key else {
             return Ok(refused);
         };
-        let mut tx = self.db.writer.begin().await?;
-        match refused.insert(&mut tx, Some(key)).await {
-            Ok(()) => {
-                tx.commit().await?;
-                Ok(refused)
-            }
-            Err(error) => {
-                drop(tx);
-                self.lost_race(error, Some(key), &refused).await
-            }
+        let recorded = {
+            let (record, key) = (refused.clone(), key.clone());
+            self.db
+                .write(move |conn| {
+                    Box::pin(async move {
+                        record
+                            .insert(conn, Some(&key))
+                            .await
+                            .map_err(Recording::Insert)
+                    })
+                })
+                .await
+        };
+        match recorded {
+            Ok(()) => Ok(refused),
+            Err(Recording::Insert(error)) => self.lost_race(error, Some(key), &refused).await,
+            Err(Recording::Failed(error)) => Err(error),
         }
     }
 
@@ -243,6 +269,20 @@ impl Coordinator {
 /// once; the store it goes to decides it once by its request id.
 pub(crate) async fn send_next(tx: &mut SqliteConnection, command: &Envelope) -> sqlx::Result<()> {
     Outbox::append(tx, &topology::commands_stream(&command.store_id), command).await
+}
+
+/// Why recording a request in a group commit failed.
+enum Recording {
+    /// Its insert failed (a unique violation: its idempotency key is taken); rolled back alone.
+    Insert(sqlx::Error),
+    /// Anything else: its command's append, or the group's transaction.
+    Failed(CentralError),
+}
+
+impl From<stockmesh_bus::WriteError> for Recording {
+    fn from(error: stockmesh_bus::WriteError) -> Self {
+        Recording::Failed(error.into())
+    }
 }
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {

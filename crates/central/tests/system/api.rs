@@ -338,3 +338,71 @@ async fn central_catches_up_after_a_restart_and_rebuilds_a_lost_database_from_sn
     );
     cluster.shutdown().await;
 }
+
+/// Remote purchases recorded together in one group commit each stand or fail alone: a retry
+/// whose key another request of the same group took fails its own insert, rolls back only that,
+/// and answers the first outcome; every other purchase of the group is recorded and bought.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purchases_recorded_in_one_group_stand_or_fail_alone() {
+    let cluster = TestCluster::start_tuned(BrokerKind::Redis, 1, |c| {
+        c.db.group = stockmesh_bus::GroupCommit {
+            max_requests: 256,
+            max_wait: Duration::from_millis(10),
+        };
+    })
+    .await;
+    stocked(&cluster, 1, "p", 100).await;
+    let central = std::sync::Arc::new(cluster.central.clone());
+    let tries: Vec<_> = (0..40)
+        .map(|i| {
+            let central = central.clone();
+            tokio::spawn(async move {
+                let key = if i % 2 == 0 {
+                    "same-order".to_owned()
+                } else {
+                    format!("order-{i}")
+                };
+                let reply = central
+                    .send(
+                        Method::POST,
+                        "/purchase/store-1/p",
+                        Some("application/json"),
+                        Some(br#"{"quantity":1}"#.to_vec()),
+                        &[("idempotency-key", &key)],
+                    )
+                    .await;
+                (key, reply.status, reply.json()["purchaseId"].clone())
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for attempt in tries {
+        answers.push(attempt.await.expect("task"));
+    }
+    assert!(
+        answers.iter().all(|(_, status, _)| *status == 200),
+        "every purchase and retry answered 200: {answers:?}"
+    );
+    let same: std::collections::HashSet<_> = answers
+        .iter()
+        .filter(|(key, _, _)| key == "same-order")
+        .map(|(_, _, id)| id.to_string())
+        .collect();
+    assert_eq!(same.len(), 1, "the retries share one purchase: {same:?}");
+    assert_eq!(
+        cluster.store(1).quantity("/inventory/p").await,
+        Some(100 - 21),
+        "twenty distinct orders and one shared order bought once each"
+    );
+    let db = &cluster
+        .central_service()
+        .expect("central runs in this process")
+        .database()
+        .reader;
+    let recorded: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM purchases")
+        .fetch_one(db)
+        .await
+        .expect("readable");
+    assert_eq!(recorded, 21, "one record per order, none for a retry");
+    cluster.shutdown().await;
+}
