@@ -11,7 +11,7 @@ use stockmesh_core::{ProductId, Quantity};
 use stockmesh_process::NodeProcess;
 
 use super::BenchArgs;
-use super::capture::Capture;
+use super::capture::{Capture, Leg};
 use super::cluster::BenchEnv;
 use super::load::{closed_loop, open_loop};
 use super::processes;
@@ -45,7 +45,7 @@ pub async fn run_all(
         propagation(args, env, capture, report).await?;
     }
     if args.runs("purchase") {
-        remote_purchases(args, env, report).await?;
+        remote_purchases(args, env, capture, report).await?;
     }
     if args.runs("reservation") {
         reservations(args, env, report).await?;
@@ -229,6 +229,7 @@ async fn propagation(
 async fn remote_purchases(
     args: &BenchArgs,
     env: &BenchEnv,
+    capture: &Capture,
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let pair = env.pair("buy").await?;
@@ -256,6 +257,8 @@ async fn remote_purchases(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    capture.take_leg(Leg::Command);
+    capture.take_leg(Leg::Reply);
     let result = open_loop(500, args.duration, move |i| {
         let request = client
             .post(format!(
@@ -289,6 +292,37 @@ async fn remote_purchases(
         Some(Goal::AtMost(10.0)),
         note,
     );
+    // Where the time goes: each leg as the node applying it measured it.
+    for (leg, key, label) in [
+        (
+            Leg::Command,
+            "purchase.command",
+            "… command leg: Central's request → the store's decision committed",
+        ),
+        (
+            Leg::Reply,
+            "purchase.reply",
+            "… reply leg: the store's decision → Central's resolution committed",
+        ),
+    ] {
+        let histogram = capture.take_leg(leg);
+        report.add(
+            &format!("{key}.p50"),
+            format!("{label}, p50"),
+            ms(&histogram, 0.5),
+            "ms",
+            None,
+            format!("{} requests", histogram.len()),
+        );
+        report.add(
+            &format!("{key}.p99"),
+            format!("{label}, p99"),
+            ms(&histogram, 0.99),
+            "ms",
+            None,
+            format!("max {:.1} ms", ms(&histogram, 1.0)),
+        );
+    }
     pair.shutdown().await;
     Ok(())
 }
