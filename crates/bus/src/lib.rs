@@ -59,6 +59,6 @@ pub use db::{Database, DbConfig, Durability};
 pub use heartbeat::{Advertise, Heartbeat, HeartbeatConfig};
 pub use inbox::Inbox;
 pub use outbox::{Outbox, OutboxRow, OutboxSignal};
-pub use relay::{Relay, RelayConfig, RelayOutcome};
+pub use relay::{Relay, RelayConfig, RelayError, RelayOutcome};
 pub use settings::ConfigError;
 pub use writer::{GroupCommit, GroupWriter, WriteError};

@@ -87,7 +87,7 @@ impl Outbox {
     /// Rows are committed by one writer in `seq` order and read in that order, so a batch is
     /// always a contiguous range of the unpublished rows.
     pub async fn mark_published(
-        pool: &SqlitePool,
+        conn: &mut SqliteConnection,
         first: i64,
         last: i64,
         at: i64,
@@ -99,7 +99,7 @@ impl Outbox {
         .bind(at)
         .bind(first)
         .bind(last)
-        .execute(pool)
+        .execute(conn)
         .await?;
         Ok(done.rows_affected())
     }

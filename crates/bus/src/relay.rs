@@ -48,6 +48,18 @@ impl Default for RelayConfig {
     }
 }
 
+/// Why the relay could not read its outbox or stamp what it published; the rows stay and are
+/// relayed (or stamped) again.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// Reading or stamping the outbox failed.
+    #[error("outbox database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The group commit holding the stamps failed or stopped.
+    #[error("outbox stamps not written: {0}")]
+    Write(#[from] crate::writer::WriteError),
+}
+
 /// What one pass of the relay did.
 #[derive(Debug)]
 pub enum RelayOutcome {
@@ -111,10 +123,20 @@ impl Relay {
         }
     }
 
-    /// Stamps every published row not stamped yet.
-    pub async fn flush_marks(&mut self) -> sqlx::Result<()> {
+    /// Stamps every published row not stamped yet, in the next group commit (sharing its fsync
+    /// with the node's own writes instead of adding one).
+    pub async fn flush_marks(&mut self) -> Result<(), RelayError> {
         if let Some((first, last)) = self.unmarked {
-            Outbox::mark_published(&self.db.writer, first, last, now().timestamp_millis()).await?;
+            let at = now().timestamp_millis();
+            self.db
+                .write(move |conn| {
+                    Box::pin(async move {
+                        Outbox::mark_published(conn, first, last, at)
+                            .await
+                            .map_err(RelayError::Database)
+                    })
+                })
+                .await?;
             self.unmarked = None;
         }
         self.last_mark = tokio::time::Instant::now();
@@ -122,7 +144,7 @@ impl Relay {
     }
 
     /// Stamps published rows if the last stamp is older than [`MARK_EVERY`].
-    async fn flush_marks_if_due(&mut self) -> sqlx::Result<()> {
+    async fn flush_marks_if_due(&mut self) -> Result<(), RelayError> {
         if self.unmarked.is_some() && self.last_mark.elapsed() >= MARK_EVERY {
             self.flush_marks().await?;
         }
@@ -138,7 +160,7 @@ impl Relay {
     }
 
     /// Publishes the next batch, if any; stamps published rows when due.
-    pub async fn try_once(&mut self) -> Result<RelayOutcome, sqlx::Error> {
+    pub async fn try_once(&mut self) -> Result<RelayOutcome, RelayError> {
         if !self.link.is_connected() {
             self.flush_marks().await?;
             return Ok(RelayOutcome::Disconnected);
