@@ -23,6 +23,8 @@ pub struct BenchEnv {
     pub dir: TempDir,
     /// Starts nodes as separate processes.
     pub launcher: Launcher,
+    /// How the private Redis (and the private cluster's masters) keep their data.
+    pub persistence: Persistence,
 }
 
 /// A running pair: Central and one store, in this process.
@@ -54,6 +56,7 @@ impl BenchEnv {
             redis,
             dir,
             launcher,
+            persistence,
         })
     }
 
@@ -69,9 +72,13 @@ impl BenchEnv {
         DbConfig::new(self.dir.path().join(name).display().to_string())
     }
 
-    /// Starts Central and store `store_name` with fresh databases named after `tag`.
+    /// Starts Central and store `store-{tag}` with fresh databases named after `tag`.
     pub async fn pair(&self, tag: &str) -> anyhow::Result<Pair> {
-        let broker = self.broker()?;
+        self.pair_on(self.broker()?, tag).await
+    }
+
+    /// Like [`pair`](Self::pair), both nodes sharing `broker` (e.g. one on a Redis Cluster).
+    pub async fn pair_on(&self, broker: Arc<dyn Broker>, tag: &str) -> anyhow::Result<Pair> {
         let id = StoreId::parse(format!("store-{tag}"))?;
         let central = CentralNode::start(
             CentralConfig {

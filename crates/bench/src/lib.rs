@@ -12,6 +12,8 @@
 //! ## Layout
 //! - `cluster`: the run's environment: the private Redis, the files, Central-and-store pairs.
 //! - `scenarios`: each measurement, in the order of the table.
+//! - `on_cluster`: the propagation, purchase and throughput figures again on a private
+//!   three-master Redis Cluster.
 //! - `load`: open-loop and closed-loop load generation into HDR histograms.
 //! - `capture`: a `metrics` recorder that keeps Central's propagation latencies.
 //! - `processes`: figures of a whole process (resident memory, start to ready).
@@ -20,6 +22,7 @@
 mod capture;
 mod cluster;
 mod load;
+mod on_cluster;
 mod processes;
 mod report;
 mod scenarios;
@@ -59,7 +62,8 @@ pub struct BenchArgs {
     pub redis_fsync: String,
 
     /// Run only these scenarios (comma-separated): raw, propagation, purchase, reservation,
-    /// transfer, backlog, local, memory, auth. All by default.
+    /// transfer, backlog, local, memory, auth, cluster (propagation, purchase and events/s on a
+    /// private three-master Redis Cluster). All by default.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
 

@@ -12,13 +12,39 @@ use stockmesh_process::NodeProcess;
 
 use super::BenchArgs;
 use super::capture::{Capture, Leg};
-use super::cluster::BenchEnv;
+use super::cluster::{BenchEnv, Pair};
 use super::load::{closed_loop, open_loop};
 use super::processes;
 use super::report::{Goal, Report};
 
 /// A typical event envelope's size, for raw broker figures at realistic payloads.
 const PAYLOAD: &str = r#"{"id":"01a20d8f-de21-77d0-a6f0-27b261bc4dd8","type":"INVENTORY_ITEM_UPDATED","storeId":"store-1","occurredAt":"2026-11-24T12:37:42.049123Z","correlationId":"01a20d8fde2177d0a6f027b261bc4dd8","payload":{"productId":"sku-000001","quantity":7,"version":12,"updatedAt":"2026-11-24T12:37:42.049Z"}}"#;
+
+/// Which broker a measurement ran on, as the report names it: a prefix of the figures' keys and
+/// a suffix of their labels, so that the same figure on a Redis Cluster is a row of its own.
+#[derive(Debug, Clone, Copy)]
+pub struct On {
+    key: &'static str,
+    label: &'static str,
+}
+
+impl On {
+    /// The private single `redis-server`: the figures as they always were.
+    pub const ONE_REDIS: On = On { key: "", label: "" };
+    /// The private three-master Redis Cluster.
+    pub const CLUSTER: On = On {
+        key: "cluster.",
+        label: " (Redis Cluster)",
+    };
+
+    fn key(self, key: &str) -> String {
+        format!("{}{key}", self.key)
+    }
+
+    fn label(self, label: &str) -> String {
+        format!("{label}{}", self.label)
+    }
+}
 
 fn ms(histogram: &Histogram<u64>, quantile: f64) -> f64 {
     histogram.value_at_quantile(quantile) as f64 / 1000.0
@@ -64,6 +90,9 @@ pub async fn run_all(
     }
     if args.runs("auth") {
         token_verification(args, report)?;
+    }
+    if args.runs("cluster") {
+        super::on_cluster::run(args, env, capture, report).await?;
     }
     Ok(())
 }
@@ -176,6 +205,20 @@ async fn propagation(
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let pair = env.pair("prop").await?;
+    measure_propagation(args, &pair, capture, report, On::ONE_REDIS).await?;
+    pair.shutdown().await;
+    Ok(())
+}
+
+/// Store commit → visible at Central through `pair`, at 1,000 updates/s, reported `on` its
+/// broker.
+pub async fn measure_propagation(
+    args: &BenchArgs,
+    pair: &Pair,
+    capture: &Arc<Capture>,
+    report: &mut Report,
+    on: On,
+) -> anyhow::Result<()> {
     let store = pair.store.service().clone();
     let products = 100;
     let before = capture.applied();
@@ -206,22 +249,21 @@ async fn propagation(
         ms(&latency, 1.0)
     );
     report.add(
-        "propagation.p50",
-        "store commit → visible at Central, p50 @1,000/s",
+        &on.key("propagation.p50"),
+        on.label("store commit → visible at Central, p50 @1,000/s"),
         ms(&latency, 0.5),
         "ms",
         None,
         note.clone(),
     );
     report.add(
-        "propagation.p99",
-        "store commit → visible at Central, p99 @1,000/s",
+        &on.key("propagation.p99"),
+        on.label("store commit → visible at Central, p99 @1,000/s"),
         ms(&latency, 0.99),
         "ms",
         Some(Goal::AtMost(5.0)),
         note,
     );
-    pair.shutdown().await;
     Ok(())
 }
 
@@ -233,7 +275,21 @@ async fn remote_purchases(
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let pair = env.pair("buy").await?;
+    measure_remote_purchases(args, &pair, capture, report, On::ONE_REDIS).await?;
+    pair.shutdown().await;
+    Ok(())
+}
+
+/// Remote purchase round trip at `pair`'s Central, at 500/s, reported `on` its broker.
+pub async fn measure_remote_purchases(
+    args: &BenchArgs,
+    pair: &Pair,
+    capture: &Capture,
+    report: &mut Report,
+    on: On,
+) -> anyhow::Result<()> {
     let store = pair.store.service().clone();
+    let store_id = store.id().to_string();
     let products = 50;
     for i in 0..products {
         store.create_item(product(i), None).await?;
@@ -246,7 +302,7 @@ async fn remote_purchases(
     // Central must have seen the store and its stock.
     let deadline = Instant::now() + Duration::from_secs(70);
     loop {
-        let url = format!("{central}/purchase/store-buy/{}", product(products - 1));
+        let url = format!("{central}/purchase/{store_id}/{}", product(products - 1));
         let reply = client.post(url).json(&json!({"quantity": 1})).send().await;
         if reply.is_ok_and(|r| r.status().is_success()) {
             break;
@@ -262,7 +318,7 @@ async fn remote_purchases(
     let result = open_loop(500, args.duration, move |i| {
         let request = client
             .post(format!(
-                "{central}/purchase/store-buy/{}",
+                "{central}/purchase/{store_id}/{}",
                 product(i % products)
             ))
             .json(&json!({"quantity": 1}))
@@ -277,16 +333,16 @@ async fn remote_purchases(
         ms(&result.latency, 1.0)
     );
     report.add(
-        "purchase.p50",
-        "remote purchase round trip at Central, p50 @500/s",
+        &on.key("purchase.p50"),
+        on.label("remote purchase round trip at Central, p50 @500/s"),
         ms(&result.latency, 0.5),
         "ms",
         None,
         note.clone(),
     );
     report.add(
-        "purchase.p99",
-        "remote purchase round trip at Central, p99 @500/s",
+        &on.key("purchase.p99"),
+        on.label("remote purchase round trip at Central, p99 @500/s"),
         ms(&result.latency, 0.99),
         "ms",
         Some(Goal::AtMost(10.0)),
@@ -307,23 +363,22 @@ async fn remote_purchases(
     ] {
         let histogram = capture.take_leg(leg);
         report.add(
-            &format!("{key}.p50"),
-            format!("{label}, p50"),
+            &on.key(&format!("{key}.p50")),
+            on.label(&format!("{label}, p50")),
             ms(&histogram, 0.5),
             "ms",
             None,
             format!("{} requests", histogram.len()),
         );
         report.add(
-            &format!("{key}.p99"),
-            format!("{label}, p99"),
+            &on.key(&format!("{key}.p99")),
+            on.label(&format!("{label}, p99")),
             ms(&histogram, 0.99),
             "ms",
             None,
             format!("max {:.1} ms", ms(&histogram, 1.0)),
         );
     }
-    pair.shutdown().await;
     Ok(())
 }
 
@@ -474,13 +529,62 @@ async fn backlog(
     raw_rate: f64,
 ) -> anyhow::Result<()> {
     let pair = env.pair("backlog").await?;
+    let drained = drain_backlog(args.backlog, &pair, capture).await?;
+    let changes = args.backlog;
+    report.add(
+        "backlog.converged",
+        format!("{changes} changes made while disconnected → Central converged after reconnect"),
+        drained.converged,
+        "s",
+        Some(Goal::AtMost(5.0)),
+        format!(
+            "the changes were committed at {:.0}/s (16 writers, fsync each)",
+            drained.fill_rate
+        ),
+    );
+    report.add(
+        "throughput.events",
+        "sustained store → Central events/s",
+        drained.rate,
+        "events/s",
+        Some(Goal::AtLeast(20_000.0)),
+        "outbox → relay → Redis → Central apply (batched transactions) → ack",
+    );
+    report.add(
+        "throughput.ratio",
+        "… ratio to the raw XADD+XREADGROUP+XACK rate",
+        drained.rate / raw_rate,
+        "×",
+        Some(Goal::AtLeast(0.3)),
+        "same batch sizes, same run",
+    );
+    pair.shutdown().await;
+    Ok(())
+}
+
+/// What draining a backlog measured.
+pub struct Drained {
+    /// Seconds from reconnecting until Central applied every change.
+    pub converged: f64,
+    /// Changes committed per second while disconnected.
+    pub fill_rate: f64,
+    /// Events applied per second while draining.
+    pub rate: f64,
+}
+
+/// Disconnects `pair`'s store, commits `changes` changes (16 writers) over 1,000 items,
+/// reconnects it and waits until Central has applied every one.
+pub async fn drain_backlog(
+    changes: u64,
+    pair: &Pair,
+    capture: &Arc<Capture>,
+) -> anyhow::Result<Drained> {
     let store = pair.store.service().clone();
     store.set_link(LinkState::Disconnected).await;
     let products = 1000;
     for i in 0..products {
         store.create_item(product(i), None).await?;
     }
-    let changes = args.backlog;
     let fill_started = Instant::now();
     let writers: Vec<_> = (0..16u64)
         .map(|w| {
@@ -514,34 +618,12 @@ async fn backlog(
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let converged = reconnected.elapsed().as_secs_f64();
-    let rate = (changes + products) as f64 / converged;
-    report.add(
-        "backlog.converged",
-        format!("{changes} changes made while disconnected → Central converged after reconnect"),
-        converged,
-        "s",
-        Some(Goal::AtMost(5.0)),
-        format!("the changes were committed at {fill_rate:.0}/s (16 writers, fsync each)"),
-    );
-    report.add(
-        "throughput.events",
-        "sustained store → Central events/s",
-        rate,
-        "events/s",
-        Some(Goal::AtLeast(20_000.0)),
-        "outbox → relay → Redis → Central apply (batched transactions) → ack",
-    );
-    report.add(
-        "throughput.ratio",
-        "… ratio to the raw XADD+XREADGROUP+XACK rate",
-        rate / raw_rate,
-        "×",
-        Some(Goal::AtLeast(0.3)),
-        "same batch sizes, same run",
-    );
     capture.take_latency();
-    pair.shutdown().await;
-    Ok(())
+    Ok(Drained {
+        converged,
+        fill_rate,
+        rate: (changes + products) as f64 / converged,
+    })
 }
 
 /// Local purchases over HTTP at one store, beside raw SQLite commits.

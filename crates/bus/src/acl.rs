@@ -10,10 +10,59 @@
 //! The same users can be given to a server at start as an ACL file ([`acl_file`]: `aclfile` in
 //! its configuration), which a restart reads again; the file turns the default user off, so
 //! only the users it names can connect.
+//!
+//! On a Redis Cluster ([`Placement::Cluster`]) a store's keys live in its partition
+//! (`stockmesh:{p07}:store-1:events`, see [`topology::cluster_key`]), so the users name those
+//! keys, and may ask for the slot map (`CLUSTER SLOTS`, which a cluster client needs). Redis
+//! does not share users between cluster nodes: they must be set on every node.
+//!
+//! - [`script`]: what `stockmesh redis-acl` prints, for one Redis or a cluster.
+
+pub mod script;
 
 use stockmesh_core::StoreId;
 
 use crate::topology;
+
+/// Where the keys live, which decides the key patterns of the users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Placement {
+    /// One Redis: the names stockmesh uses (`stockmesh:{store-1}:events`).
+    #[default]
+    Single,
+    /// A Redis Cluster: a store's keys inside its partition
+    /// (`stockmesh:{p07}:store-1:events`).
+    Cluster,
+}
+
+impl Placement {
+    /// The key that holds `name` under this placement.
+    fn key(self, name: &str) -> String {
+        match self {
+            Placement::Single => name.to_owned(),
+            Placement::Cluster => topology::cluster_key(name),
+        }
+    }
+
+    /// A pattern matching `suffix` (`events`, `commands`, …) of every store.
+    fn every_store(self, suffix: &str) -> String {
+        let p = topology::PREFIX;
+        match self {
+            Placement::Single => format!("{p}:{{*}}:{suffix}"),
+            // The partition tag is `p` and two digits; the store id follows it.
+            Placement::Cluster => format!("{p}:{{p[0-9][0-9]}}:*:{suffix}"),
+        }
+    }
+
+    /// Commands a connection needs beyond [`CONNECTION`] under this placement: a cluster
+    /// client reads the slot map of the node it connects to.
+    fn topology_commands(self) -> &'static str {
+        match self {
+            Placement::Single => "",
+            Placement::Cluster => " +cluster|slots",
+        }
+    }
+}
 
 /// Commands every connection needs (handshake, liveness, transactions), touching no key.
 const CONNECTION: &str = "+ping +hello +auth +client|setname +multi +exec +discard";
@@ -114,20 +163,28 @@ pub fn password() -> String {
         .collect()
 }
 
-/// The user of `store`, with `password`.
+/// The user of `store`, with `password`, on one Redis.
 pub fn store_user(store: &StoreId, password: &str) -> AclUser {
+    store_user_on(Placement::Single, store, password)
+}
+
+/// The user of `store`, with `password`, for keys placed by `placement`.
+pub fn store_user_on(placement: Placement, store: &StoreId, password: &str) -> AclUser {
     let commands = topology::commands_stream(store);
     let events = topology::events_stream(store);
     let line = format!(
-        "ACL SETUSER {store} reset on >{password} resetkeys resetchannels -@all {CONNECTION} \
-         {CONSUME} ~{commands} \
-         \"(+xadd ~{events} ~{dead})\" \
+        "ACL SETUSER {store} reset on >{password} resetkeys resetchannels -@all {CONNECTION}{cluster} \
+         {CONSUME} ~{commands_key} \
+         \"(+xadd ~{events_key} ~{dead})\" \
          \"(+set +get +del +pttl ~{heartbeat} ~{summary})\" \
          \"(+sadd ~{registry})\"",
-        dead = topology::dead_letter_stream(&commands),
-        heartbeat = topology::heartbeat_key(store),
-        summary = topology::summary_key(store),
-        registry = topology::STORE_REGISTRY,
+        cluster = placement.topology_commands(),
+        commands_key = placement.key(&commands),
+        events_key = placement.key(&events),
+        dead = placement.key(&topology::dead_letter_stream(&commands)),
+        heartbeat = placement.key(&topology::heartbeat_key(store)),
+        summary = placement.key(&topology::summary_key(store)),
+        registry = placement.key(topology::STORE_REGISTRY),
     );
     AclUser {
         name: store.to_string(),
@@ -136,48 +193,33 @@ pub fn store_user(store: &StoreId, password: &str) -> AclUser {
     }
 }
 
-/// Central's user `name`, with `password`.
+/// Central's user `name`, with `password`, on one Redis.
 pub fn central_user(name: &str, password: &str) -> AclUser {
-    let p = topology::PREFIX;
+    central_user_on(Placement::Single, name, password)
+}
+
+/// Central's user `name`, with `password`, for keys placed by `placement`.
+pub fn central_user_on(placement: Placement, name: &str, password: &str) -> AclUser {
+    let any = |suffix: &str| placement.every_store(suffix);
     let line = format!(
-        "ACL SETUSER {name} reset on >{password} resetkeys resetchannels -@all {CONNECTION} \
-         {CONSUME} ~{p}:{{*}}:events \
-         \"(+xadd ~{p}:{{*}}:commands ~{p}:{{*}}:events:dead)\" \
-         \"(+get +pttl %R~{p}:{{*}}:heartbeat %R~{p}:{{*}}:summary)\" \
+        "ACL SETUSER {name} reset on >{password} resetkeys resetchannels -@all {CONNECTION}{cluster} \
+         {CONSUME} ~{events} \
+         \"(+xadd ~{commands} ~{dead})\" \
+         \"(+get +pttl %R~{heartbeat} %R~{summary})\" \
          \"(+smembers %R~{registry})\"",
-        registry = topology::STORE_REGISTRY,
+        cluster = placement.topology_commands(),
+        events = any("events"),
+        commands = any("commands"),
+        dead = any("events:dead"),
+        heartbeat = any("heartbeat"),
+        summary = any("summary"),
+        registry = placement.key(topology::STORE_REGISTRY),
     );
     AclUser {
         name: name.to_owned(),
         password: password.to_owned(),
         line,
     }
-}
-
-/// What `stockmesh redis-acl` prints: Central's user and one user per store, each with a fresh
-/// password, as commented `ACL SETUSER` lines to feed to `redis-cli`.
-pub fn script(central_name: &str, stores: &[StoreId]) -> String {
-    let mut out = format!(
-        "# stockmesh least-privilege Redis users; run: redis-cli < this-file\n\
-         # Then turn the default user off, keeping its permissions (a Redis replaying its\n\
-         # append-only file checks MULTI/EXEC against it: redis/redis#14541):\n\
-         # {}\n",
-        DEFAULT_USER_OFF.replacen("user ", "ACL SETUSER ", 1)
-    );
-    let central = central_user(central_name, &password());
-    let users = std::iter::once(("Central".to_owned(), central)).chain(
-        stores
-            .iter()
-            .map(|s| (s.to_string(), store_user(s, &password()))),
-    );
-    for (who, user) in users {
-        out.push_str(&format!(
-            "# {who}: --redis {}\n{}\n",
-            user.url("HOST:PORT"),
-            user.line
-        ));
-    }
-    out
 }
 
 #[cfg(test)]
@@ -208,24 +250,5 @@ mod tests {
         assert_eq!(lines[1], "user admin reset on >secret-admin ~* &* +@all");
         assert!(lines[2].starts_with("user central "), "{file}");
         assert!(!format!("{admin:?}").contains("secret"));
-    }
-
-    #[test]
-    fn the_script_has_one_user_per_store_and_central_each_with_its_own_password() {
-        let stores = [
-            StoreId::parse("s1").expect("id"),
-            StoreId::parse("s2").expect("id"),
-        ];
-        let script = script("central", &stores);
-        let users: Vec<_> = script
-            .lines()
-            .filter(|l| l.starts_with("ACL SETUSER"))
-            .collect();
-        assert_eq!(users.len(), 3, "{script}");
-        assert!(users[0].starts_with("ACL SETUSER central "), "{script}");
-        assert!(users[2].starts_with("ACL SETUSER s2 "), "{script}");
-        let urls: std::collections::HashSet<_> =
-            script.lines().filter(|l| l.contains("--redis")).collect();
-        assert_eq!(urls.len(), 3, "fresh passwords: {script}");
     }
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::acl::{AclUser, split_line};
 use crate::redis_server::{Persistence, RedisProcess, SpawnError};
 
 /// Why a cluster could not be started or restored.
@@ -23,6 +24,16 @@ pub enum ClusterError {
          `sudo apt-get install -y redis-tools` (Debian/Ubuntu) or `brew install redis` (macOS)"
     )]
     NoRedisCli,
+    /// A node refused a command (e.g. an `ACL SETUSER` line).
+    #[error("node {node} refused {what}: {error}")]
+    Refused {
+        /// The node's index.
+        node: usize,
+        /// What was asked (never a password).
+        what: String,
+        /// Its answer.
+        error: redis::RedisError,
+    },
     /// `redis-cli --cluster create` failed.
     #[error("redis-cli --cluster create failed: {0}")]
     Create(String),
@@ -90,6 +101,37 @@ impl RedisCluster {
     /// The seeds as `--redis-cluster` takes them: URLs joined by commas.
     pub fn seeds(&self) -> String {
         self.urls().join(",")
+    }
+
+    /// Every node's `127.0.0.1:<port>`, for [`AclUser::url`].
+    pub fn addresses(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisProcess::address).collect()
+    }
+
+    /// Sets `users` (their `ACL SETUSER` lines) on every running node: Redis does not share
+    /// users between the nodes of a cluster. Held in memory: a restarted node forgets them.
+    pub async fn set_users(&self, users: &[AclUser]) -> Result<(), ClusterError> {
+        for (index, node) in self.nodes.iter().enumerate() {
+            if !node.is_running() {
+                continue;
+            }
+            for user in users {
+                let args = split_line(&user.line);
+                let Some((name, rest)) = args.split_first() else {
+                    continue;
+                };
+                let mut cmd = redis::cmd(name);
+                cmd.arg(rest);
+                query::<()>(&node.url(), &cmd)
+                    .await
+                    .map_err(|error| ClusterError::Refused {
+                        node: index,
+                        what: format!("the ACL user {}", user.name),
+                        error,
+                    })?;
+            }
+        }
+        Ok(())
     }
 
     /// How many masters.

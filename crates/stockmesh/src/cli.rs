@@ -57,6 +57,10 @@ pub struct RedisAclArgs {
     /// Central's user name.
     #[arg(long, default_value = "central")]
     pub central_user: String,
+    /// Users for a Redis Cluster: the partitioned key names (`stockmesh:{p07}:store-1:…`) and
+    /// the slot map, to be set on every node.
+    #[arg(long, env = "STOCKMESH_REDIS_ACL_CLUSTER")]
+    pub cluster: bool,
 }
 
 /// `stockmesh auth …`.

@@ -134,6 +134,9 @@ async fn the_bench_smoke_run_reports_every_figure() {
         "rss.central_items",
         "start.ready",
         "auth.verify",
+        "cluster.propagation.p99",
+        "cluster.purchase.p99",
+        "cluster.throughput.events",
     ] {
         assert!(keys.contains(&key), "missing figure {key}: {keys:?}");
     }

@@ -1,5 +1,5 @@
-//! A whole system in the test's process: a broker (a private `redis-server` or the in-process
-//! one), Central and N stores, each on port 0 with its own SQLite file, with timings shortened so
+//! A whole system in the test's process: a broker (a private `redis-server`, a private
+//! three-master Redis Cluster, or the in-process one), Central and N stores, each on port 0 with its own SQLite file, with timings shortened so
 //! that tests run fast.
 
 use std::sync::Arc;
@@ -15,13 +15,15 @@ use tempfile::TempDir;
 use tokio::net::TcpListener;
 
 use crate::http::Api;
-use crate::redis::{Persistence, RedisServer};
+use crate::redis::{Persistence, RedisClusterServer, RedisServer};
 
 /// Which broker a cluster runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BrokerKind {
     /// A private `redis-server` (AOF, fsync always), killable.
     Redis,
+    /// A private three-master Redis Cluster (AOF, fsync always), each master killable.
+    RedisCluster,
     /// The in-process broker.
     InProcess,
 }
@@ -38,6 +40,8 @@ pub fn test_heartbeat() -> HeartbeatConfig {
 pub struct TestCluster {
     /// The private Redis, when the cluster runs on Redis.
     pub redis: Option<RedisServer>,
+    /// The private Redis Cluster, when the cluster runs on one.
+    pub redis_cluster: Option<RedisClusterServer>,
     /// The broker every node shares.
     pub broker: Arc<dyn Broker>,
     /// Central's client.
@@ -122,11 +126,19 @@ impl TestCluster {
             None => Api::new(base),
         };
         let dir = tempfile::tempdir().expect("cannot create a temporary directory");
+        let mut redis_cluster = None;
         let (redis, broker): (Option<RedisServer>, Arc<dyn Broker>) = match kind {
             BrokerKind::Redis => {
                 let server = RedisServer::start_with(persistence).await;
                 let broker = RedisBroker::new(RedisConfig::new(server.url())).expect("broker");
                 (Some(server), Arc::new(broker))
+            }
+            BrokerKind::RedisCluster => {
+                let servers = RedisClusterServer::start_with(persistence).await;
+                let broker =
+                    RedisBroker::new(RedisConfig::cluster(servers.seeds())).expect("broker");
+                redis_cluster = Some(servers);
+                (None, Arc::new(broker))
             }
             BrokerKind::InProcess => (None, Arc::new(MemoryBroker::new())),
         };
@@ -172,6 +184,7 @@ impl TestCluster {
         }
         let cluster = Self {
             redis,
+            redis_cluster,
             broker,
             central: client(format!("http://{}", central_node.addr())),
             stores: store_nodes

@@ -103,6 +103,25 @@ impl RedisClusterServer {
         &self.cluster
     }
 
+    /// Sets `users` on every master (Redis does not share users between cluster nodes), as an
+    /// operator feeds `stockmesh redis-acl --cluster` to each node.
+    pub async fn set_users(&self, users: &[stockmesh_bus::acl::AclUser]) {
+        self.cluster
+            .set_users(users)
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+    }
+
+    /// The seeds for `user`: every master's URL with its name and password.
+    pub fn seeds_for(&self, user: &stockmesh_bus::acl::AclUser) -> String {
+        self.cluster
+            .addresses()
+            .iter()
+            .map(|address| user.url(address))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// Kills master `index` with SIGKILL.
     pub fn kill(&mut self, index: usize) {
         self.cluster.kill(index);

@@ -21,7 +21,13 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Chaos(args) => stockmesh_chaos::run(args, Launcher::this_binary()?).await,
         Command::Auth(command) => auth::run(command),
         Command::RedisAcl(args) => {
-            let script = stockmesh_bus::acl::script(&args.central_user, &args.stores);
+            use stockmesh_bus::acl::{Placement, script};
+            let placement = if args.cluster {
+                Placement::Cluster
+            } else {
+                Placement::Single
+            };
+            let script = script::render(placement, &args.central_user, &args.stores);
             write_out(&script)
         }
     }
