@@ -65,6 +65,9 @@ pub async fn run_all(
     if args.runs("auth") {
         token_verification(args, report)?;
     }
+    if args.runs("catalogue") {
+        super::catalogue::catalogue(args, env, report).await?;
+    }
     Ok(())
 }
 

@@ -196,6 +196,38 @@ pub async fn list_items(
     Ok((items, total.unsigned_abs()))
 }
 
+/// Fills an empty view with `stores` stores `store-000`, `store-001`, … of `per_store` synthetic
+/// items `sku-00000000`, … each (quantity `i % 1000`, version 1), in key order and in one
+/// statement: a catalogue for benchmarks, through the real schema and its triggers.
+pub async fn fill_catalogue(
+    conn: &mut SqliteConnection,
+    stores: u32,
+    per_store: u64,
+    at: Timestamp,
+) -> sqlx::Result<()> {
+    let per_store = i64::try_from(per_store).unwrap_or(i64::MAX);
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?1)
+         INSERT INTO stores (store_id, first_seen) SELECT printf('store-%03d', i), ?2 FROM n",
+    )
+    .bind(i64::from(stores))
+    .bind(at.timestamp_millis())
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?1 * ?2)
+         INSERT INTO items (store_id, product_id, quantity, version, updated_at, received_at)
+         SELECT printf('store-%03d', i / ?2), printf('sku-%08d', i % ?2), i % 1000, 1, ?3, ?3
+         FROM n",
+    )
+    .bind(i64::from(stores))
+    .bind(per_store)
+    .bind(at.timestamp_millis())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Every store's figure for `product`, with when Central received it.
 pub async fn product_across_stores(
     pool: &SqlitePool,

@@ -62,6 +62,26 @@ pub async fn list_items(pool: &SqlitePool, page: Page) -> sqlx::Result<(Vec<Item
     Ok((items_from_rows(rows)?, total.unsigned_abs()))
 }
 
+/// Fills an empty store with `count` synthetic items `sku-00000000`, `sku-00000001`, … (quantity
+/// `i % 1000`, version 1) in one statement: a catalogue for benchmarks, through the real schema
+/// and its triggers.
+pub async fn fill_catalogue(
+    conn: &mut SqliteConnection,
+    count: u64,
+    at: Timestamp,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?1)
+         INSERT INTO items (product_id, quantity, version, updated_at)
+         SELECT printf('sku-%08d', i), i % 1000, 1, ?2 FROM n",
+    )
+    .bind(i64::try_from(count).unwrap_or(i64::MAX))
+    .bind(at.timestamp_millis())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Every item in product order, `limit` at a time after `after` (for snapshots).
 pub async fn items_after(
     conn: impl sqlx::SqliteExecutor<'_>,
