@@ -2,10 +2,10 @@
 //! own repository beside their flow.
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqliteExecutor, SqlitePool};
-use stockmesh_core::Page;
 use stockmesh_core::{
     Item, ItemState, ProductId, Quantity, Stock, StoreId, Timestamp, Version, from_millis,
 };
+use stockmesh_core::{Seek, Slice, ViewKey};
 
 pub(crate) fn corrupt(what: &str, error: impl std::fmt::Display) -> sqlx::Error {
     sqlx::Error::Decode(format!("corrupt {what} row: {error}").into())
@@ -161,39 +161,101 @@ pub async fn find_item(
     .transpose()
 }
 
-/// One page of the view, optionally narrowed to a store and/or a product, and the total.
+/// One page of the view in (store, product) order, optionally narrowed to a store and/or a
+/// product: a numbered page, or the items after a key. Each narrowing gets the statement its index
+/// can serve (the primary key, or `items_by_product`), so a key is found by a search rather than
+/// a walk; the total comes from the per-store summary rows the triggers keep (counted through
+/// `items_by_product` when narrowed to a product, at most one row per store).
 pub async fn list_items(
     pool: &SqlitePool,
     store: Option<&StoreId>,
     product: Option<&ProductId>,
-    page: Page,
-) -> sqlx::Result<(Vec<Item>, u64)> {
-    let store = store.map(StoreId::as_str);
-    let product = product.map(ProductId::as_str);
-    let rows = sqlx::query_as::<_, ItemRow>(
-        "SELECT store_id, product_id, quantity, reserved, version, updated_at FROM items
-         WHERE (?1 IS NULL OR store_id = ?1) AND (?2 IS NULL OR product_id = ?2)
-         ORDER BY store_id, product_id LIMIT ?3 OFFSET ?4",
-    )
-    .bind(store)
-    .bind(product)
-    .bind(page.limit())
-    .bind(page.offset())
-    .fetch_all(pool)
-    .await?;
-    let total: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM items
-         WHERE (?1 IS NULL OR store_id = ?1) AND (?2 IS NULL OR product_id = ?2)",
-    )
-    .bind(store)
-    .bind(product)
-    .fetch_one(pool)
-    .await?;
+    seek: &Seek<ViewKey>,
+) -> sqlx::Result<Slice<Item>> {
+    let key = seek.key();
+    let mut query = QueryBuilder::<Sqlite>::new(
+        "SELECT store_id, product_id, quantity, reserved, version, updated_at FROM items WHERE ",
+    );
+    match (store, product) {
+        (Some(store), None) => {
+            // Within one store the key is a product bound: after an earlier store's key every item
+            // of this one follows; after a later store's, none does.
+            let bound = match key {
+                Some(key) if key.store == *store => key.product.as_str(),
+                Some(key) if key.store > *store => {
+                    let total = store_total(pool, store).await?;
+                    return Ok(Slice {
+                        items: Vec::new(),
+                        total: total.unsigned_abs(),
+                        more: false,
+                    });
+                }
+                _ => "",
+            };
+            query
+                .push("store_id = ")
+                .push_bind(store.as_str())
+                .push(" AND product_id > ")
+                .push_bind(bound);
+        }
+        (store, product) => {
+            if let Some(store) = store {
+                query
+                    .push("store_id = ")
+                    .push_bind(store.as_str())
+                    .push(" AND ");
+            }
+            if let Some(product) = product {
+                query
+                    .push("product_id = ")
+                    .push_bind(product.as_str())
+                    .push(" AND ");
+            }
+            query
+                .push("(store_id, product_id) > (")
+                .push_bind(key.map_or("", |k| k.store.as_str()))
+                .push(", ")
+                .push_bind(key.map_or("", |k| k.product.as_str()))
+                .push(")");
+        }
+    }
+    query
+        .push(" ORDER BY store_id, product_id LIMIT ")
+        .push_bind(seek.fetch())
+        .push(" OFFSET ")
+        .push_bind(seek.offset());
+    let rows = query.build_query_as::<ItemRow>().fetch_all(pool).await?;
     let items = rows
         .into_iter()
         .map(item_from_row)
         .collect::<sqlx::Result<_>>()?;
-    Ok((items, total.unsigned_abs()))
+    let total = match (store, product) {
+        (None, None) => {
+            sqlx::query_scalar::<_, i64>("SELECT COALESCE(SUM(items), 0) FROM store_summary")
+                .fetch_one(pool)
+                .await?
+        }
+        (Some(store), None) => store_total(pool, store).await?,
+        (store, Some(product)) => sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM items WHERE product_id = ?1 AND (?2 IS NULL OR store_id = ?2)",
+        )
+        .bind(product.as_str())
+        .bind(store.map(StoreId::as_str))
+        .fetch_one(pool)
+        .await?,
+    };
+    Ok(Slice::from_rows(items, seek.size(), total.unsigned_abs()))
+}
+
+/// How many items the view holds for `store` (its summary row; none: zero).
+async fn store_total(pool: &SqlitePool, store: &StoreId) -> sqlx::Result<i64> {
+    Ok(
+        sqlx::query_scalar::<_, i64>("SELECT items FROM store_summary WHERE store_id = ?")
+            .bind(store.as_str())
+            .fetch_optional(pool)
+            .await?
+            .unwrap_or(0),
+    )
 }
 
 /// Fills an empty view with `stores` stores `store-000`, `store-001`, … of `per_store` synthetic
