@@ -342,6 +342,15 @@ mod tests {
 
     use super::*;
 
+    /// A narrowing, a cursor, the keys of the page after it, and the narrowed total.
+    type Case<'a> = (
+        Option<&'a StoreId>,
+        Option<&'a ProductId>,
+        &'a str,
+        &'a [&'a str],
+        u64,
+    );
+
     fn after(cursor: &str, size: u32) -> Seek<ViewKey> {
         Seek::After {
             key: ViewKey::from_cursor(cursor).expect("valid"),
@@ -369,7 +378,7 @@ mod tests {
         crate::fill_catalogue(&db, 3, 4).await.expect("filled");
         let store = StoreId::parse("store-001").expect("valid");
         let product = ProductId::parse("sku-00000002").expect("valid");
-        let cases: [(Option<&StoreId>, Option<&ProductId>, &str, &[&str], u64); 6] = [
+        let cases: [Case<'_>; 6] = [
             (
                 None,
                 None,
