@@ -17,9 +17,12 @@
 //! - `load`: open-loop and closed-loop load generation into HDR histograms.
 //! - `capture`: a `metrics` recorder that keeps Central's propagation latencies.
 //! - `processes`: figures of a whole process (resident memory, start to ready).
+//! - `catalogue`: big catalogues (opt-in: `--only catalogue`): paging, start-up and memory of
+//!   nodes holding millions of items.
 //! - `report`: the table of figures beside their goals, printed and as JSON.
 
 mod capture;
+mod catalogue;
 mod cluster;
 mod load;
 mod on_cluster;
@@ -37,6 +40,9 @@ use stockmesh_process::Launcher;
 use stockmesh_process::parse_duration;
 
 pub use report::{Report, Runs};
+
+/// Scenarios that run only when `--only` names them.
+const OPT_IN: &[&str] = &["catalogue"];
 
 /// Flags of `stockmesh bench`.
 #[derive(Debug, Clone, Args)]
@@ -61,9 +67,18 @@ pub struct BenchArgs {
     #[arg(long, default_value = "always")]
     pub redis_fsync: String,
 
+    /// Items the store holds in the catalogue scenario.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub catalogue_items: u64,
+
+    /// Items Central's view holds (across 100 stores) in the catalogue scenario.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub catalogue_view_items: u64,
+
     /// Run only these scenarios (comma-separated): raw, propagation, purchase, reservation,
     /// transfer, backlog, local, memory, auth, cluster (propagation, purchase and events/s on a
-    /// private three-master Redis Cluster). All by default.
+    /// private three-master Redis Cluster), catalogue. All but catalogue (minutes: it fills
+    /// databases of millions of items) by default.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
 
@@ -80,7 +95,7 @@ pub struct BenchArgs {
 impl BenchArgs {
     /// Whether scenario `name` is to run.
     pub fn runs(&self, name: &str) -> bool {
-        self.only.is_empty() || self.only.iter().any(|o| o == name)
+        (self.only.is_empty() && !OPT_IN.contains(&name)) || self.only.iter().any(|o| o == name)
     }
 
     fn sized(mut self) -> Self {
@@ -88,6 +103,8 @@ impl BenchArgs {
             self.duration = Duration::from_secs(1);
             self.backlog = 500;
             self.central_items = 1_000;
+            self.catalogue_items = 2_000;
+            self.catalogue_view_items = 10_000;
         }
         self
     }

@@ -94,6 +94,9 @@ pub async fn run_all(
     if args.runs("cluster") {
         super::on_cluster::run(args, env, capture, report).await?;
     }
+    if args.runs("catalogue") {
+        super::catalogue::catalogue(args, env, report).await?;
+    }
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use stockmesh_bus::{Broker, Database, OutboxSignal, gauges, topology};
 use stockmesh_core::{
     CorrelationId, Item, Page, ProductId, PurchaseId, PurchaseQuantity, ReservationAction,
-    ReservationId, StoreId, Timestamp, TransferId, Ttl,
+    ReservationId, Seek, Slice, StoreId, Timestamp, TransferId, Ttl, ViewKey,
 };
 use stockmesh_http::IdempotencyKey;
 
@@ -232,14 +232,14 @@ impl CentralService {
             })
     }
 
-    /// One page of the view, and the total.
+    /// One page of the view (numbered, or after a key), the total, and whether more follow.
     pub async fn items(
         &self,
         store: Option<&StoreId>,
         product: Option<&ProductId>,
-        page: Page,
-    ) -> Result<(Vec<Item>, u64), CentralError> {
-        Ok(repo::list_items(&self.db.reader, store, product, page).await?)
+        seek: &Seek<ViewKey>,
+    ) -> Result<Slice<Item>, CentralError> {
+        Ok(repo::list_items(&self.db.reader, store, product, seek).await?)
     }
 
     /// A product across every store.

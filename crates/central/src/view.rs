@@ -232,18 +232,18 @@ mod tests {
             .expect("query")
             .expect("item");
         assert_eq!((p.quantity.get(), p.version.get()), (7, 3));
-        let (items, total) = repo::list_items(
+        let slice = repo::list_items(
             &db.reader,
             Some(&store),
             None,
-            stockmesh_core::Page {
+            &stockmesh_core::Seek::Page(stockmesh_core::Page {
                 number: 0,
                 size: 10,
-            },
+            }),
         )
         .await
         .expect("list");
-        assert_eq!((items.len(), total), (2, 2));
+        assert_eq!((slice.items.len(), slice.total), (2, 2));
 
         // A reply for a purchase Central does not know still updates the item, by version.
         let reply = Envelope::new(

@@ -9,6 +9,8 @@
 //!   [`Version`]s.
 //! - [`item`]: an inventory item and its movement ledger.
 //! - [`page`]: which slice of a long list to return ([`Page`]).
+//! - [`cursor`]: keyset paging: the key a page starts after ([`Seek`], [`ViewKey`]) and the page
+//!   it returns ([`Slice`]).
 //! - [`reservation`]: reservations' time to live, ends, actions, and their commands and replies.
 //! - [`transfer`]: the commands and replies of transfers between stores.
 //! - [`event`]: the events and commands exchanged between stores and Central, and their
@@ -18,6 +20,7 @@
 //! - [`schema`]: the OpenAPI schemas of the types whose rules serde does not show.
 //! - [`trace`]: the W3C `traceparent` that envelopes carry across nodes.
 
+pub mod cursor;
 pub mod error;
 pub mod event;
 pub mod ids;
@@ -30,6 +33,7 @@ pub mod summary;
 pub mod trace;
 pub mod transfer;
 
+pub use cursor::{Cursor, Seek, Slice, ViewKey};
 pub use error::ParseError;
 pub use event::{
     Envelope, Event, ItemState, RejectionReason, RemotePurchaseCommand, RemotePurchaseConfirmed,

@@ -141,6 +141,10 @@ async fn the_bench_smoke_run_reports_every_figure() {
         assert!(keys.contains(&key), "missing figure {key}: {keys:?}");
     }
     assert!(
+        !keys.iter().any(|k| k.starts_with("catalogue.")),
+        "the catalogue scenario runs only when named: {keys:?}"
+    );
+    assert!(
         report["figures"]
             .as_array()
             .expect("figures")
@@ -211,4 +215,56 @@ async fn json_logs_and_an_absent_trace_collector_do_not_stop_a_node() {
         "{log}"
     );
     let _ = child.kill().await;
+}
+
+/// The catalogue scenario (opt-in) fills both databases, reads pages at every depth by number and
+/// by cursor (checking each page starts where it should), and reports every figure.
+#[tokio::test]
+async fn the_bench_catalogue_smoke_run_reports_every_figure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("bench.json");
+    let out = tokio::process::Command::new(BIN)
+        .args(["bench", "--smoke", "--only", "catalogue", "--json"])
+        .arg(&json)
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("json written")).expect("valid json");
+    let figures = report["figures"].as_array().expect("figures");
+    let keys: Vec<&str> = figures.iter().filter_map(|f| f["key"].as_str()).collect();
+    for node in ["store", "central"] {
+        for figure in [
+            "fill",
+            "start",
+            "first_p99",
+            "offset_mid_p99",
+            "offset_last_p99",
+            "after_mid_p99",
+            "after_last_p99",
+            "rss_growth",
+        ] {
+            let key = format!("catalogue.{node}.{figure}");
+            assert!(
+                keys.contains(&key.as_str()),
+                "missing figure {key}: {keys:?}"
+            );
+        }
+    }
+    assert!(
+        figures
+            .iter()
+            .all(|f| f["value"].as_f64().is_some_and(f64::is_finite)),
+        "every figure is a number"
+    );
+    assert!(
+        !keys.iter().any(|k| !k.starts_with("catalogue.")),
+        "only the catalogue ran: {keys:?}"
+    );
 }

@@ -14,7 +14,7 @@ use stockmesh_core::{Item, Movement, ProductId, Quantity, TransferId, Version};
 use stockmesh_http::auth::{Access, Permission, Rule, Verifier};
 use stockmesh_http::bodies::PurchaseRequest;
 use stockmesh_http::openapi::ResourceLink;
-use stockmesh_http::pagination::PageParams;
+use stockmesh_http::pagination::{KeysetParams, PageParams};
 use stockmesh_http::uri::segment;
 use stockmesh_http::{ApiJson, ApiPath, ApiQuery, Correlation, Paged, Problem};
 use utoipa::OpenApi;
@@ -252,25 +252,20 @@ async fn disconnect(State(store): State<AppState>) -> Result<Response, Problem> 
 }
 
 /// This store's items, paginated.
-#[utoipa::path(get, path = "/inventory", tag = "inventory", params(PageParams),
-    responses((status = 200, description = "A page of items", body = Vec<Item>, headers(
+#[utoipa::path(get, path = "/inventory", tag = "inventory", params(KeysetParams),
+    responses((status = 200, description = "A page of items in product order", body = Vec<Item>, headers(
             ("X-Total-Count" = u64, description = "How many items the whole list holds"),
-            ("Link" = String, description = "RFC 8288 links to the first, prev, next and last pages"),
+            ("X-Next-Cursor" = String, description = "Pass as `after` for the next page; absent on the last page"),
+            ("Link" = String, description = "RFC 8288 links to the first, prev, next and last pages (after a cursor: first and next)"),
         ))))]
 async fn list_items(
     State(store): State<AppState>,
-    ApiQuery(params): ApiQuery<PageParams>,
+    ApiQuery(params): ApiQuery<KeysetParams>,
 ) -> Result<Response, Problem> {
-    let page = params.validate()?;
-    let (items, total) = store.list_items(page).await?;
-    Ok(Paged {
-        items,
-        page,
-        total,
-        path: "/inventory".into(),
-        filters: vec![],
-    }
-    .into_response())
+    let seek = params.validate::<ProductId>()?;
+    let slice = store.list_items(&seek).await?;
+    let next = slice.next(|item| item.product_id.clone());
+    Ok(Paged::keyed(slice, &seek, next, "/inventory", vec![]).into_response())
 }
 
 /// Adds a product with quantity 0.
@@ -439,6 +434,8 @@ async fn history(
         total,
         path: format!("/inventory/{}/history", segment(product.as_str())),
         filters: vec![],
+        next: None,
+        after: false,
     }
     .into_response())
 }

@@ -42,3 +42,12 @@ pub use service::StoreService;
 
 /// The store's own migrations (numbered from 100; the bus's come first).
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Fills an empty store's database at `db` with `count` synthetic items (`sku-00000000`, …) in
+/// one transaction of set-based SQL: a big catalogue for benchmarks in seconds, through the real
+/// schema and its triggers.
+pub async fn fill_catalogue(db: &stockmesh_bus::Database, count: u64) -> sqlx::Result<()> {
+    let mut tx = db.writer.begin().await?;
+    repository::fill_catalogue(&mut tx, count, stockmesh_core::now()).await?;
+    tx.commit().await
+}

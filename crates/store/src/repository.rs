@@ -2,11 +2,11 @@
 //! the reader pool.
 
 use sqlx::{SqliteConnection, SqlitePool};
-use stockmesh_core::Page;
 use stockmesh_core::{
     CorrelationId, ItemState, Movement, MovementKind, ProductId, PurchaseId, PurchaseQuantity,
     Quantity, RequestId, ReservationEnd, ReservationId, StoreId, Timestamp, TransferId, Version,
 };
+use stockmesh_core::{Page, Seek, Slice};
 
 /// An item row as stored: `(product_id, quantity (available), reserved, version, updated_at)`.
 type ItemRow = (String, i64, i64, i64, i64);
@@ -46,20 +46,51 @@ pub async fn find_item(
     .transpose()
 }
 
-/// One page of items ordered by product id, and how many items there are in all.
-pub async fn list_items(pool: &SqlitePool, page: Page) -> sqlx::Result<(Vec<ItemState>, u64)> {
+/// One page of items ordered by product id (a numbered page, or the items after a product id:
+/// the primary key finds that one without walking the ones before), with the total from the
+/// summary row the triggers keep, so no request counts the whole table.
+pub async fn list_items(
+    pool: &SqlitePool,
+    seek: &Seek<ProductId>,
+) -> sqlx::Result<Slice<ItemState>> {
     let rows = sqlx::query_as::<_, ItemRow>(
         "SELECT product_id, quantity, reserved, version, updated_at FROM items
-         ORDER BY product_id LIMIT ? OFFSET ?",
+         WHERE product_id > ?1 ORDER BY product_id LIMIT ?2 OFFSET ?3",
     )
-    .bind(page.limit())
-    .bind(page.offset())
+    // No id is empty: from the start of the list, every item follows ''.
+    .bind(seek.key().map_or("", ProductId::as_str))
+    .bind(seek.fetch())
+    .bind(seek.offset())
     .fetch_all(pool)
     .await?;
-    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM items")
+    let total: i64 = sqlx::query_scalar("SELECT items FROM store_summary WHERE id = 1")
         .fetch_one(pool)
         .await?;
-    Ok((items_from_rows(rows)?, total.unsigned_abs()))
+    Ok(Slice::from_rows(
+        items_from_rows(rows)?,
+        seek.size(),
+        total.unsigned_abs(),
+    ))
+}
+
+/// Fills an empty store with `count` synthetic items `sku-00000000`, `sku-00000001`, … (quantity
+/// `i % 1000`, version 1) in one statement: a catalogue for benchmarks, through the real schema
+/// and its triggers.
+pub async fn fill_catalogue(
+    conn: &mut SqliteConnection,
+    count: u64,
+    at: Timestamp,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?1)
+         INSERT INTO items (product_id, quantity, version, updated_at)
+         SELECT printf('sku-%08d', i), i % 1000, 1, ?2 FROM n",
+    )
+    .bind(i64::try_from(count).unwrap_or(i64::MAX))
+    .bind(at.timestamp_millis())
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Every item in product order, `limit` at a time after `after` (for snapshots).

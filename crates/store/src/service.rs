@@ -13,11 +13,11 @@ use stockmesh_bus::outbox::Backlog;
 use stockmesh_bus::{
     Broker, Connectivity, Database, Heartbeat, LinkState, Outbox, OutboxSignal, gauges, topology,
 };
-use stockmesh_core::Page;
 use stockmesh_core::{
     CorrelationId, Envelope, Event, Item, ItemState, Movement, MovementKind, ProductId, PurchaseId,
     PurchaseQuantity, Quantity, ReservationId, Stock, StoreId, TransferId, Version,
 };
+use stockmesh_core::{Page, Seek, Slice};
 
 use crate::error::StoreError;
 use crate::repository as repo;
@@ -420,10 +420,14 @@ impl StoreService {
             .ok_or_else(|| StoreError::ProductNotFound(product.clone()))
     }
 
-    /// One page of items, and the total.
-    pub async fn list_items(&self, page: Page) -> Result<(Vec<Item>, u64), StoreError> {
-        let (states, total) = repo::list_items(&self.db.reader, page).await?;
-        Ok((states.into_iter().map(|s| self.item(s)).collect(), total))
+    /// One page of items (numbered, or after a product), the total, and whether more follow.
+    pub async fn list_items(&self, seek: &Seek<ProductId>) -> Result<Slice<Item>, StoreError> {
+        let slice = repo::list_items(&self.db.reader, seek).await?;
+        Ok(Slice {
+            items: slice.items.into_iter().map(|s| self.item(s)).collect(),
+            total: slice.total,
+            more: slice.more,
+        })
     }
 
     /// One page of an item's ledger, newest first, and the total.

@@ -174,6 +174,8 @@ async fn list(
         total,
         path: "/transfers".into(),
         filters,
+        next: None,
+        after: false,
     }
     .into_response())
 }

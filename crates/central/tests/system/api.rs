@@ -105,6 +105,154 @@ async fn the_view_lists_filters_and_pages_across_stores() {
     cluster.shutdown().await;
 }
 
+fn keys(reply: &stockmesh_testkit::http::Reply) -> Vec<String> {
+    reply
+        .json()
+        .as_array()
+        .expect("a bare array")
+        .iter()
+        .map(|i| {
+            format!(
+                "{}/{}",
+                i["storeId"].as_str().unwrap_or_default(),
+                i["productId"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_view_pages_by_cursor_once_in_order_while_items_arrive() {
+    let cluster = TestCluster::start_with(BrokerKind::InProcess, 2).await;
+    for store in 1..=2 {
+        for product in ["a", "c", "e"] {
+            stocked(&cluster, store, product, 1).await;
+        }
+    }
+
+    let first = cluster.central.get("/inventory?size=2").await.expect(200);
+    assert_eq!(keys(&first), ["store-1/a", "store-1/c"]);
+    let next = first.header("x-next-cursor").expect("more follow");
+    assert_eq!(next, "store-1~c");
+    // Behind the cursor (never seen), ahead of it in the same store and in the next one.
+    stocked(&cluster, 1, "b", 1).await;
+    stocked(&cluster, 1, "d", 1).await;
+    stocked(&cluster, 2, "b", 1).await;
+
+    let mut seen = keys(&first);
+    let mut cursor = next.to_owned();
+    loop {
+        let reply = cluster
+            .central
+            .get(&format!("/inventory?size=2&after={cursor}"))
+            .await
+            .expect(200);
+        assert_eq!(reply.header("x-total-count"), Some("9"));
+        seen.extend(keys(&reply));
+        match reply.header("x-next-cursor") {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "store-1/a",
+            "store-1/c",
+            "store-1/d",
+            "store-1/e",
+            "store-2/a",
+            "store-2/b",
+            "store-2/c",
+            "store-2/e"
+        ],
+        "every item once, in (store, product) order"
+    );
+
+    // Narrowed lists take the same cursor.
+    let in_store = cluster
+        .central
+        .get("/inventory?storeId=store-2&after=store-1~z")
+        .await
+        .expect(200);
+    assert_eq!(
+        keys(&in_store),
+        ["store-2/a", "store-2/b", "store-2/c", "store-2/e"]
+    );
+    assert_eq!(in_store.header("x-total-count"), Some("4"));
+    let after_store = cluster
+        .central
+        .get("/inventory?storeId=store-1&after=store-2~a")
+        .await
+        .expect(200);
+    assert_eq!(keys(&after_store), Vec::<String>::new());
+    assert_eq!(after_store.header("x-total-count"), Some("5"));
+    let in_store_mid = cluster
+        .central
+        .get("/inventory?storeId=store-1&after=store-1~c&size=1")
+        .await
+        .expect(200);
+    assert_eq!(keys(&in_store_mid), ["store-1/d"]);
+    assert_eq!(
+        in_store_mid.header("link"),
+        Some(
+            "</inventory?storeId=store-1&size=1>; rel=\"first\", \
+             </inventory?storeId=store-1&after=store-1~d&size=1>; rel=\"next\""
+        )
+    );
+    let by_product = cluster
+        .central
+        .get("/inventory?productId=b&after=store-1~b")
+        .await
+        .expect(200);
+    assert_eq!(keys(&by_product), ["store-2/b"]);
+    assert_eq!(by_product.header("x-total-count"), Some("2"));
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_cursor_or_a_cursor_with_a_page_is_a_400_that_names_after() {
+    let cluster = TestCluster::start_with(BrokerKind::InProcess, 1).await;
+    for bad in [
+        "store-1",
+        "store-1~",
+        "~a",
+        "a~b~c",
+        "..~a",
+        "store-1%7Ea%20b",
+    ] {
+        let reply = cluster
+            .central
+            .get(&format!("/inventory?after={bad}"))
+            .await
+            .expect(400);
+        assert_eq!(reply.content_type(), "application/problem+json");
+        let detail = reply.json()["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(
+            detail,
+            "after must be the cursor of a previous page: storeId~productId, as X-Next-Cursor gave it",
+            "{bad:?}"
+        );
+    }
+    let both = cluster
+        .central
+        .get("/inventory?page=1&after=store-1~a")
+        .await
+        .expect(400);
+    let detail = both.json()["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        detail.starts_with("after cannot be combined with page"),
+        "{detail}"
+    );
+    cluster.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purchase_refusals_come_at_once_and_change_nothing() {
     let cluster = TestCluster::start_with(BrokerKind::InProcess, 1).await;

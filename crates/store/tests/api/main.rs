@@ -6,6 +6,7 @@ mod concurrency;
 mod connectivity;
 mod group_commit;
 mod inventory;
+mod keyset;
 mod persistence;
 mod purchase;
 mod repair;
