@@ -12,7 +12,7 @@
 //! ## Layout
 //! - `cluster`: the run's environment: the private Redis, the files, Central-and-store pairs.
 //! - `scenarios`: each measurement, in the order of the table.
-//! - `on_cluster`: the propagation, purchase and throughput figures again on a private
+//! - `on_cluster`: after `scenarios`, the propagation, purchase and throughput figures again on a private
 //!   three-master Redis Cluster.
 //! - `load`: open-loop and closed-loop load generation into HDR histograms.
 //! - `capture`: a `metrics` recorder that keeps Central's propagation latencies.
@@ -122,6 +122,9 @@ pub async fn run(args: BenchArgs, launcher: Launcher) -> anyhow::Result<()> {
         let mut report = Report::new();
         let env = cluster::BenchEnv::start(&args, launcher.clone()).await?;
         scenarios::run_all(&args, &env, &capture, &mut report).await?;
+        if args.runs("cluster") {
+            on_cluster::run(&args, &env, &capture, &mut report).await?;
+        }
         drop(env);
         if args.runs > 1 {
             println!("{}", report.table());

@@ -91,9 +91,6 @@ pub async fn run_all(
     if args.runs("auth") {
         token_verification(args, report)?;
     }
-    if args.runs("cluster") {
-        super::on_cluster::run(args, env, capture, report).await?;
-    }
     if args.runs("catalogue") {
         super::catalogue::catalogue(args, env, report).await?;
     }
