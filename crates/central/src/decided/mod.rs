@@ -3,7 +3,8 @@
 //! record and adds its events and routes.
 //!
 //! [`Coordinator::submit`] records the request `PENDING` together with its outbox command in one
-//! transaction, then waits (up to the wait limit) for the store's reply; the events handler
+//! transaction (the next group commit: concurrent requests share its fsync, and a request whose
+//! insert fails is rolled back alone), then waits (up to the wait limit) for the store's reply; the events handler
 //! resolves the record from the reply and [`Coordinator::wake`]s the waiting request after its
 //! commit. Past the limit the caller answers 202 with a status resource. An `Idempotency-Key`
 //! makes a retry return the first request ([`Coordinator::replay`]), whichever request won the
