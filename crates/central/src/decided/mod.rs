@@ -133,18 +133,13 @@ impl Coordinator {
                 })
                 .await
         };
-        match recorded {
-            Ok(()) => {}
-            Err(Recording::Insert(error)) => {
-                drop(reply);
-                self.waiters.forget_abandoned(id);
-                return self.lost_race(error, key, &request).await;
-            }
-            Err(Recording::Failed(error)) => {
-                drop(reply);
-                self.waiters.forget_abandoned(id);
-                return Err(error);
-            }
+        if let Err(failure) = recorded {
+            drop(reply);
+            self.waiters.forget_abandoned(id);
+            return match failure {
+                Recording::Insert(error) => self.lost_race(error, key, &request).await,
+                Recording::Failed(error) => Err(error),
+            };
         }
         self.outbox.notify();
         tracing::debug!(request = %id, r#type = command.event.type_name(), "request sent to the store");
