@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use stockmesh_core::{Envelope, Event, EventId};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -80,7 +80,7 @@ pub trait Handler: Send + Sync + 'static {
     /// `tx`. It must neither commit nor roll back: the consumer does.
     async fn apply(
         &self,
-        tx: &mut SqliteConnection,
+        tx: &mut AnyConnection,
         fresh: &[&Envelope],
     ) -> Result<Self::Committed, HandlerError>;
 

@@ -1,25 +1,91 @@
-//! Opens a service's SQLite database: WAL, the chosen durability, one writer connection and a few
-//! readers, and the schema migrations of the bus (outbox, inbox) plus the service's own.
+//! Opens a service's database, SQLite (embedded, the default) or PostgreSQL (chosen by a
+//! `postgres://` URL), with one writer connection and a few readers, and applies the schema
+//! migrations of the bus (outbox, inbox) plus the service's own, in the engine's dialect.
+//!
+//! Both engines are reached through sqlx's `Any` driver, so every query is written once, in the
+//! SQL both understand (`$1` placeholders, `ON CONFLICT`, `RETURNING`, BIGINT-sized integers).
 //!
 //! SQLite allows one writer at a time. Funnelling every write through a pool of exactly one
 //! connection queues writers in-process instead of letting them collide on `SQLITE_BUSY`, and
 //! makes "read, check, update" inside one transaction safe without `BEGIN IMMEDIATE` tricks.
-//! Request writes go through [`Database::write`], which gathers concurrent ones into one
-//! transaction (group commit, [`crate::writer`]); background workers may use the pool directly.
+//! On PostgreSQL the node keeps the same single writer (and its group commit); the statements
+//! themselves are written to stay correct when several nodes write (conditional updates,
+//! `ON CONFLICT`). Request writes go through [`Database::write`], which gathers concurrent ones
+//! into one transaction (group commit, [`crate::writer`]); background workers may use the pool
+//! directly.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
 use futures_util::future::BoxFuture;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{AnyConnection, AnyPool};
 
 use crate::writer::{GroupCommit, GroupWriter, WriteError};
 
 /// The bus's own tables (outbox, inbox). Versions below 100; services number theirs from 100.
 static BUS_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+
+/// The bus's own tables in PostgreSQL's dialect, same versions.
+static BUS_MIGRATIONS_PG: Migrator = sqlx::migrate!("./migrations_pg");
+
+/// A service's schema migrations, per engine: SQLite always, PostgreSQL when the service runs on
+/// it (Central does; a store keeps its stock in an embedded SQLite file).
+#[derive(Debug)]
+pub struct Schema {
+    /// The migrations in SQLite's dialect.
+    pub sqlite: &'static Migrator,
+    /// The same migrations in PostgreSQL's dialect; `None`: the service runs on SQLite only.
+    pub postgres: Option<&'static Migrator>,
+}
+
+impl Schema {
+    /// A schema for SQLite only.
+    pub const fn sqlite(migrations: &'static Migrator) -> Self {
+        Self {
+            sqlite: migrations,
+            postgres: None,
+        }
+    }
+}
+
+/// The database engine a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// An embedded SQLite file (a path or `sqlite://` URL).
+    Sqlite,
+    /// A PostgreSQL server (`postgres://` or `postgresql://` URL).
+    Postgres,
+}
+
+impl Engine {
+    /// The engine `url` names: PostgreSQL for `postgres://`/`postgresql://`, SQLite otherwise.
+    pub fn of(url: &str) -> Self {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Engine::Postgres
+        } else {
+            Engine::Sqlite
+        }
+    }
+}
+
+/// `url` fit for a log or an error: a password in it is replaced by `***`.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((credentials, host)) if credentials.contains(':') => {
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        _ => url.to_owned(),
+    }
+}
 
 /// Why a node is not ready, in words fit for any client (the cause itself goes to the log).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -91,9 +157,10 @@ impl FromStr for Durability {
 /// Where and how to open a database.
 #[derive(Debug, Clone)]
 pub struct DbConfig {
-    /// `sqlite://path/to/file.db` or a plain path. The file and its directory are created.
+    /// `sqlite://path/to/file.db` or a plain path (the file and its directory are created), or
+    /// `postgres://user@host/database` (the database must exist).
     pub url: String,
-    /// Commit durability.
+    /// Commit durability (on PostgreSQL: `synchronous_commit` on or off for the node's sessions).
     pub durability: Durability,
     /// Connections in the read pool.
     pub readers: u32,
@@ -117,59 +184,78 @@ impl DbConfig {
 #[derive(Debug, Clone)]
 pub struct Database {
     /// The only connection that writes; every write transaction goes through it.
-    pub writer: SqlitePool,
+    pub writer: AnyPool,
     /// Connections for queries that only read.
-    pub reader: SqlitePool,
+    pub reader: AnyPool,
+    /// Which engine holds the data.
+    engine: Engine,
     /// Gathers concurrent writes into one transaction on `writer` (group commit).
     group: GroupWriter,
 }
 
 impl Database {
-    /// Opens (creating if needed) the database and applies the bus's migrations and `service`'s.
-    pub async fn open(config: &DbConfig, service: &Migrator) -> anyhow::Result<Self> {
-        let url = if config.url.starts_with("sqlite:") {
-            config.url.clone()
-        } else {
-            format!("sqlite://{}", config.url)
+    /// Opens the database `config.url` names (creating an SQLite file if needed) and applies the
+    /// bus's migrations and `service`'s, in the engine's dialect. Errors name the database with
+    /// any password hidden.
+    pub async fn open(config: &DbConfig, service: &Schema) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        let engine = Engine::of(&config.url);
+        let (url, bus, own) = match engine {
+            Engine::Sqlite => {
+                let url = sqlite_url(&config.url)?;
+                (url, &BUS_MIGRATIONS, service.sqlite)
+            }
+            Engine::Postgres => {
+                let own = service.postgres.with_context(|| {
+                    format!(
+                        "{} runs on SQLite only: give --db a file path or a sqlite:// URL",
+                        redacted(&config.url)
+                    )
+                })?;
+                (config.url.clone(), &BUS_MIGRATIONS_PG, own)
+            }
         };
-        let options = SqliteConnectOptions::from_str(&url)
-            .with_context(|| format!("invalid database URL {url:?}"))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(match config.durability {
-                Durability::Full => SqliteSynchronous::Full,
-                Durability::Normal => SqliteSynchronous::Normal,
-            })
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        create_private(options.get_filename())?;
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
+        let shown = redacted(&url);
+        let options = AnyConnectOptions::from_str(&url)
+            .with_context(|| format!("invalid database URL {shown}"))?;
+        let session = session_settings(engine, config.durability);
+        let pool = |connections: u32| {
+            AnyPoolOptions::new()
+                .max_connections(connections)
+                .acquire_timeout(Duration::from_secs(30))
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        sqlx::raw_sql(session).execute(conn).await?;
+                        Ok(())
+                    })
+                })
+        };
+        let writer = pool(1)
             .min_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone())
             .await
-            .with_context(|| format!("cannot open database {url}"))?;
-        let migrations = BUS_MIGRATIONS
-            .iter()
-            .chain(service.iter())
-            .cloned()
-            .collect();
+            .with_context(|| format!("cannot open database {shown}"))?;
+        let migrations = bus.iter().chain(own.iter()).cloned().collect();
         Migrator::with_migrations(migrations)
             .run(&writer)
             .await
-            .with_context(|| format!("cannot migrate database {url}"))?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(config.readers.max(1))
+            .with_context(|| format!("cannot migrate database {shown}"))?;
+        let reader = pool(config.readers.max(1))
             .connect_with(options)
             .await
-            .with_context(|| format!("cannot open database {url} for reading"))?;
+            .with_context(|| format!("cannot open database {shown} for reading"))?;
         let group = GroupWriter::spawn(writer.clone(), config.group);
         Ok(Self {
             writer,
             reader,
+            engine,
             group,
         })
+    }
+
+    /// Which engine holds the data.
+    pub fn engine(&self) -> Engine {
+        self.engine
     }
 
     /// Whether the node can serve: the database answers, and the broker if it has one; otherwise
@@ -206,7 +292,7 @@ impl Database {
     /// undoes its own changes only.
     pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
     where
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
         T: Send + 'static,
         E: From<WriteError> + Send + 'static,
     {
@@ -217,6 +303,49 @@ impl Database {
     pub async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
+    }
+}
+
+/// The `sqlite://` URL of `path_or_url`, its file and directory created owner-only when missing.
+fn sqlite_url(path_or_url: &str) -> anyhow::Result<String> {
+    let path = path_or_url
+        .strip_prefix("sqlite://")
+        .or_else(|| path_or_url.strip_prefix("sqlite:"))
+        .unwrap_or(path_or_url);
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    if path != ":memory:" {
+        create_private(std::path::Path::new(path))?;
+    }
+    let encoded = percent_encoding::utf8_percent_encode(path, FILE_NAME).to_string();
+    Ok(if query.is_empty() {
+        format!("sqlite://{encoded}?mode=rwc")
+    } else {
+        format!("sqlite://{encoded}?{query}")
+    })
+}
+
+/// What a file name keeps of itself in a URL: everything but what a URL gives a meaning to.
+const FILE_NAME: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'%')
+    .add(b'?')
+    .add(b'#');
+
+/// The settings every connection starts with. SQLite: write-ahead log, the chosen durability,
+/// foreign keys, and a busy timeout for the readers beside the writer. PostgreSQL: the chosen
+/// durability (`synchronous_commit`).
+fn session_settings(engine: Engine, durability: Durability) -> &'static str {
+    match (engine, durability) {
+        (Engine::Sqlite, Durability::Full) => {
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;"
+        }
+        (Engine::Sqlite, Durability::Normal) => {
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;"
+        }
+        (Engine::Postgres, Durability::Full) => "SET synchronous_commit = on;",
+        (Engine::Postgres, Durability::Normal) => "SET synchronous_commit = off;",
     }
 }
 
@@ -239,9 +368,12 @@ mod tests {
         let tmp = tempfile::tempdir().expect("temporary directory");
         let dir = tmp.path().join("data").join("nested");
         let file = dir.join("node.db");
-        let db = Database::open(&DbConfig::new(file.display().to_string()), &NO_MIGRATIONS)
-            .await
-            .expect("opens");
+        let db = Database::open(
+            &DbConfig::new(file.display().to_string()),
+            &Schema::sqlite(&NO_MIGRATIONS),
+        )
+        .await
+        .expect("opens");
         sqlx::query("CREATE TABLE t (x INTEGER)")
             .execute(&db.writer)
             .await
@@ -252,5 +384,26 @@ mod tests {
             assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
         }
         db.close().await;
+    }
+
+    #[test]
+    fn a_password_never_shows_in_a_redacted_url() {
+        assert_eq!(
+            redacted("postgres://central:s3cret@db.example:5432/stock?sslmode=require"),
+            "postgres://central:***@db.example:5432/stock?sslmode=require"
+        );
+        assert_eq!(
+            redacted("postgres://central@db/stock"),
+            "postgres://central@db/stock"
+        );
+        assert_eq!(redacted("data/central.db"), "data/central.db");
+    }
+
+    #[test]
+    fn the_url_chooses_the_engine() {
+        assert_eq!(Engine::of("postgres://h/d"), Engine::Postgres);
+        assert_eq!(Engine::of("postgresql://h/d"), Engine::Postgres);
+        assert_eq!(Engine::of("sqlite://c.db"), Engine::Sqlite);
+        assert_eq!(Engine::of("data/c.db"), Engine::Sqlite);
     }
 }

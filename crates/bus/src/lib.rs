@@ -47,6 +47,7 @@ pub mod redis_cluster;
 pub mod redis_server;
 pub mod relay;
 pub mod settings;
+pub mod sql;
 pub mod topology;
 pub mod writer;
 
@@ -55,7 +56,7 @@ pub use broker::{
 };
 pub use connectivity::{Connectivity, LinkState};
 pub use consumer::{ConsumeOutcome, Consumer, ConsumerConfig, Handler, HandlerError, StreamSet};
-pub use db::{Database, DbConfig, Durability};
+pub use db::{Database, DbConfig, Durability, Engine, Schema, redacted};
 pub use heartbeat::{Advertise, Heartbeat, HeartbeatConfig};
 pub use inbox::Inbox;
 pub use outbox::{Outbox, OutboxRow, OutboxSignal};

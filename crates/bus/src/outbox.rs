@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{AnyConnection, AnyPool};
 use stockmesh_core::Envelope;
 use tokio::sync::Notify;
 
@@ -48,13 +48,13 @@ pub struct Outbox;
 impl Outbox {
     /// Appends `envelope`, bound for `stream`, inside the caller's transaction.
     pub async fn append(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         stream: &str,
         envelope: &Envelope,
     ) -> sqlx::Result<()> {
         sqlx::query(
             "INSERT INTO outbox (stream, event_id, event_type, data, created_at)
-             VALUES (?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(stream)
         .bind(envelope.id.to_string())
@@ -68,16 +68,16 @@ impl Outbox {
 
     /// The oldest unpublished rows after `after_seq`, at most `limit`, in `seq` order.
     pub async fn next_batch(
-        pool: &SqlitePool,
+        pool: &AnyPool,
         after_seq: i64,
         limit: u32,
     ) -> sqlx::Result<Vec<OutboxRow>> {
         sqlx::query_as(
             "SELECT seq, stream, event_id, event_type, data, created_at, published_at
-             FROM outbox WHERE published_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
+             FROM outbox WHERE published_at IS NULL AND seq > $1 ORDER BY seq LIMIT $2",
         )
         .bind(after_seq)
-        .bind(limit)
+        .bind(i64::from(limit))
         .fetch_all(pool)
         .await
     }
@@ -87,14 +87,14 @@ impl Outbox {
     /// Rows are committed by one writer in `seq` order and read in that order, so a batch is
     /// always a contiguous range of the unpublished rows.
     pub async fn mark_published(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         first: i64,
         last: i64,
         at: i64,
     ) -> sqlx::Result<u64> {
         let done = sqlx::query(
-            "UPDATE outbox SET published_at = ?
-             WHERE seq BETWEEN ? AND ? AND published_at IS NULL",
+            "UPDATE outbox SET published_at = $1
+             WHERE seq BETWEEN $2 AND $3 AND published_at IS NULL",
         )
         .bind(at)
         .bind(first)
@@ -105,9 +105,9 @@ impl Outbox {
     }
 
     /// Deletes published rows older than `before` (unix ms); returns how many.
-    pub async fn prune(pool: &SqlitePool, before: i64) -> sqlx::Result<u64> {
+    pub async fn prune(pool: &AnyPool, before: i64) -> sqlx::Result<u64> {
         let done =
-            sqlx::query("DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < ?")
+            sqlx::query("DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < $1")
                 .bind(before)
                 .execute(pool)
                 .await?;
@@ -115,7 +115,7 @@ impl Outbox {
     }
 
     /// How many rows wait, and since when.
-    pub async fn backlog(pool: &SqlitePool) -> sqlx::Result<Backlog> {
+    pub async fn backlog(pool: &AnyPool) -> sqlx::Result<Backlog> {
         let (pending, oldest): (i64, Option<i64>) = sqlx::query_as(
             "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE published_at IS NULL",
         )

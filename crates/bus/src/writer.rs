@@ -28,7 +28,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use sqlx::pool::PoolConnection;
-use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Any, AnyConnection, AnyPool, Connection};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::settings::ConfigError;
@@ -115,7 +115,7 @@ type Answer = Box<dyn FnOnce(Result<(), WriteError>) + Send>;
 trait Job: Send {
     /// Runs the write on `conn`; says whether it succeeded, and keeps its answer for after the
     /// commit.
-    fn run<'c>(self: Box<Self>, conn: &'c mut SqliteConnection) -> BoxFuture<'c, (bool, Answer)>;
+    fn run<'c>(self: Box<Self>, conn: &'c mut AnyConnection) -> BoxFuture<'c, (bool, Answer)>;
 
     /// Answers the write with `error` without running it.
     fn refuse(self: Box<Self>, error: WriteError);
@@ -129,11 +129,11 @@ struct Write<F, T, E> {
 
 impl<F, T, E> Job for Write<F, T, E>
 where
-    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
+    F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
     T: Send + 'static,
     E: From<WriteError> + Send + 'static,
 {
-    fn run<'c>(self: Box<Self>, conn: &'c mut SqliteConnection) -> BoxFuture<'c, (bool, Answer)> {
+    fn run<'c>(self: Box<Self>, conn: &'c mut AnyConnection) -> BoxFuture<'c, (bool, Answer)> {
         let Write { work, mut reply } = *self;
         Box::pin(async move {
             let work = AssertUnwindSafe(async move { work(conn).await }).catch_unwind();
@@ -185,7 +185,7 @@ impl std::fmt::Debug for GroupWriter {
 
 impl GroupWriter {
     /// Starts the writer task over `pool` (the single writer connection).
-    pub fn spawn(pool: SqlitePool, config: GroupCommit) -> Self {
+    pub fn spawn(pool: AnyPool, config: GroupCommit) -> Self {
         let (jobs, receiver) = mpsc::channel(config.queue());
         tokio::spawn(run(receiver, pool, config));
         Self { jobs }
@@ -196,7 +196,7 @@ impl GroupWriter {
     /// (see [`WriteError`]) fails it with `E::from`. `work` must neither commit nor roll back.
     pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
     where
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
         T: Send + 'static,
         E: From<WriteError> + Send + 'static,
     {
@@ -213,7 +213,7 @@ impl GroupWriter {
 }
 
 /// The writer task: one group after another until every handle is dropped.
-async fn run(mut jobs: mpsc::Receiver<Box<dyn Job>>, pool: SqlitePool, config: GroupCommit) {
+async fn run(mut jobs: mpsc::Receiver<Box<dyn Job>>, pool: AnyPool, config: GroupCommit) {
     while let Some(first) = jobs.recv().await {
         let deadline = tokio::time::Instant::now() + config.max_wait;
         let mut conn = match pool.acquire().await {
@@ -252,7 +252,7 @@ enum Ran {
 
 impl Group<'_> {
     /// Runs `first` and the writes that follow in one transaction on `conn`, commits, answers.
-    async fn commit(mut self, first: Box<dyn Job>, conn: &mut PoolConnection<Sqlite>) {
+    async fn commit(mut self, first: Box<dyn Job>, conn: &mut PoolConnection<Any>) {
         let mut answers: Vec<Answer> = Vec::new();
         let outcome = self.run_jobs(first, conn, &mut answers).await;
         metrics::histogram!("stockmesh_write_group_size").record(answers.len() as f64);
@@ -270,7 +270,7 @@ impl Group<'_> {
     async fn run_jobs(
         &mut self,
         first: Box<dyn Job>,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         answers: &mut Vec<Answer>,
     ) -> Result<(), WriteError> {
         let mut tx = match conn.begin().await {
@@ -316,7 +316,7 @@ impl Group<'_> {
 }
 
 /// Runs one write in a savepoint of `tx`: released if it succeeded, rolled back if not.
-async fn run_one(tx: &mut SqliteConnection, job: Box<dyn Job>) -> Ran {
+async fn run_one(tx: &mut AnyConnection, job: Box<dyn Job>) -> Ran {
     let mut savepoint = match tx.begin().await {
         Ok(savepoint) => savepoint,
         Err(error) => return Ran::Unrun(job, error),

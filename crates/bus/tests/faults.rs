@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use sqlx::migrate::Migrator;
 use stockmesh_bus::broker::{Broker, Outgoing};
 use stockmesh_bus::{
@@ -24,11 +24,14 @@ static NO_MIGRATIONS: Migrator = sqlx::migrate!("tests/no_migrations");
 
 const GROUP: &str = "central";
 
-async fn database(dir: &tempfile::TempDir, name: &str, migrations: &Migrator) -> Database {
+async fn database(dir: &tempfile::TempDir, name: &str, migrations: &'static Migrator) -> Database {
     let path = dir.path().join(name);
-    Database::open(&DbConfig::new(path.display().to_string()), migrations)
-        .await
-        .expect("database opens")
+    Database::open(
+        &DbConfig::new(path.display().to_string()),
+        &stockmesh_bus::Schema::sqlite(migrations),
+    )
+    .await
+    .expect("database opens")
 }
 
 fn store() -> StoreId {
@@ -112,11 +115,7 @@ impl Recorder {
 impl Handler for Recorder {
     type Committed = ();
 
-    async fn apply(
-        &self,
-        tx: &mut SqliteConnection,
-        fresh: &[&Envelope],
-    ) -> Result<(), HandlerError> {
+    async fn apply(&self, tx: &mut AnyConnection, fresh: &[&Envelope]) -> Result<(), HandlerError> {
         if self.hang_before_commit.load(Ordering::SeqCst) {
             self.reached.notify_one();
             std::future::pending::<()>().await;
@@ -469,7 +468,7 @@ async fn an_event_that_always_fails_is_dead_lettered_after_the_delivery_limit() 
 
         async fn apply(
             &self,
-            tx: &mut SqliteConnection,
+            tx: &mut AnyConnection,
             fresh: &[&Envelope],
         ) -> Result<(), HandlerError> {
             let bad = fresh.iter().any(

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use stockmesh_bus::{Database, DbConfig, GroupCommit, WriteError};
 
 /// Why a test write failed.
@@ -28,7 +28,7 @@ async fn database(dir: &tempfile::TempDir, group: GroupCommit) -> Database {
         group,
         ..DbConfig::new(dir.path().join("group.db").display().to_string())
     };
-    let db = Database::open(&config, &NO_MIGRATIONS)
+    let db = Database::open(&config, &stockmesh_bus::Schema::sqlite(&NO_MIGRATIONS))
         .await
         .expect("database opens");
     sqlx::query("CREATE TABLE rows (id INTEGER PRIMARY KEY)")
@@ -45,7 +45,7 @@ fn grouped(max_requests: usize) -> GroupCommit {
     }
 }
 
-async fn insert(conn: &mut SqliteConnection, id: i64) -> Result<(), TestError> {
+async fn insert(conn: &mut AnyConnection, id: i64) -> Result<(), TestError> {
     sqlx::query("INSERT INTO rows (id) VALUES (?)")
         .bind(id)
         .execute(conn)

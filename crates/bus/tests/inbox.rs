@@ -11,7 +11,7 @@ async fn the_inbox_records_once_answers_which_are_new_and_prunes_old_ids() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Database::open(
         &DbConfig::new(dir.path().join("i.db").display().to_string()),
-        &NO_MIGRATIONS,
+        &stockmesh_bus::Schema::sqlite(&NO_MIGRATIONS),
     )
     .await
     .expect("db");

@@ -47,8 +47,18 @@ pub use error::CentralError;
 pub use node::{CentralConfig, CentralNode};
 pub use service::CentralService;
 
-/// Central's own migrations (numbered from 100; the bus's come first).
-pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// Central's own migrations (numbered from 100; the bus's come first), in SQLite's dialect and in
+/// PostgreSQL's.
+pub static MIGRATIONS: stockmesh_bus::Schema = stockmesh_bus::Schema {
+    sqlite: &SQLITE_MIGRATIONS,
+    postgres: Some(&POSTGRES_MIGRATIONS),
+};
+
+/// Central's migrations in SQLite's dialect.
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Central's migrations in PostgreSQL's dialect (same versions, same tables).
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations_pg");
 
 /// Loads item states into Central's view at `db` as if their stores had sent them: each store is
 /// registered, and a state applies only over an older version. For bulk imports and benchmarks.

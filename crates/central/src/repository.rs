@@ -1,7 +1,8 @@
 //! Every SQL statement on Central's view tables (stores and their items). Purchases have their
 //! own repository beside their flow.
 
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqliteExecutor, SqlitePool};
+use sqlx::{AnyConnection, AnyExecutor, AnyPool};
+use stockmesh_bus::sql::SqlBuilder;
 use stockmesh_core::{
     Item, ItemState, ProductId, Quantity, Stock, StoreId, Timestamp, Version, from_millis,
 };
@@ -31,12 +32,12 @@ fn item_from_row(
 
 /// Registers a store; returns whether it was new to Central.
 pub async fn insert_store(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     store: &StoreId,
     at: Timestamp,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query(
-        "INSERT INTO stores (store_id, first_seen) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        "INSERT INTO stores (store_id, first_seen) VALUES ($1, $2) ON CONFLICT DO NOTHING",
     )
     .bind(store.as_str())
     .bind(at.timestamp_millis())
@@ -47,13 +48,13 @@ pub async fn insert_store(
 
 /// Notes that an event from `store` was applied at `at`, registering the store if needed.
 pub async fn touch_store(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     store: &StoreId,
     at: Timestamp,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO stores (store_id, first_seen, last_event_at) VALUES (?1, ?2, ?2)
-         ON CONFLICT (store_id) DO UPDATE SET last_event_at = ?2",
+        "INSERT INTO stores (store_id, first_seen, last_event_at) VALUES ($1, $2, $2)
+         ON CONFLICT (store_id) DO UPDATE SET last_event_at = $2",
     )
     .bind(store.as_str())
     .bind(at.timestamp_millis())
@@ -63,8 +64,8 @@ pub async fn touch_store(
 }
 
 /// Whether Central knows `store`.
-pub async fn store_exists(pool: impl SqliteExecutor<'_>, store: &StoreId) -> sqlx::Result<bool> {
-    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM stores WHERE store_id = ?")
+pub async fn store_exists(pool: impl AnyExecutor<'_>, store: &StoreId) -> sqlx::Result<bool> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM stores WHERE store_id = $1")
         .bind(store.as_str())
         .fetch_optional(pool)
         .await?;
@@ -84,7 +85,7 @@ pub struct StoreRow {
 
 /// Every known store with its item count (from the summary rows the triggers keep: counting
 /// the items themselves made start-up and `GET /stores` walk the whole view).
-pub async fn list_stores(pool: &SqlitePool) -> sqlx::Result<Vec<StoreRow>> {
+pub async fn list_stores(pool: &AnyPool) -> sqlx::Result<Vec<StoreRow>> {
     let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
         "SELECT s.store_id, COALESCE(m.items, 0), s.last_event_at
          FROM stores s LEFT JOIN store_summary m ON m.store_id = s.store_id
@@ -107,17 +108,17 @@ pub async fn list_stores(pool: &SqlitePool) -> sqlx::Result<Vec<StoreRow>> {
 /// items. The caller passes at most one state per (store, product): the newest of its batch.
 /// Returns the (store, product) pairs it applied (those newer than the view's).
 pub async fn apply_items(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     states: &[(&StoreId, &ItemState)],
     received_at: Timestamp,
 ) -> sqlx::Result<Vec<(String, String)>> {
     let mut applied = Vec::new();
     for chunk in states.chunks(400) {
-        let mut upsert = QueryBuilder::<Sqlite>::new(
+        let mut upsert = SqlBuilder::new(
             "INSERT INTO items
                 (store_id, product_id, quantity, reserved, version, updated_at, received_at) ",
         );
-        upsert.push_values(chunk, |mut row, (store, state)| {
+        upsert.push_values(chunk, |row, (store, state)| {
             row.push_bind(store.as_str().to_owned())
                 .push_bind(state.product_id.as_str().to_owned())
                 .push_bind(i64::from(state.quantity))
@@ -136,7 +137,7 @@ pub async fn apply_items(
         );
         applied.extend(
             upsert
-                .build_query_as::<(String, String)>()
+                .query_as::<(String, String)>()?
                 .fetch_all(&mut *conn)
                 .await?,
         );
@@ -146,13 +147,13 @@ pub async fn apply_items(
 
 /// One item of the view.
 pub async fn find_item(
-    pool: impl SqliteExecutor<'_>,
+    pool: impl AnyExecutor<'_>,
     store: &StoreId,
     product: &ProductId,
 ) -> sqlx::Result<Option<Item>> {
     sqlx::query_as::<_, ItemRow>(
         "SELECT store_id, product_id, quantity, reserved, version, updated_at FROM items
-         WHERE store_id = ? AND product_id = ?",
+         WHERE store_id = $1 AND product_id = $2",
     )
     .bind(store.as_str())
     .bind(product.as_str())
@@ -168,12 +169,12 @@ pub async fn find_item(
 /// a walk; the total comes from the per-store summary rows the triggers keep (counted through
 /// `items_by_product` when narrowed to a product, at most one row per store).
 pub async fn list_items(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     store: Option<&StoreId>,
     product: Option<&ProductId>,
     seek: &Seek<ViewKey>,
 ) -> sqlx::Result<Slice<Item>> {
-    let Some(mut query) = page_query(
+    let Some(query) = page_query(
         "SELECT store_id, product_id, quantity, reserved, version, updated_at FROM items WHERE ",
         store,
         product,
@@ -190,20 +191,22 @@ pub async fn list_items(
             more: false,
         });
     };
-    let rows = query.build_query_as::<ItemRow>().fetch_all(pool).await?;
+    let rows = query.query_as::<ItemRow>()?.fetch_all(pool).await?;
     let items = rows
         .into_iter()
         .map(item_from_row)
         .collect::<sqlx::Result<_>>()?;
     let total = match (store, product) {
         (None, None) => {
-            sqlx::query_scalar::<_, i64>("SELECT COALESCE(SUM(items), 0) FROM store_summary")
-                .fetch_one(pool)
-                .await?
+            sqlx::query_scalar::<_, i64>(
+                "SELECT CAST(COALESCE(SUM(items), 0) AS BIGINT) FROM store_summary",
+            )
+            .fetch_one(pool)
+            .await?
         }
         (Some(store), None) => store_total(pool, store).await?,
         (store, Some(product)) => sqlx::query_scalar::<_, i64>(
-            "SELECT COUNT(*) FROM items WHERE product_id = ?1 AND (?2 IS NULL OR store_id = ?2)",
+            "SELECT COUNT(*) FROM items WHERE product_id = $1 AND ($2 IS NULL OR store_id = $2)",
         )
         .bind(product.as_str())
         .bind(store.map(StoreId::as_str))
@@ -220,9 +223,9 @@ fn page_query<'a>(
     store: Option<&'a StoreId>,
     product: Option<&'a ProductId>,
     seek: &'a Seek<ViewKey>,
-) -> Option<QueryBuilder<Sqlite>> {
+) -> Option<SqlBuilder> {
     let key = seek.key();
-    let mut query = QueryBuilder::<Sqlite>::new(select);
+    let mut query = SqlBuilder::new(select);
     match (store, product) {
         (Some(store), None) => {
             // Within one store the key is a product bound: after an earlier store's key every item
@@ -270,9 +273,9 @@ fn page_query<'a>(
 }
 
 /// How many items the view holds for `store` (its summary row; none: zero).
-async fn store_total(pool: &SqlitePool, store: &StoreId) -> sqlx::Result<i64> {
+async fn store_total(pool: &AnyPool, store: &StoreId) -> sqlx::Result<i64> {
     Ok(
-        sqlx::query_scalar::<_, i64>("SELECT items FROM store_summary WHERE store_id = ?")
+        sqlx::query_scalar::<_, i64>("SELECT items FROM store_summary WHERE store_id = $1")
             .bind(store.as_str())
             .fetch_optional(pool)
             .await?
@@ -282,26 +285,30 @@ async fn store_total(pool: &SqlitePool, store: &StoreId) -> sqlx::Result<i64> {
 
 /// Fills an empty view with `stores` stores `store-000`, `store-001`, … of `per_store` synthetic
 /// items `sku-00000000`, … each (quantity `i % 1000`, version 1), in key order and in one
-/// statement: a catalogue for benchmarks, through the real schema and its triggers.
+/// statement: a catalogue for benchmarks, through the real schema and its triggers. The numbers
+/// are zero-padded with `substr` and `||`, which both engines have (`printf` and `lpad` are not).
 pub async fn fill_catalogue(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     stores: u32,
     per_store: u64,
     at: Timestamp,
 ) -> sqlx::Result<()> {
     let per_store = i64::try_from(per_store).unwrap_or(i64::MAX);
     sqlx::query(
-        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?1)
-         INSERT INTO stores (store_id, first_seen) SELECT printf('store-%03d', i), ?2 FROM n",
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < $1)
+         INSERT INTO stores (store_id, first_seen)
+         SELECT 'store-' || substr('000' || i, length('000' || i) - 2), $2 FROM n",
     )
     .bind(i64::from(stores))
     .bind(at.timestamp_millis())
     .execute(&mut *conn)
     .await?;
     sqlx::query(
-        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?1 * ?2)
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < $1 * $2)
          INSERT INTO items (store_id, product_id, quantity, version, updated_at, received_at)
-         SELECT printf('store-%03d', i / ?2), printf('sku-%08d', i % ?2), i % 1000, 1, ?3, ?3
+         SELECT 'store-' || substr('000' || (i / $2), length('000' || (i / $2)) - 2),
+                'sku-' || substr('00000000' || (i % $2), length('00000000' || (i % $2)) - 7),
+                i % 1000, 1, $3, $3
          FROM n",
     )
     .bind(i64::from(stores))
@@ -314,13 +321,13 @@ pub async fn fill_catalogue(
 
 /// Every store's figure for `product`, with when Central received it.
 pub async fn product_across_stores(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     product: &ProductId,
 ) -> sqlx::Result<Vec<(Item, Timestamp)>> {
     let rows: Vec<(String, String, i64, i64, i64, i64, i64)> = sqlx::query_as(
         "SELECT store_id, product_id, quantity, reserved, version, updated_at, received_at
          FROM items
-         WHERE product_id = ? ORDER BY store_id",
+         WHERE product_id = $1 ORDER BY store_id",
     )
     .bind(product.as_str())
     .fetch_all(pool)
@@ -426,14 +433,15 @@ mod tests {
                 (expected.iter().map(|k| (*k).to_owned()).collect(), total),
                 "{store:?} {product:?} after {cursor}"
             );
-            if let Some(mut query) = page_query(
+            if let Some(query) = page_query(
                 "EXPLAIN QUERY PLAN SELECT * FROM items WHERE ",
                 store,
                 product,
                 &seek,
             ) {
                 let plan: Vec<(i64, i64, i64, String)> = query
-                    .build_query_as()
+                    .query_as()
+                    .expect("bound")
                     .fetch_all(&db.reader)
                     .await
                     .expect("plan");

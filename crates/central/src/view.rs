@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use stockmesh_bus::{Handler, HandlerError};
 use stockmesh_core::{Envelope, Event, ItemState, ProductId, RequestId, StoreId, Timestamp};
 
@@ -65,7 +65,7 @@ fn item_state(event: &Event) -> Option<&ItemState> {
 
 /// Applies the newest state each event carries for each (store, product), touching each store.
 async fn apply_states(
-    tx: &mut SqliteConnection,
+    tx: &mut AnyConnection,
     events: &[&Envelope],
     now: Timestamp,
 ) -> sqlx::Result<Vec<Change>> {
@@ -126,7 +126,7 @@ impl Handler for ViewUpdater {
 
     async fn apply(
         &self,
-        tx: &mut SqliteConnection,
+        tx: &mut AnyConnection,
         fresh: &[&Envelope],
     ) -> Result<Applied, HandlerError> {
         if let Some(command) = fresh.iter().find(|e| {

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use stockmesh_core::{
     CorrelationId, Event, Item, ItemState, MovementKind, ProductId, Quantity, Version,
 };
@@ -283,7 +283,7 @@ pub async fn apply(
 /// The write of [`apply`], inside the group's transaction: the changed items' new states.
 async fn apply_in(
     store: &StoreService,
-    tx: &mut SqliteConnection,
+    tx: &mut AnyConnection,
     lines: &[Line],
     if_match: Option<Version>,
     correlation: Option<CorrelationId>,

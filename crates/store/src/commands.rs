@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use stockmesh_bus::{Handler, HandlerError};
 use stockmesh_core::{Envelope, Event};
 use tracing::Instrument;
@@ -36,11 +36,7 @@ fn transient(error: StoreError) -> HandlerError {
 impl Handler for CommandHandler {
     type Committed = ();
 
-    async fn apply(
-        &self,
-        tx: &mut SqliteConnection,
-        fresh: &[&Envelope],
-    ) -> Result<(), HandlerError> {
+    async fn apply(&self, tx: &mut AnyConnection, fresh: &[&Envelope]) -> Result<(), HandlerError> {
         let service = &self.service;
         for envelope in fresh {
             if envelope.store_id != *service.id() {

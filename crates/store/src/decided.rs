@@ -12,7 +12,7 @@
 //! before is answered with the reply recorded with the decision: Central asks, the store tells
 //! the same decision again, and nothing is applied twice.
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use stockmesh_core::{CorrelationId, Event, ProductId, RequestId, Timestamp};
 
 use crate::error::StoreError;
@@ -47,7 +47,7 @@ pub(crate) trait Decide: Sync {
     async fn decide(
         &self,
         store: &StoreService,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         now: Timestamp,
         expired: bool,
         correlation: Option<&CorrelationId>,
@@ -58,7 +58,7 @@ pub(crate) trait Decide: Sync {
 /// appending the reply to the outbox in the caller's transaction. Returns whether it was new.
 pub(crate) async fn decide_once<C: Decide>(
     store: &StoreService,
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     command: &C,
     correlation: Option<CorrelationId>,
 ) -> Result<bool, StoreError> {

@@ -40,8 +40,12 @@ pub use error::StoreError;
 pub use node::{StoreConfig, StoreNode};
 pub use service::StoreService;
 
-/// The store's own migrations (numbered from 100; the bus's come first).
-pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The store's own migrations (numbered from 100; the bus's come first). A store keeps its stock
+/// in an embedded SQLite file: it has no PostgreSQL dialect.
+pub static MIGRATIONS: stockmesh_bus::Schema = stockmesh_bus::Schema::sqlite(&SQLITE_MIGRATIONS);
+
+/// The store's migrations in SQLite's dialect.
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Fills an empty store's database at `db` with `count` synthetic items (`sku-00000000`, …) in
 /// one transaction of set-based SQL: a big catalogue for benchmarks in seconds, through the real

@@ -3,7 +3,7 @@
 //! `REMOTE_PURCHASE_CONFIRMED` with what remains; otherwise `REMOTE_PURCHASE_REJECTED` with the
 //! reason and nothing changes. The once-only and deadline mechanics are [`crate::decided`]'s.
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use stockmesh_core::{
     CorrelationId, Event, MovementKind, ProductId, PurchaseQuantity, Quantity, RejectionReason,
     RemotePurchaseCommand, RemotePurchaseConfirmed, RemotePurchaseRejected, RequestId, Timestamp,
@@ -47,7 +47,7 @@ impl Decide for RemotePurchaseCommand {
     async fn decide(
         &self,
         store: &StoreService,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         now: Timestamp,
         expired: bool,
         correlation: Option<&CorrelationId>,

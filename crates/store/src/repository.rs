@@ -1,7 +1,7 @@
 //! Every SQL statement on the store's own tables. Writes take the caller's transaction; reads take
 //! the reader pool.
 
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{AnyConnection, AnyPool};
 use stockmesh_core::{
     CorrelationId, ItemState, Movement, MovementKind, ProductId, PurchaseId, PurchaseQuantity,
     Quantity, RequestId, ReservationEnd, ReservationId, StoreId, Timestamp, TransferId, Version,
@@ -33,7 +33,7 @@ fn items_from_rows(rows: Vec<ItemRow>) -> sqlx::Result<Vec<ItemState>> {
 
 /// One item, if the store carries it.
 pub async fn find_item(
-    conn: impl sqlx::SqliteExecutor<'_>,
+    conn: impl sqlx::AnyExecutor<'_>,
     product: &ProductId,
 ) -> sqlx::Result<Option<ItemState>> {
     sqlx::query_as::<_, ItemRow>(
@@ -49,10 +49,7 @@ pub async fn find_item(
 /// One page of items ordered by product id (a numbered page, or the items after a product id:
 /// the primary key finds that one without walking the ones before), with the total from the
 /// summary row the triggers keep, so no request counts the whole table.
-pub async fn list_items(
-    pool: &SqlitePool,
-    seek: &Seek<ProductId>,
-) -> sqlx::Result<Slice<ItemState>> {
+pub async fn list_items(pool: &AnyPool, seek: &Seek<ProductId>) -> sqlx::Result<Slice<ItemState>> {
     let rows = sqlx::query_as::<_, ItemRow>(
         "SELECT product_id, quantity, reserved, version, updated_at FROM items
          WHERE product_id > ?1 ORDER BY product_id LIMIT ?2 OFFSET ?3",
@@ -77,7 +74,7 @@ pub async fn list_items(
 /// `i % 1000`, version 1) in one statement: a catalogue for benchmarks, through the real schema
 /// and its triggers.
 pub async fn fill_catalogue(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     count: u64,
     at: Timestamp,
 ) -> sqlx::Result<()> {
@@ -95,7 +92,7 @@ pub async fn fill_catalogue(
 
 /// Every item in product order, `limit` at a time after `after` (for snapshots).
 pub async fn items_after(
-    conn: impl sqlx::SqliteExecutor<'_>,
+    conn: impl sqlx::AnyExecutor<'_>,
     after: Option<&ProductId>,
     limit: i64,
 ) -> sqlx::Result<Vec<ItemState>> {
@@ -112,7 +109,7 @@ pub async fn items_after(
 
 /// Inserts a new item with quantity 0 at version 1; `None` if the product already exists.
 pub async fn insert_item(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     product: &ProductId,
     at: Timestamp,
 ) -> sqlx::Result<Option<ItemState>> {
@@ -133,7 +130,7 @@ pub async fn insert_item(
 /// reserved and the rest become available. `None` if the product does not exist or holds more
 /// reserved units than `on_hand`.
 pub async fn set_quantity(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     product: &ProductId,
     on_hand: Quantity,
     at: Timestamp,
@@ -156,7 +153,7 @@ pub async fn set_quantity(
 /// product is missing or short. The check and the decrement are one statement, so two purchases
 /// can never both take the last unit.
 pub async fn take_stock(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     product: &ProductId,
     amount: PurchaseQuantity,
     at: Timestamp,
@@ -177,7 +174,7 @@ pub async fn take_stock(
 
 /// Appends a ledger line for `product`.
 pub async fn append_movement(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     product: &ProductId,
     movement: &Movement,
 ) -> sqlx::Result<()> {
@@ -271,7 +268,7 @@ fn movement_from_row(row: MovementRow) -> sqlx::Result<Movement> {
 
 /// One page of an item's ledger, newest first, and how many lines it has in all.
 pub async fn list_movements(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     product: &ProductId,
     page: Page,
 ) -> sqlx::Result<(Vec<Movement>, u64)> {
@@ -298,7 +295,7 @@ pub async fn list_movements(
 
 /// Whether the store has already decided request `request`, of any kind.
 pub async fn is_decided(
-    conn: impl sqlx::SqliteExecutor<'_>,
+    conn: impl sqlx::AnyExecutor<'_>,
     request: RequestId,
 ) -> sqlx::Result<bool> {
     let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM decisions WHERE request_id = ?")
@@ -327,7 +324,7 @@ pub struct DecisionRow<'a> {
 
 /// Records a decision; fails with a unique violation if the request was decided before.
 pub async fn record_decision(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     decision: DecisionRow<'_>,
 ) -> sqlx::Result<()> {
     sqlx::query(
@@ -347,7 +344,7 @@ pub async fn record_decision(
 
 /// Keeps the reply event (JSON) sent for a decided request, to tell it again when asked.
 pub async fn record_reply(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     request: RequestId,
     reply: &str,
 ) -> sqlx::Result<()> {
@@ -362,7 +359,7 @@ pub async fn record_reply(
 /// The reply event (JSON) sent for a decided request: `None` if undecided, `Some(None)` if
 /// decided before replies were kept.
 pub async fn decided_reply(
-    conn: impl sqlx::SqliteExecutor<'_>,
+    conn: impl sqlx::AnyExecutor<'_>,
     request: RequestId,
 ) -> sqlx::Result<Option<Option<String>>> {
     sqlx::query_scalar("SELECT reply FROM decisions WHERE request_id = ?")
@@ -375,7 +372,7 @@ pub async fn decided_reply(
 /// version; `None` when the product is missing or short. One guarded statement, like
 /// [`take_stock`], so a reservation and a sale can never both take the last unit.
 pub async fn reserve_stock(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     product: &ProductId,
     amount: PurchaseQuantity,
     at: Timestamp,
@@ -398,7 +395,7 @@ pub async fn reserve_stock(
 /// Ends `amount` reserved units: a commit takes them off the shelf, a release or an expiry makes
 /// them available again. `None` when fewer are reserved (an invariant break).
 pub async fn unreserve_stock(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     product: &ProductId,
     amount: PurchaseQuantity,
     end: ReservationEnd,
@@ -460,7 +457,7 @@ fn reservation_from_row(
 
 /// Records a reservation as open until `expires_at`.
 pub async fn insert_reservation(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     reservation: ReservationId,
     product: &ProductId,
     quantity: PurchaseQuantity,
@@ -484,7 +481,7 @@ pub async fn insert_reservation(
 
 /// One reservation.
 pub async fn find_reservation(
-    conn: impl sqlx::SqliteExecutor<'_>,
+    conn: impl sqlx::AnyExecutor<'_>,
     reservation: ReservationId,
 ) -> sqlx::Result<Option<ReservationRow>> {
     sqlx::query_as::<_, StoredReservation>(
@@ -500,7 +497,7 @@ pub async fn find_reservation(
 
 /// Ends an open reservation; returns whether it was open (so it ends exactly once).
 pub async fn end_reservation(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     reservation: ReservationId,
     end: ReservationEnd,
     at: Timestamp,
@@ -519,7 +516,7 @@ pub async fn end_reservation(
 
 /// Up to `limit` open reservations whose time ran out by `now`, soonest first.
 pub async fn due_reservations(
-    conn: impl sqlx::SqliteExecutor<'_>,
+    conn: impl sqlx::AnyExecutor<'_>,
     now: Timestamp,
     limit: i64,
 ) -> sqlx::Result<Vec<ReservationRow>> {
@@ -541,7 +538,7 @@ pub async fn due_reservations(
 /// the product is missing, or the result would fall below zero available or above the maximum
 /// on hand.
 pub async fn adjust_stock(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     product: &ProductId,
     delta: i64,
     at: Timestamp,
@@ -578,7 +575,7 @@ pub struct TransferRow {
 
 /// Records this store's side of a transfer (`OUT` or `IN`) in `state`.
 pub async fn insert_transfer(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     direction: &str,
     row: &TransferRow,
     at: Timestamp,
@@ -604,7 +601,7 @@ pub async fn insert_transfer(
 
 /// Marks an incoming transfer awaiting confirmation as received; returns it if it was awaiting.
 pub async fn confirm_incoming(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     transfer: TransferId,
     at: Timestamp,
 ) -> sqlx::Result<Option<TransferRow>> {
@@ -634,7 +631,7 @@ fn transfer_from_row(
 
 /// This store's incoming side of a transfer, if any.
 pub async fn find_incoming(
-    conn: impl sqlx::SqliteExecutor<'_>,
+    conn: impl sqlx::AnyExecutor<'_>,
     transfer: TransferId,
 ) -> sqlx::Result<Option<TransferRow>> {
     let row: Option<(String, String, i64, String, String)> = sqlx::query_as(

@@ -12,7 +12,7 @@
 //! A reservation row ends exactly once (`end_reservation` only moves an `OPEN` row), and each
 //! end moves the item's units in the same transaction.
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use stockmesh_core::{
     ActionRefusal, CorrelationId, Event, MovementKind, ProductId, RequestId,
     ReservationActionCommand, ReservationActionRejected, ReservationEnd, ReservationEnded,
@@ -43,7 +43,7 @@ impl Decide for ReserveCommand {
     async fn decide(
         &self,
         store: &StoreService,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         now: Timestamp,
         expired: bool,
         correlation: Option<&CorrelationId>,
@@ -101,7 +101,7 @@ impl Decide for ReserveCommand {
 /// reservation had already ended.
 async fn end(
     store: &StoreService,
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     reservation: &ReservationRow,
     end: ReservationEnd,
     action: Option<stockmesh_core::ActionId>,
@@ -164,7 +164,7 @@ impl Decide for ReservationActionCommand {
     async fn decide(
         &self,
         store: &StoreService,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         now: Timestamp,
         expired: bool,
         correlation: Option<&CorrelationId>,
@@ -229,7 +229,7 @@ impl Decide for ReservationActionCommand {
 /// many expired.
 pub(crate) async fn expire_due(
     store: &StoreService,
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     now: Timestamp,
     limit: i64,
 ) -> Result<usize, StoreError> {

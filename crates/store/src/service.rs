@@ -6,7 +6,7 @@
 
 use futures_util::future::BoxFuture;
 use serde::Serialize;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use std::sync::Arc;
 use stockmesh_bus::outbox::Backlog;
 
@@ -176,7 +176,7 @@ impl StoreService {
     /// Writes the ledger line for `state`, the item after `change`.
     pub(crate) async fn record_movement(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         state: &ItemState,
         change: Change,
         correlation: Option<&CorrelationId>,
@@ -216,7 +216,7 @@ impl StoreService {
     /// Appends `event` to the outbox, bound for Central.
     pub(crate) async fn emit(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         event: Event,
         correlation: Option<CorrelationId>,
     ) -> Result<(), StoreError> {
@@ -228,7 +228,7 @@ impl StoreService {
     /// Writes the ledger line and the item event of a local change.
     async fn record(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         state: &ItemState,
         change: Change,
         correlation: Option<CorrelationId>,
@@ -249,7 +249,7 @@ impl StoreService {
     where
         F: for<'c> FnOnce(
                 StoreService,
-                &'c mut SqliteConnection,
+                &'c mut AnyConnection,
             ) -> BoxFuture<'c, Result<T, StoreError>>
             + Send
             + 'static,
@@ -320,7 +320,7 @@ impl StoreService {
     /// The write of [`set_quantity_if`](Self::set_quantity_if), inside the group's transaction.
     async fn count_in(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         product: ProductId,
         quantity: Quantity,
         expected: Option<Version>,
@@ -391,7 +391,7 @@ impl StoreService {
     /// The write of [`purchase`](Self::purchase), inside the group's transaction.
     async fn sell_in(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         product: ProductId,
         amount: PurchaseQuantity,
         correlation: Option<CorrelationId>,

@@ -13,7 +13,7 @@
 //! the units, and the ledger holds at most one `transfer_out` and one `transfer_in` per transfer
 //! and store.
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use stockmesh_core::{
     CorrelationId, Event, Item, MovementKind, ProductId, RequestId, Timestamp, TransferArrived,
     TransferId, TransferReceiveCommand, TransferReceived, TransferRejected, TransferShipCommand,
@@ -44,7 +44,7 @@ impl Decide for TransferShipCommand {
     async fn decide(
         &self,
         store: &StoreService,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         now: Timestamp,
         expired: bool,
         correlation: Option<&CorrelationId>,
@@ -97,7 +97,7 @@ impl Decide for TransferShipCommand {
 /// `TRANSFER_RECEIVED`, in the caller's transaction.
 async fn put_on_shelf(
     store: &StoreService,
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     row: &TransferRow,
     returned: bool,
     now: Timestamp,
@@ -164,7 +164,7 @@ impl Decide for TransferReceiveCommand {
     async fn decide(
         &self,
         store: &StoreService,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         now: Timestamp,
         _expired: bool,
         correlation: Option<&CorrelationId>,

@@ -80,9 +80,10 @@ impl TestStore {
     }
 
     /// Opens the store's database read-only in a fresh pool, for checks on raw tables.
-    pub async fn raw_db(&self) -> sqlx::SqlitePool {
+    pub async fn raw_db(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
         let url = format!("sqlite://{}?mode=ro", self.db_path().display());
-        sqlx::SqlitePool::connect(&url)
+        sqlx::AnyPool::connect(&url)
             .await
             .expect("cannot open the store database")
     }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{AnyConnection, AnyPool};
 use stockmesh_bus::{Database, Outbox, OutboxSignal, topology};
 use stockmesh_core::{Envelope, RequestId, StoreId};
 use stockmesh_http::IdempotencyKey;
@@ -56,7 +56,7 @@ pub(crate) trait Request: Stored + Clone + Send + Sync + 'static {
     /// Inserts the record; a unique violation means its idempotency key is taken.
     async fn insert(
         &self,
-        tx: &mut SqliteConnection,
+        tx: &mut AnyConnection,
         key: Option<&IdempotencyKey>,
     ) -> sqlx::Result<()>;
 }
@@ -213,7 +213,7 @@ impl Coordinator {
     }
 
     /// The database's reader pool.
-    fn reader(&self) -> &SqlitePool {
+    fn reader(&self) -> &AnyPool {
         &self.db.reader
     }
 
@@ -263,7 +263,7 @@ impl Coordinator {
 /// shipped, now the receiving store must receive), in the caller's transaction: the one that
 /// applies the reply. The consumer applies each reply once (inbox), so the next command is queued
 /// once; the store it goes to decides it once by its request id.
-pub(crate) async fn send_next(tx: &mut SqliteConnection, command: &Envelope) -> sqlx::Result<()> {
+pub(crate) async fn send_next(tx: &mut AnyConnection, command: &Envelope) -> sqlx::Result<()> {
     Outbox::append(tx, &topology::commands_stream(&command.store_id), command).await
 }
 

@@ -2,15 +2,15 @@
 //! pending ones made before an instant (to send again). A flow supplies only where its records
 //! live and how a row becomes a record ([`Stored`]); the SQL around that is written once, here.
 
-use sqlx::SqliteExecutor;
-use sqlx::sqlite::SqliteRow;
+use sqlx::AnyExecutor;
+use sqlx::any::AnyRow;
 use stockmesh_core::{RequestId, Timestamp};
 use stockmesh_http::IdempotencyKey;
 
 /// Where a flow's records live, and how a row becomes one.
 pub(crate) trait Stored: Sized {
     /// A row as the SELECT reads it.
-    type Row: for<'r> sqlx::FromRow<'r, SqliteRow> + Send + Unpin;
+    type Row: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin;
     /// `SELECT … FROM …` (with any join) reading one record per row.
     const SELECT: &'static str;
     /// The (qualified) id column.
@@ -28,10 +28,10 @@ pub(crate) trait Stored: Sized {
 
 /// One record by id.
 pub(crate) async fn find<R: Stored>(
-    conn: impl SqliteExecutor<'_>,
+    conn: impl AnyExecutor<'_>,
     id: RequestId,
 ) -> sqlx::Result<Option<R>> {
-    let sql = format!("{} WHERE {} = ?", R::SELECT, R::ID);
+    let sql = format!("{} WHERE {} = $1", R::SELECT, R::ID);
     sqlx::query_as::<_, R::Row>(sqlx::AssertSqlSafe(sql))
         .bind(id.to_string())
         .fetch_optional(conn)
@@ -42,10 +42,10 @@ pub(crate) async fn find<R: Stored>(
 
 /// The record made under an idempotency key.
 pub(crate) async fn find_by_key<R: Stored>(
-    conn: impl SqliteExecutor<'_>,
+    conn: impl AnyExecutor<'_>,
     key: &IdempotencyKey,
 ) -> sqlx::Result<Option<R>> {
-    let sql = format!("{} WHERE {} = ?", R::SELECT, R::KEY);
+    let sql = format!("{} WHERE {} = $1", R::SELECT, R::KEY);
     sqlx::query_as::<_, R::Row>(sqlx::AssertSqlSafe(sql))
         .bind(key.as_str())
         .fetch_optional(conn)
@@ -57,12 +57,12 @@ pub(crate) async fn find_by_key<R: Stored>(
 /// Records still awaiting their store's decision, made before `before`, oldest first, at most
 /// `limit`.
 pub(crate) async fn pending_before<R: Stored>(
-    conn: impl SqliteExecutor<'_>,
+    conn: impl AnyExecutor<'_>,
     before: Timestamp,
     limit: i64,
 ) -> sqlx::Result<Vec<R>> {
     let sql = format!(
-        "{} WHERE {} AND {created} < ? ORDER BY {created} LIMIT ?",
+        "{} WHERE {} AND {created} < $1 ORDER BY {created} LIMIT $2",
         R::SELECT,
         R::PENDING,
         created = R::CREATED_AT

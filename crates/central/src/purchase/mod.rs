@@ -10,7 +10,7 @@ mod repository;
 
 use async_trait::async_trait;
 use serde::Serialize;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use stockmesh_core::{
     CorrelationId, Envelope, Event, Item, ItemState, ProductId, PurchaseId, PurchaseQuantity,
     RejectionReason, RemotePurchaseCommand, RequestId, StoreId, Timestamp,
@@ -139,7 +139,7 @@ impl Request for Purchase {
 
     async fn insert(
         &self,
-        tx: &mut SqliteConnection,
+        tx: &mut AnyConnection,
         key: Option<&IdempotencyKey>,
     ) -> sqlx::Result<()> {
         repository::insert_purchase(tx, self, key).await
@@ -254,7 +254,7 @@ pub(crate) async fn sweep_overdue(
 /// Resolves the purchases that `events` answer (store replies), inside the caller's
 /// transaction; returns the ids of those that were pending, to wake after the commit.
 pub(crate) async fn resolve_replies(
-    tx: &mut SqliteConnection,
+    tx: &mut AnyConnection,
     events: &[&Envelope],
     now: Timestamp,
 ) -> sqlx::Result<Vec<RequestId>> {

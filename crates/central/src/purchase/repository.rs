@@ -1,6 +1,6 @@
 //! Every SQL statement on Central's `purchases` table.
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use stockmesh_core::{
     CorrelationId, Item, ItemState, ProductId, PurchaseId, PurchaseQuantity, Quantity,
     RejectionReason, Stock, StoreId, Timestamp, Version, from_millis,
@@ -13,7 +13,7 @@ use crate::repository::corrupt;
 
 /// Records a new purchase. Fails with a unique violation if its idempotency key is taken.
 pub(crate) async fn insert_purchase(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     purchase: &Purchase,
     key: Option<&IdempotencyKey>,
 ) -> sqlx::Result<()> {
@@ -22,7 +22,7 @@ pub(crate) async fn insert_purchase(
         "INSERT INTO purchases (purchase_id, store_id, product_id, quantity, status, reason,
             remaining, version, item_updated_at, idempotency_key, fingerprint, correlation_id,
             created_at, deadline, resolved_at, item_reserved)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(purchase.purchase_id.to_string())
     .bind(purchase.store_id.as_str())
@@ -51,7 +51,7 @@ pub(crate) async fn insert_purchase(
 
 /// Resolves a pending purchase with the store's answer; returns whether it was pending.
 pub(crate) async fn resolve_purchase(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     purchase: PurchaseId,
     store: &StoreId,
     status: PurchaseStatus,
@@ -61,11 +61,11 @@ pub(crate) async fn resolve_purchase(
 ) -> sqlx::Result<bool> {
     // Only the store the purchase was sent to can answer it (see `crate::trust`).
     let done = sqlx::query(
-        "UPDATE purchases SET status = ?, reason = ?, remaining = ?, version = ?,
-            item_updated_at = ?, resolved_at = ?, item_reserved = ?
-         WHERE purchase_id = ? AND store_id = ?
+        "UPDATE purchases SET status = $1, reason = $2, remaining = $3, version = $4,
+            item_updated_at = $5, resolved_at = $6, item_reserved = $7
+         WHERE purchase_id = $8 AND store_id = $9
            AND (status = 'PENDING'
-                OR (status = 'REJECTED' AND reason = 'EXPIRED' AND ? = 'CONFIRMED'))",
+                OR (status = 'REJECTED' AND reason = 'EXPIRED' AND $10 = 'CONFIRMED'))",
     )
     .bind(status.as_str())
     .bind(reason.map(RejectionReason::as_str))
@@ -87,14 +87,14 @@ pub(crate) async fn resolve_purchase(
 /// confirmation can be owed except one already applied and delayed, which still overrides this
 /// (see [`resolve_purchase`]). Returns the ids resolved.
 pub(crate) async fn expire_overdue(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     now: Timestamp,
     grace: std::time::Duration,
 ) -> sqlx::Result<Vec<PurchaseId>> {
     let grace = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
     let ids: Vec<String> = sqlx::query_scalar(
-        "UPDATE purchases SET status = 'REJECTED', reason = 'EXPIRED', resolved_at = ?
-         WHERE status = 'PENDING' AND deadline < ? RETURNING purchase_id",
+        "UPDATE purchases SET status = 'REJECTED', reason = 'EXPIRED', resolved_at = $1
+         WHERE status = 'PENDING' AND deadline < $2 RETURNING purchase_id",
     )
     .bind(now.timestamp_millis())
     .bind(now.timestamp_millis().saturating_sub(grace))
@@ -108,11 +108,11 @@ pub(crate) async fn expire_overdue(
 
 /// The store a purchase was sent to, if Central knows the purchase.
 pub(crate) async fn owner(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     purchase: PurchaseId,
 ) -> sqlx::Result<Option<StoreId>> {
     let owner: Option<String> =
-        sqlx::query_scalar("SELECT store_id FROM purchases WHERE purchase_id = ?")
+        sqlx::query_scalar("SELECT store_id FROM purchases WHERE purchase_id = $1")
             .bind(purchase.to_string())
             .fetch_optional(conn)
             .await?;

@@ -12,7 +12,7 @@ mod repository;
 
 use async_trait::async_trait;
 use serde::Serialize;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{AnyConnection, AnyPool};
 use stockmesh_core::{
     ActionId, ActionRefusal, CorrelationId, Envelope, Event, ProductId, PurchaseQuantity,
     RejectionReason, RequestId, ReservationAction, ReservationActionCommand, ReservationEnd,
@@ -161,7 +161,7 @@ impl Request for Reservation {
 
     async fn insert(
         &self,
-        tx: &mut SqliteConnection,
+        tx: &mut AnyConnection,
         key: Option<&IdempotencyKey>,
     ) -> sqlx::Result<()> {
         repository::insert_reservation(tx, self, key).await
@@ -304,7 +304,7 @@ impl Request for Action {
 
     async fn insert(
         &self,
-        tx: &mut SqliteConnection,
+        tx: &mut AnyConnection,
         key: Option<&IdempotencyKey>,
     ) -> sqlx::Result<()> {
         repository::insert_action(tx, self, key).await
@@ -369,7 +369,7 @@ pub(crate) fn ended_words(end: ReservationEnd) -> &'static str {
 /// inside the caller's transaction; returns the ids of the requests that were pending, to wake
 /// after the commit.
 pub(crate) async fn resolve_replies(
-    tx: &mut SqliteConnection,
+    tx: &mut AnyConnection,
     events: &[&Envelope],
     now: Timestamp,
 ) -> sqlx::Result<Vec<RequestId>> {
@@ -430,7 +430,7 @@ pub(crate) async fn resolve_replies(
 
 /// Finds a reservation by id.
 pub(crate) async fn find(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     id: ReservationId,
 ) -> Result<Option<Reservation>, CentralError> {
     Ok(crate::decided::find(pool, id.into()).await?)

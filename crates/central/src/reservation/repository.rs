@@ -1,6 +1,6 @@
 //! Every SQL statement on Central's `reservations` and `reservation_actions` tables.
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use stockmesh_core::{
     ActionId, ActionRefusal, CorrelationId, ProductId, PurchaseQuantity, RejectionReason,
     ReservationAction, ReservationEnd, ReservationId, StoreId, Timestamp, Ttl, from_millis,
@@ -13,7 +13,7 @@ use crate::repository::corrupt;
 
 /// Records a new reservation. Fails with a unique violation if its idempotency key is taken.
 pub(crate) async fn insert_reservation(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     r: &Reservation,
     key: Option<&IdempotencyKey>,
 ) -> sqlx::Result<()> {
@@ -21,7 +21,7 @@ pub(crate) async fn insert_reservation(
         "INSERT INTO reservations (reservation_id, store_id, product_id, quantity, ttl_seconds,
             status, reason, expires_at, idempotency_key, fingerprint, correlation_id, created_at,
             deadline, resolved_at, ended_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(r.reservation_id.to_string())
     .bind(r.store_id.as_str())
@@ -45,14 +45,14 @@ pub(crate) async fn insert_reservation(
 
 /// A pending reservation is held until `expires_at`; returns whether it was pending.
 pub(crate) async fn hold(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: ReservationId,
     expires_at: Timestamp,
     at: Timestamp,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query(
-        "UPDATE reservations SET status = 'HELD', expires_at = ?, resolved_at = ?
-         WHERE reservation_id = ? AND status = 'PENDING'",
+        "UPDATE reservations SET status = 'HELD', expires_at = $1, resolved_at = $2
+         WHERE reservation_id = $3 AND status = 'PENDING'",
     )
     .bind(expires_at.timestamp_millis())
     .bind(at.timestamp_millis())
@@ -64,14 +64,14 @@ pub(crate) async fn hold(
 
 /// A pending reservation was refused; returns whether it was pending.
 pub(crate) async fn reject(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: ReservationId,
     reason: RejectionReason,
     at: Timestamp,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query(
-        "UPDATE reservations SET status = 'REJECTED', reason = ?, resolved_at = ?
-         WHERE reservation_id = ? AND status = 'PENDING'",
+        "UPDATE reservations SET status = 'REJECTED', reason = $1, resolved_at = $2
+         WHERE reservation_id = $3 AND status = 'PENDING'",
     )
     .bind(reason.as_str())
     .bind(at.timestamp_millis())
@@ -83,15 +83,15 @@ pub(crate) async fn reject(
 
 /// A held (or still pending) reservation ended; returns whether it was open at Central.
 pub(crate) async fn end(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: ReservationId,
     end: ReservationEnd,
     at: Timestamp,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query(
-        "UPDATE reservations SET status = ?, ended_at = ?,
-            resolved_at = COALESCE(resolved_at, ?)
-         WHERE reservation_id = ? AND status IN ('PENDING', 'HELD')",
+        "UPDATE reservations SET status = $1, ended_at = $2,
+            resolved_at = COALESCE(resolved_at, $3)
+         WHERE reservation_id = $4 AND status IN ('PENDING', 'HELD')",
     )
     .bind(end.as_str())
     .bind(at.timestamp_millis())
@@ -161,7 +161,7 @@ impl Stored for Reservation {
 
 /// Records a new action. Fails with a unique violation if its idempotency key is taken.
 pub(crate) async fn insert_action(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     a: &Action,
     key: Option<&IdempotencyKey>,
 ) -> sqlx::Result<()> {
@@ -169,7 +169,7 @@ pub(crate) async fn insert_action(
         "INSERT INTO reservation_actions (action_id, reservation_id, action, status, reason,
             ended_as, idempotency_key, fingerprint, correlation_id, created_at, deadline,
             resolved_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(a.action_id.to_string())
     .bind(a.reservation_id.to_string())
@@ -190,7 +190,7 @@ pub(crate) async fn insert_action(
 
 /// Resolves a pending action; returns whether it was pending.
 pub(crate) async fn resolve_action(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: ActionId,
     status: ActionStatus,
     reason: Option<ActionRefusal>,
@@ -198,8 +198,8 @@ pub(crate) async fn resolve_action(
     at: Timestamp,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query(
-        "UPDATE reservation_actions SET status = ?, reason = ?, ended_as = ?, resolved_at = ?
-         WHERE action_id = ? AND status = 'PENDING'",
+        "UPDATE reservation_actions SET status = $1, reason = $2, ended_as = $3, resolved_at = $4
+         WHERE action_id = $5 AND status = 'PENDING'",
     )
     .bind(status.as_str())
     .bind(reason.map(ActionRefusal::as_str))

@@ -16,7 +16,7 @@ mod repository;
 
 use async_trait::async_trait;
 use serde::Serialize;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{AnyConnection, AnyPool};
 use stockmesh_core::{
     CorrelationId, Envelope, Event, Page, ProductId, PurchaseQuantity, RejectionReason, RequestId,
     StoreId, Timestamp, TransferId, TransferReceiveCommand, TransferShipCommand,
@@ -229,7 +229,7 @@ impl Request for Transfer {
 
     async fn insert(
         &self,
-        tx: &mut SqliteConnection,
+        tx: &mut AnyConnection,
         key: Option<&IdempotencyKey>,
     ) -> sqlx::Result<()> {
         repository::insert(tx, self, key).await
@@ -262,7 +262,7 @@ pub(crate) fn outcome(t: Transfer) -> Result<TransferAnswer, CentralError> {
 /// Applies the stores' transfer replies inside the caller's transaction, queuing each next step;
 /// returns the ids of the transfers that were waiting for their shipment decision.
 pub(crate) async fn resolve_replies(
-    tx: &mut SqliteConnection,
+    tx: &mut AnyConnection,
     events: &[&Envelope],
     now: Timestamp,
 ) -> sqlx::Result<Vec<RequestId>> {
@@ -305,16 +305,13 @@ pub(crate) async fn resolve_replies(
 }
 
 /// One transfer by id.
-pub(crate) async fn find(
-    pool: &SqlitePool,
-    id: TransferId,
-) -> Result<Option<Transfer>, CentralError> {
+pub(crate) async fn find(pool: &AnyPool, id: TransferId) -> Result<Option<Transfer>, CentralError> {
     Ok(crate::decided::find(pool, id.into()).await?)
 }
 
 /// Cancels a requested transfer; `false` if it was not requested.
 pub(crate) async fn cancel(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: TransferId,
     now: Timestamp,
 ) -> Result<bool, CentralError> {
@@ -323,7 +320,7 @@ pub(crate) async fn cancel(
 
 /// One page of a store's transfers (or all), and the total.
 pub(crate) async fn list(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     store: Option<&StoreId>,
     page: Page,
 ) -> Result<(Vec<Transfer>, u64), CentralError> {
@@ -331,9 +328,6 @@ pub(crate) async fn list(
 }
 
 /// Units of a product in transit.
-pub(crate) async fn in_transit(
-    pool: &SqlitePool,
-    product: &ProductId,
-) -> Result<u64, CentralError> {
+pub(crate) async fn in_transit(pool: &AnyPool, product: &ProductId) -> Result<u64, CentralError> {
     Ok(repository::in_transit(pool, product).await?)
 }

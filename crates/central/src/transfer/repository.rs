@@ -1,6 +1,6 @@
 //! Every SQL statement on Central's `transfers` table.
 
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{AnyConnection, AnyPool};
 use stockmesh_core::{
     CorrelationId, Page, ProductId, PurchaseQuantity, RejectionReason, StoreId, Timestamp,
     TransferId, from_millis,
@@ -13,14 +13,14 @@ use crate::repository::corrupt;
 
 /// Records a new transfer. Fails with a unique violation if its idempotency key is taken.
 pub(crate) async fn insert(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     t: &Transfer,
     key: Option<&IdempotencyKey>,
 ) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO transfers (transfer_id, from_store, to_store, product_id, quantity, confirm,
             status, reason, idempotency_key, fingerprint, correlation_id, created_at, deadline)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(t.transfer_id.to_string())
     .bind(t.from.as_str())
@@ -42,7 +42,7 @@ pub(crate) async fn insert(
 
 /// Runs one conditional update of a transfer; returns whether it matched.
 async fn update(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     sql: &'static str,
     id: TransferId,
     at: Timestamp,
@@ -57,14 +57,14 @@ async fn update(
 
 /// A requested transfer shipped: in transit. Returns whether it was requested.
 pub(crate) async fn ship(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: TransferId,
     at: Timestamp,
 ) -> sqlx::Result<bool> {
     update(
         conn,
-        "UPDATE transfers SET status = 'IN_TRANSIT', shipped_at = ?
-         WHERE transfer_id = ? AND status = 'REQUESTED'",
+        "UPDATE transfers SET status = 'IN_TRANSIT', shipped_at = $1
+         WHERE transfer_id = $2 AND status = 'REQUESTED'",
         id,
         at,
     )
@@ -74,14 +74,14 @@ pub(crate) async fn ship(
 /// A cancelled transfer's shipment crossed the cancel: its units are on their way back.
 /// Returns whether this is news.
 pub(crate) async fn ship_cancelled(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: TransferId,
     at: Timestamp,
 ) -> sqlx::Result<bool> {
     update(
         conn,
-        "UPDATE transfers SET shipped_at = ?
-         WHERE transfer_id = ? AND status = 'CANCELLED' AND shipped_at IS NULL",
+        "UPDATE transfers SET shipped_at = $1
+         WHERE transfer_id = $2 AND status = 'CANCELLED' AND shipped_at IS NULL",
         id,
         at,
     )
@@ -90,14 +90,14 @@ pub(crate) async fn ship_cancelled(
 
 /// The sending store refused; returns whether it was requested.
 pub(crate) async fn reject(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: TransferId,
     reason: RejectionReason,
     at: Timestamp,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query(
-        "UPDATE transfers SET status = 'REJECTED', reason = ?, rejected_at = ?
-         WHERE transfer_id = ? AND status = 'REQUESTED'",
+        "UPDATE transfers SET status = 'REJECTED', reason = $1, rejected_at = $2
+         WHERE transfer_id = $3 AND status = 'REQUESTED'",
     )
     .bind(reason.as_str())
     .bind(at.timestamp_millis())
@@ -109,14 +109,14 @@ pub(crate) async fn reject(
 
 /// The units reached the receiving store and wait for a person.
 pub(crate) async fn arrive(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: TransferId,
     at: Timestamp,
 ) -> sqlx::Result<bool> {
     update(
         conn,
-        "UPDATE transfers SET arrived_at = ?
-         WHERE transfer_id = ? AND status = 'IN_TRANSIT' AND arrived_at IS NULL",
+        "UPDATE transfers SET arrived_at = $1
+         WHERE transfer_id = $2 AND status = 'IN_TRANSIT' AND arrived_at IS NULL",
         id,
         at,
     )
@@ -125,14 +125,14 @@ pub(crate) async fn arrive(
 
 /// The units are on the receiving shelf; returns whether it was in transit.
 pub(crate) async fn receive(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: TransferId,
     at: Timestamp,
 ) -> sqlx::Result<bool> {
     update(
         conn,
-        "UPDATE transfers SET status = 'RECEIVED', received_at = ?
-         WHERE transfer_id = ? AND status = 'IN_TRANSIT'",
+        "UPDATE transfers SET status = 'RECEIVED', received_at = $1
+         WHERE transfer_id = $2 AND status = 'IN_TRANSIT'",
         id,
         at,
     )
@@ -141,14 +141,14 @@ pub(crate) async fn receive(
 
 /// The units of a cancelled transfer are back on the sender's shelf.
 pub(crate) async fn returned(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: TransferId,
     at: Timestamp,
 ) -> sqlx::Result<bool> {
     update(
         conn,
-        "UPDATE transfers SET returned_at = ?
-         WHERE transfer_id = ? AND status = 'CANCELLED' AND returned_at IS NULL",
+        "UPDATE transfers SET returned_at = $1
+         WHERE transfer_id = $2 AND status = 'CANCELLED' AND returned_at IS NULL",
         id,
         at,
     )
@@ -157,14 +157,14 @@ pub(crate) async fn returned(
 
 /// Cancels a requested transfer; returns whether it was requested.
 pub(crate) async fn cancel(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: TransferId,
     at: Timestamp,
 ) -> sqlx::Result<bool> {
     update(
         conn,
-        "UPDATE transfers SET status = 'CANCELLED', cancelled_at = ?
-         WHERE transfer_id = ? AND status = 'REQUESTED'",
+        "UPDATE transfers SET status = 'CANCELLED', cancelled_at = $1
+         WHERE transfer_id = $2 AND status = 'REQUESTED'",
         id,
         at,
     )
@@ -240,14 +240,14 @@ impl Stored for Transfer {
 /// One page of the transfers a store sends or receives (all when `store` is `None`), newest
 /// first, and the total.
 pub(crate) async fn list(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     store: Option<&StoreId>,
     page: Page,
 ) -> sqlx::Result<(Vec<Transfer>, u64)> {
     let store = store.map(StoreId::as_str);
     let sql = format!(
-        "{} WHERE (?1 IS NULL OR from_store = ?1 OR to_store = ?1)
-         ORDER BY created_at DESC, transfer_id DESC LIMIT ?2 OFFSET ?3",
+        "{} WHERE ($1 IS NULL OR from_store = $1 OR to_store = $1)
+         ORDER BY created_at DESC, transfer_id DESC LIMIT $2 OFFSET $3",
         Transfer::SELECT
     );
     let rows = sqlx::query_as::<_, TransferRow>(sqlx::AssertSqlSafe(sql))
@@ -257,7 +257,7 @@ pub(crate) async fn list(
         .fetch_all(pool)
         .await?;
     let total: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM transfers WHERE (?1 IS NULL OR from_store = ?1 OR to_store = ?1)",
+        "SELECT COUNT(*) FROM transfers WHERE ($1 IS NULL OR from_store = $1 OR to_store = $1)",
     )
     .bind(store)
     .fetch_one(pool)
@@ -270,10 +270,10 @@ pub(crate) async fn list(
 }
 
 /// Units of `product` shipped and not yet on a shelf (received or returned).
-pub(crate) async fn in_transit(pool: &SqlitePool, product: &ProductId) -> sqlx::Result<u64> {
+pub(crate) async fn in_transit(pool: &AnyPool, product: &ProductId) -> sqlx::Result<u64> {
     let units: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(SUM(quantity), 0) FROM transfers
-         WHERE product_id = ? AND shipped_at IS NOT NULL AND received_at IS NULL
+        "SELECT CAST(COALESCE(SUM(quantity), 0) AS BIGINT) FROM transfers
+         WHERE product_id = $1 AND shipped_at IS NOT NULL AND received_at IS NULL
            AND returned_at IS NULL",
     )
     .bind(product.as_str())

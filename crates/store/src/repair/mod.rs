@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use stockmesh_bus::{Advertise, Database, Outbox};
 use stockmesh_core::summary::Digest;
 use stockmesh_core::{CorrelationId, Event, StateSummary, Timestamp};
@@ -109,7 +109,7 @@ impl Advertise for Summarizer {
 /// `None`), inside the command's transaction. Returns whether it started a resynchronisation
 /// (`false`: the one in progress covers it).
 pub(crate) async fn request_resync(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     changed_after: Option<Timestamp>,
     correlation: Option<&CorrelationId>,
 ) -> Result<bool, StoreError> {

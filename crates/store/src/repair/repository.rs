@@ -1,7 +1,7 @@
 //! Every SQL statement of the store's self-healing: the summary row the triggers keep, the digest
 //! scan, and the one resynchronisation in progress.
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use stockmesh_core::{CorrelationId, ItemState, ProductId, Quantity, Timestamp, Version};
 
 fn corrupt(what: &str, error: impl std::fmt::Display) -> sqlx::Error {
@@ -9,7 +9,7 @@ fn corrupt(what: &str, error: impl std::fmt::Display) -> sqlx::Error {
 }
 
 /// The item count and the sum of versions (the watermark), as the triggers keep them.
-pub async fn summary(conn: &mut SqliteConnection) -> sqlx::Result<(u64, u64)> {
+pub async fn summary(conn: &mut AnyConnection) -> sqlx::Result<(u64, u64)> {
     let (items, changes): (i64, i64) =
         sqlx::query_as("SELECT items, changes FROM store_summary WHERE id = 1")
             .fetch_one(conn)
@@ -19,13 +19,13 @@ pub async fn summary(conn: &mut SqliteConnection) -> sqlx::Result<(u64, u64)> {
 
 /// Whether a resynchronisation is being sent (read by the store's `/status`, which therefore
 /// needs nothing else of `repair`).
-pub async fn resync_in_progress(conn: &mut SqliteConnection) -> sqlx::Result<bool> {
+pub async fn resync_in_progress(conn: &mut AnyConnection) -> sqlx::Result<bool> {
     Ok(resync_job(conn).await?.is_some())
 }
 
 /// `(product, version)` of up to `limit` items after `after`, in product order (digest pages).
 pub async fn versions_after(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     after: &str,
     limit: i64,
 ) -> sqlx::Result<Vec<(String, i64)>> {
@@ -52,7 +52,7 @@ pub struct ResyncJob {
 }
 
 /// The resynchronisation in progress, if any.
-pub async fn resync_job(conn: &mut SqliteConnection) -> sqlx::Result<Option<ResyncJob>> {
+pub async fn resync_job(conn: &mut AnyConnection) -> sqlx::Result<Option<ResyncJob>> {
     type Row = (
         Option<i64>,
         Option<i64>,
@@ -78,7 +78,7 @@ pub async fn resync_job(conn: &mut SqliteConnection) -> sqlx::Result<Option<Resy
 
 /// Starts a resynchronisation (replacing the one in progress, from its first page).
 pub async fn start_resync(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     changed_after: Option<i64>,
     correlation: Option<&CorrelationId>,
     at: Timestamp,
@@ -98,7 +98,7 @@ pub async fn start_resync(
 
 /// Moves the resynchronisation's cursor past a page of `sent` items ending at `cursor`.
 pub async fn advance_resync(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     cursor: (i64, &str),
     sent: i64,
 ) -> sqlx::Result<()> {
@@ -114,7 +114,7 @@ pub async fn advance_resync(
 }
 
 /// Ends the resynchronisation.
-pub async fn finish_resync(conn: &mut SqliteConnection) -> sqlx::Result<()> {
+pub async fn finish_resync(conn: &mut AnyConnection) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM resync WHERE id = 1")
         .execute(conn)
         .await?;
@@ -124,7 +124,7 @@ pub async fn finish_resync(conn: &mut SqliteConnection) -> sqlx::Result<()> {
 /// Up to `limit` items changed after `changed_after` and after `cursor`, in `(updated_at,
 /// product)` order.
 pub async fn items_changed_after(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     changed_after: Option<i64>,
     cursor: Option<(i64, &str)>,
     limit: i64,

@@ -10,7 +10,7 @@ async fn state_ledger_and_outbox_survive_a_restart() {
 
     let before_items = store.api.get("/inventory").await.json();
     let before_history = store.api.get("/inventory/sku-1/history").await.json();
-    let outbox = |pool: sqlx::SqlitePool| async move {
+    let outbox = |pool: sqlx::AnyPool| async move {
         sqlx::query_as::<_, (i64, String, String)>(
             "SELECT seq, event_id, data FROM outbox ORDER BY seq",
         )

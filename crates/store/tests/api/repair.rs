@@ -9,7 +9,7 @@ use stockmesh_store::commands::CommandHandler;
 use stockmesh_store::repair::{Resync, ResyncOutcome, Summarizer};
 use stockmesh_testkit::store::spawn_store;
 
-async fn outbox_rows(pool: &sqlx::SqlitePool) -> i64 {
+async fn outbox_rows(pool: &sqlx::AnyPool) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
         .fetch_one(pool)
         .await
