@@ -10,6 +10,7 @@
 //! - [`http`]: a small typed HTTP client ([`Api`]) with helpers for the calls tests make.
 //! - [`metrics`]: reading samples out of `GET /metrics`.
 //! - [`openapi`]: each node's spec beside its access table, and the check that they agree.
+//! - [`postgres`]: [`PgDatabase`]: a fresh PostgreSQL database per test, dropped after it.
 //! - [`process`]: [`process::NodeProcess`]: a node as a separate OS process of the real binary.
 //! - [`redis`]: [`RedisServer`]: a private `redis-server` on a free port that can be killed
 //!   and restarted; [`RedisClusterServer`]: a private three-master Redis Cluster.
@@ -21,6 +22,7 @@ pub mod demo;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
+pub mod postgres;
 pub mod process;
 pub mod redis;
 pub mod sse;
@@ -28,6 +30,7 @@ pub mod store;
 
 pub use cluster::{BrokerKind, TestCluster, eventually};
 pub use http::Api;
+pub use postgres::PgDatabase;
 pub use redis::{Persistence, RedisClusterServer, RedisServer};
 pub use store::{TestStore, spawn_store};
 

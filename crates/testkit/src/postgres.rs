@@ -1,0 +1,253 @@
+//! A fresh PostgreSQL database for one test, dropped when the test ends.
+//!
+//! The server is not private (unlike [`crate::RedisServer`]): starting a PostgreSQL cluster per
+//! test would cost seconds, while `CREATE DATABASE ... TEMPLATE template0` costs milliseconds.
+//! Each [`PgDatabase`] gets a random name, so tests run in parallel without sharing tables, and
+//! its [`Drop`] removes it even when the test panicked.
+//!
+//! The server is found through the admin URL in `STOCKMESH_TEST_PG` (default
+//! [`DEFAULT_ADMIN_URL`]); the role in it must be allowed to create databases. A test that needs
+//! PostgreSQL panics, naming the server and how to start one, when none answers: it must never
+//! pass without one.
+
+use std::time::Duration;
+
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+/// The environment variable that names the admin URL of the test server.
+pub const ADMIN_URL_VAR: &str = "STOCKMESH_TEST_PG";
+
+/// The admin URL used when [`ADMIN_URL_VAR`] is unset: the local server's `postgres` role over
+/// TCP (trust authentication, as `.ci/run` sets up).
+pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// How long to wait for the server before concluding that none runs.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A database of its own for one test on the PostgreSQL server named by [`ADMIN_URL_VAR`];
+/// dropped (with any connections still open to it) when this value is dropped.
+pub struct PgDatabase {
+    /// The URL of this database: the admin URL with the database name replaced.
+    url: String,
+    /// The database's name: `stockmesh_test_` and 32 random hex digits.
+    name: String,
+    /// The admin URL, kept to connect again for the drop.
+    admin: String,
+}
+
+impl PgDatabase {
+    /// Creates an empty database (UTF8, from `template0`) with a random name. Panics with what to
+    /// install or start when the server does not answer within 5 s, and when the creation fails.
+    pub async fn fresh() -> PgDatabase {
+        let admin = std::env::var(ADMIN_URL_VAR).unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned());
+        let name = format!("stockmesh_test_{:032x}", rand::random::<u128>());
+        let mut conn = connect_admin(&admin).await.unwrap_or_else(|error| {
+            panic!(
+                "this test needs a PostgreSQL server at {} ({error}). Install one with \
+                 `apt-get install postgresql` and start it with `pg_ctlcluster 15 main start` or \
+                 `service postgresql start`, or point {ADMIN_URL_VAR} at another server's admin \
+                 URL (default {DEFAULT_ADMIN_URL})",
+                host_port(&admin)
+            )
+        });
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'"
+        )))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|error| {
+            panic!(
+                "cannot create the test database {name} on the PostgreSQL server at {}: {error}",
+                host_port(&admin)
+            )
+        });
+        // The connection's own close error would change nothing: the database exists.
+        let _ = conn.close().await;
+        PgDatabase {
+            url: database_url(&admin, &name),
+            name,
+            admin,
+        }
+    }
+
+    /// The URL of this database (the admin URL's host, port, role and options).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for PgDatabase {
+    /// Drops the database, closing connections still open to it. `Drop` cannot await and may run
+    /// on a runtime's thread (where `block_on` would panic), so the work runs on a thread of its
+    /// own with its own runtime, joined before returning. Errors are printed, not raised: a
+    /// panic here would abort a test that is already unwinding.
+    fn drop(&mut self) {
+        let admin = self.admin.clone();
+        let name = self.name.clone();
+        let spawned = std::thread::Builder::new()
+            .name("pg-drop-database".to_owned())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(error) => return Err(format!("cannot start a runtime: {error}")),
+                };
+                runtime.block_on(drop_database(&admin, &name))
+            });
+        let outcome = match spawned {
+            Ok(thread) => thread
+                .join()
+                .unwrap_or_else(|_| Err("its thread panicked".to_owned())),
+            Err(error) => Err(format!("cannot start its thread: {error}")),
+        };
+        if let Err(error) = outcome {
+            eprintln!("cannot drop the test database {}: {error}", self.name);
+        }
+    }
+}
+
+/// Connects to the admin database, giving up after [`CONNECT_TIMEOUT`].
+async fn connect_admin(admin: &str) -> Result<PgConnection, String> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect(admin)).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err(format!("no answer within {CONNECT_TIMEOUT:?}")),
+    }
+}
+
+/// `DROP DATABASE IF EXISTS ... WITH (FORCE)` (PostgreSQL 13+) through the admin database.
+async fn drop_database(admin: &str, name: &str) -> Result<(), String> {
+    let mut conn = connect_admin(admin).await?;
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await
+    .map_err(|error| error.to_string())?;
+    let _ = conn.close().await;
+    Ok(())
+}
+
+/// Where the path of `url` starts and where it ends (the start of the query or fragment, or
+/// the end), for a `scheme://authority/path?query` URL.
+fn path_span(url: &str) -> (usize, usize) {
+    let authority = url.find("://").map_or(0, |at| at + 3);
+    let path = url[authority..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |at| authority + at);
+    let end = url[path..]
+        .find(['?', '#'])
+        .map_or(url.len(), |at| path + at);
+    (path, end)
+}
+
+/// `admin` with its database (the path) replaced by `name`, keeping any query string.
+fn database_url(admin: &str, name: &str) -> String {
+    let (path, end) = path_span(admin);
+    format!("{}/{name}{}", &admin[..path], &admin[end..])
+}
+
+/// The `host:port` of `url`, without role or password, for messages; port 5432 when none.
+fn host_port(url: &str) -> String {
+    let authority = url.find("://").map_or(0, |at| at + 3);
+    let (path, _) = path_span(url);
+    let host = &url[authority..path];
+    let host = host.rsplit_once('@').map_or(host, |(_, host)| host);
+    // A port follows the last colon, except inside an IPv6 literal (`[::1]`).
+    let has_port = host
+        .rsplit_once(':')
+        .is_some_and(|(_, tail)| !tail.contains(']'));
+    if has_port {
+        host.to_owned()
+    } else {
+        format!("{host}:5432")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::{Connection, PgConnection};
+
+    use super::*;
+
+    /// Whether the admin server lists a database called `name`.
+    async fn exists(admin: &str, name: &str) -> bool {
+        let mut conn = PgConnection::connect(admin)
+            .await
+            .expect("cannot connect to the admin database");
+        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+            .bind(name)
+            .fetch_optional(&mut conn)
+            .await
+            .expect("cannot read pg_database");
+        found.is_some()
+    }
+
+    #[tokio::test]
+    async fn a_fresh_database_answers_through_its_url_and_is_gone_after_drop() {
+        let db = PgDatabase::fresh().await;
+        let (admin, name) = (db.admin.clone(), db.name.clone());
+        let mut conn = PgConnection::connect(db.url())
+            .await
+            .expect("cannot connect to the fresh database");
+        let one: i32 = sqlx::query_scalar("SELECT 1")
+            .fetch_one(&mut conn)
+            .await
+            .expect("SELECT 1 failed");
+        assert_eq!(one, 1);
+        let current: String = sqlx::query_scalar("SELECT current_database()")
+            .fetch_one(&mut conn)
+            .await
+            .expect("cannot read current_database()");
+        assert_eq!(current, name);
+        assert!(exists(&admin, &name).await);
+
+        // Left open on purpose: the drop must force it closed.
+        drop(db);
+        assert!(!exists(&admin, &name).await, "{name} survived its drop");
+        drop(conn);
+    }
+
+    #[tokio::test]
+    async fn two_fresh_databases_have_different_names() {
+        let first = PgDatabase::fresh().await;
+        let second = PgDatabase::fresh().await;
+        assert_ne!(first.name, second.name);
+        assert_ne!(first.url(), second.url());
+        assert!(first.name.starts_with("stockmesh_test_"));
+        assert_eq!(first.name.len(), "stockmesh_test_".len() + 32);
+    }
+
+    #[test]
+    fn the_database_url_replaces_only_the_path() {
+        assert_eq!(
+            database_url("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:5432/t1"
+        );
+        assert_eq!(
+            database_url("postgres://u:p@db:5433/admin?sslmode=disable&x=1", "t1"),
+            "postgres://u:p@db:5433/t1?sslmode=disable&x=1"
+        );
+        assert_eq!(database_url("postgres://db", "t1"), "postgres://db/t1");
+        assert_eq!(
+            database_url("postgres://db?sslmode=disable", "t1"),
+            "postgres://db/t1?sslmode=disable"
+        );
+    }
+
+    #[test]
+    fn messages_name_the_host_and_port_without_the_password() {
+        assert_eq!(
+            host_port("postgres://u:secret@db:5433/admin?x=1"),
+            "db:5433"
+        );
+        assert_eq!(
+            host_port("postgres://postgres@127.0.0.1/postgres"),
+            "127.0.0.1:5432"
+        );
+        assert_eq!(host_port("postgres://u:p@[::1]:6000/x"), "[::1]:6000");
+        assert_eq!(host_port("postgres://[::1]/x"), "[::1]:5432");
+    }
+}
