@@ -15,6 +15,7 @@ use tempfile::TempDir;
 use tokio::net::TcpListener;
 
 use crate::http::Api;
+use crate::postgres::PgDatabase;
 use crate::redis::{Persistence, RedisClusterServer, RedisServer};
 
 /// Which broker a cluster runs on.
@@ -54,7 +55,32 @@ pub struct TestCluster {
     central_config: CentralConfig,
     /// Mints tokens for a secured cluster ([`TestCluster::start_secured`]).
     pub issuer: Option<Issuer>,
+    /// Central's PostgreSQL database, when Central runs on PostgreSQL ([`CENTRAL_DB_VAR`]).
+    central_pg: Option<PgDatabase>,
     dir: TempDir,
+}
+
+/// The environment variable that chooses the engine under Central in every [`TestCluster`]:
+/// `postgres` (a fresh database on the test server, see [`PgDatabase`]) or `sqlite` (the default,
+/// a file in the cluster's directory). CI runs Central's tests once with each.
+pub const CENTRAL_DB_VAR: &str = "STOCKMESH_TEST_CENTRAL_DB";
+
+/// Whether [`CENTRAL_DB_VAR`] asks for PostgreSQL; panics on a value it does not know, so that a
+/// typo cannot silently test SQLite twice.
+pub fn central_on_postgres() -> bool {
+    match std::env::var(CENTRAL_DB_VAR).as_deref() {
+        Err(_) | Ok("") | Ok("sqlite") => false,
+        Ok("postgres") => true,
+        Ok(other) => panic!("{CENTRAL_DB_VAR}={other:?}: use sqlite or postgres"),
+    }
+}
+
+/// A copy of Central's database taken while Central was stopped ([`TestCluster::backup_central`]).
+pub enum CentralBackup {
+    /// Copies of the SQLite files, under this name in the cluster's directory.
+    Sqlite(&'static str),
+    /// A copy of the PostgreSQL database.
+    Postgres(PgDatabase),
 }
 
 async fn listener() -> TcpListener {
@@ -143,6 +169,15 @@ impl TestCluster {
             BrokerKind::InProcess => (None, Arc::new(MemoryBroker::new())),
         };
         let db = |name: &str| DbConfig::new(dir.path().join(name).display().to_string());
+        let central_pg = if central_on_postgres() {
+            Some(PgDatabase::fresh().await)
+        } else {
+            None
+        };
+        let central_db = match &central_pg {
+            Some(pg) => DbConfig::new(pg.url()),
+            None => db("central.db"),
+        };
         let mut central_config = CentralConfig {
             heartbeat_timeout: test_heartbeat().timeout,
             claim_idle: Duration::from_secs(2),
@@ -157,7 +192,7 @@ impl TestCluster {
             stores: (1..=stores)
                 .map(|i| StoreId::parse(format!("store-{i}")).expect("valid id"))
                 .collect(),
-            ..CentralConfig::new(db("central.db"))
+            ..CentralConfig::new(central_db)
         };
         tune(&mut central_config);
         let store_configs: Vec<StoreConfig> = (1..=stores)
@@ -197,6 +232,7 @@ impl TestCluster {
             store_configs,
             central_config,
             issuer,
+            central_pg,
             dir,
         };
         cluster.wait_until_all_online().await;
@@ -275,6 +311,51 @@ impl TestCluster {
         }
     }
 
+    /// A pool on Central's database, whichever engine holds it.
+    pub async fn central_db(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        let url = match &self.central_pg {
+            Some(pg) => pg.url().to_owned(),
+            None => format!("sqlite://{}", self.dir.path().join("central.db").display()),
+        };
+        sqlx::AnyPool::connect(&url)
+            .await
+            .expect("cannot open Central's database")
+    }
+
+    /// Copies Central's database (Central must be stopped): a backup to restore later.
+    pub async fn backup_central(&self) -> CentralBackup {
+        match &self.central_pg {
+            Some(pg) => CentralBackup::Postgres(pg.copy().await),
+            None => {
+                copy_sqlite(self.dir.path(), "central.db", "backup.db");
+                CentralBackup::Sqlite("backup.db")
+            }
+        }
+    }
+
+    /// Puts `backup` back as Central's database (Central must be stopped).
+    pub async fn restore_central(&self, backup: &CentralBackup) {
+        match (backup, &self.central_pg) {
+            (CentralBackup::Postgres(copy), Some(pg)) => pg.replace_with(Some(copy)).await,
+            (CentralBackup::Sqlite(name), None) => copy_sqlite(self.dir.path(), name, "central.db"),
+            _ => panic!("a backup is restored on the engine it was taken from"),
+        }
+    }
+
+    /// Central's database is lost (Central must be stopped): it starts again on an empty one.
+    pub async fn lose_central_database(&self) {
+        match &self.central_pg {
+            Some(pg) => pg.replace_with(None).await,
+            None => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ =
+                        std::fs::remove_file(self.dir.path().join(format!("central.db{suffix}")));
+                }
+            }
+        }
+    }
+
     /// Stops Central and starts it again on its database (on a new port).
     pub async fn restart_central(&mut self) {
         self.stop_central().await;
@@ -316,5 +397,17 @@ pub async fn eventually(what: &str, limit: Duration, mut condition: impl AsyncFn
             "timed out after {limit:?} waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Copies the SQLite database `from` (with its `-wal` and `-shm` files) to `to` in `dir`.
+fn copy_sqlite(dir: &std::path::Path, from: &str, to: &str) {
+    for suffix in ["", "-wal", "-shm"] {
+        let source = dir.join(format!("{from}{suffix}"));
+        let target = dir.join(format!("{to}{suffix}"));
+        let _ = std::fs::remove_file(&target);
+        if source.exists() {
+            std::fs::copy(&source, &target).expect("copy database file");
+        }
     }
 }

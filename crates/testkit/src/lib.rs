@@ -28,7 +28,7 @@ pub mod redis;
 pub mod sse;
 pub mod store;
 
-pub use cluster::{BrokerKind, TestCluster, eventually};
+pub use cluster::{BrokerKind, CentralBackup, TestCluster, central_on_postgres, eventually};
 pub use http::Api;
 pub use postgres::PgDatabase;
 pub use redis::{Persistence, RedisClusterServer, RedisServer};

@@ -74,6 +74,50 @@ impl PgDatabase {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// A copy of this database under a new random name (`CREATE DATABASE ... TEMPLATE`): a
+    /// backup. Nobody may be connected to this one meanwhile.
+    pub async fn copy(&self) -> PgDatabase {
+        let name = format!("stockmesh_test_{:032x}", rand::random::<u128>());
+        self.admin_sql(&format!(
+            "CREATE DATABASE \"{name}\" TEMPLATE \"{}\"",
+            self.name
+        ))
+        .await;
+        PgDatabase {
+            url: database_url(&self.admin, &name),
+            name,
+            admin: self.admin.clone(),
+        }
+    }
+
+    /// Replaces this database's content with a copy of `source` (a restore from a backup), or
+    /// with nothing (a lost database) when `source` is `None`; connections to it are closed.
+    pub async fn replace_with(&self, source: Option<&PgDatabase>) {
+        self.admin_sql(&format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.name
+        ))
+        .await;
+        let template = source.map_or("template0", |source| source.name.as_str());
+        self.admin_sql(&format!(
+            "CREATE DATABASE \"{}\" TEMPLATE \"{template}\" ENCODING 'UTF8'",
+            self.name
+        ))
+        .await;
+    }
+
+    /// Runs `sql` through the admin database; panics saying what failed.
+    async fn admin_sql(&self, sql: &str) {
+        let mut conn = connect_admin(&self.admin)
+            .await
+            .unwrap_or_else(|error| panic!("PostgreSQL at {}: {error}", host_port(&self.admin)));
+        sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|error| panic!("{sql}: {error}"));
+        let _ = conn.close().await;
+    }
 }
 
 impl Drop for PgDatabase {

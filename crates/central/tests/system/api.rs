@@ -472,9 +472,7 @@ async fn central_catches_up_after_a_restart_and_rebuilds_a_lost_database_from_sn
 
     // Central loses its database: it asks each store for a snapshot and rebuilds.
     cluster.stop_central().await;
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(cluster.dir().join(format!("central.db{suffix}")));
-    }
+    cluster.lose_central_database().await;
     cluster.restart_central().await;
     wait_for_central(&cluster.central, "store-1", "a", 9).await;
     wait_for_central(&cluster.central, "store-1", "c", 0).await;

@@ -143,18 +143,6 @@ async fn snapshot_sent(cluster: &TestCluster, store: &stockmesh_testkit::Api) {
     .await;
 }
 
-/// Copies Central's database files (the main file and, if present, its WAL) from `from` to `to`.
-fn copy_database(dir: &std::path::Path, from: &str, to: &str) {
-    for suffix in ["", "-wal", "-shm"] {
-        let source = dir.join(format!("{from}{suffix}"));
-        let target = dir.join(format!("{to}{suffix}"));
-        let _ = std::fs::remove_file(&target);
-        if source.exists() {
-            std::fs::copy(&source, &target).expect("copy database file");
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn central_restored_from_an_older_backup_is_behind_not_new_and_catches_up() {
     let mut cluster = TestCluster::start(1).await;
@@ -164,7 +152,7 @@ async fn central_restored_from_an_older_backup_is_behind_not_new_and_catches_up(
     wait_for_central(&cluster.central, "store-1", "p", 30).await;
 
     cluster.stop_central().await;
-    copy_database(cluster.dir(), "central.db", "last-night.db");
+    let last_night = cluster.backup_central().await;
     cluster.restart_central().await;
     store.purchase("p", 7).await.expect(200);
     store.create_item("later").await.expect(201);
@@ -172,7 +160,7 @@ async fn central_restored_from_an_older_backup_is_behind_not_new_and_catches_up(
     wait_for_central(&cluster.central, "store-1", "later", 3).await;
 
     cluster.stop_central().await;
-    copy_database(cluster.dir(), "last-night.db", "central.db");
+    cluster.restore_central(&last_night).await;
     cluster.restart_central().await;
 
     let central = cluster.central.clone();

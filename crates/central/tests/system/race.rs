@@ -120,12 +120,7 @@ async fn racing_local_and_remote_purchases_never_oversell_and_count_exactly() {
         assert_eq!(purchase["status"], "CONFIRMED");
     }
     eventually("no pending purchase", Duration::from_secs(2), async || {
-        let central_db = sqlx::SqlitePool::connect(&format!(
-            "sqlite://{}?mode=ro",
-            cluster.dir().join("central.db").display()
-        ))
-        .await
-        .expect("central db");
+        let central_db = cluster.central_db().await;
         let pending: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM purchases WHERE status = 'PENDING'")
                 .fetch_one(&central_db)
