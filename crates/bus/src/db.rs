@@ -154,8 +154,8 @@ impl FromStr for Durability {
     }
 }
 
-/// Where and how to open a database.
-#[derive(Debug, Clone)]
+/// Where and how to open a database. Its `Debug` hides a password in the URL.
+#[derive(Clone)]
 pub struct DbConfig {
     /// `sqlite://path/to/file.db` or a plain path (the file and its directory are created), or
     /// `postgres://user@host/database` (the database must exist).
@@ -166,6 +166,17 @@ pub struct DbConfig {
     pub readers: u32,
     /// How [`Database::write`] gathers writes into one transaction.
     pub group: GroupCommit,
+}
+
+impl std::fmt::Debug for DbConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbConfig")
+            .field("url", &redacted(&self.url))
+            .field("durability", &self.durability)
+            .field("readers", &self.readers)
+            .field("group", &self.group)
+            .finish()
+    }
 }
 
 impl DbConfig {
@@ -208,7 +219,7 @@ impl Database {
             Engine::Postgres => {
                 let own = service.postgres.with_context(|| {
                     format!(
-                        "{} runs on SQLite only: give --db a file path or a sqlite:// URL",
+                        "this service runs on SQLite only, not on {}: give --db a file path or a sqlite:// URL",
                         redacted(&config.url)
                     )
                 })?;
@@ -256,6 +267,21 @@ impl Database {
     /// Which engine holds the data.
     pub fn engine(&self) -> Engine {
         self.engine
+    }
+
+    /// A read-only transaction on the readers whose statements all see one snapshot, for reads
+    /// that must agree with each other (a count and the rows it counts). SQLite's read
+    /// transactions do; PostgreSQL's default (READ COMMITTED) takes a snapshot per statement, so
+    /// there it is REPEATABLE READ.
+    pub async fn snapshot(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Any>> {
+        match self.engine {
+            Engine::Sqlite => self.reader.begin().await,
+            Engine::Postgres => {
+                self.reader
+                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await
+            }
+        }
     }
 
     /// Whether the node can serve: the database answers, and the broker if it has one; otherwise
@@ -397,6 +423,25 @@ mod tests {
             "postgres://central@db/stock"
         );
         assert_eq!(redacted("data/central.db"), "data/central.db");
+    }
+
+    #[test]
+    fn a_config_shows_no_password() {
+        let shown = format!("{:?}", DbConfig::new("postgres://central:s3cret@db/stock"));
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_only_service_refuses_a_postgres_url_naming_why() {
+        let error = Database::open(
+            &DbConfig::new("postgres://store:s3cret@db.example/stock"),
+            &Schema::sqlite(&NO_MIGRATIONS),
+        )
+        .await
+        .expect_err("a store has no PostgreSQL schema");
+        let message = format!("{error:#}");
+        assert!(message.contains("runs on SQLite only"), "{message}");
+        assert!(!message.contains("s3cret"), "{message}");
     }
 
     #[test]

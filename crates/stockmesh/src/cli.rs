@@ -318,10 +318,13 @@ pub struct CentralArgs {
     #[arg(long, env = "STOCKMESH_LISTEN", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
 
-    /// Central's SQLite database (created with its directory if missing).
+    /// Central's database: an SQLite file (created with its directory if missing), or a
+    /// PostgreSQL database `postgres://user:password@host:5432/name` (it must exist; the
+    /// migrations create the tables). `--help` never shows the value taken from the environment.
     #[arg(
         long,
         env = "STOCKMESH_DB",
+        hide_env_values = true,
         default_value = "sqlite://./data/central.db"
     )]
     pub db: String,

@@ -113,6 +113,7 @@ impl TestCluster {
             stores,
             |_| {},
             Some((issuer, verifier)),
+            central_on_postgres(),
         )
         .await
     }
@@ -123,14 +124,36 @@ impl TestCluster {
         stores: usize,
         tune: impl FnOnce(&mut CentralConfig),
     ) -> Self {
-        Self::start_full(kind, Persistence::AofAlways, stores, tune, None).await
+        Self::start_full(
+            kind,
+            Persistence::AofAlways,
+            stores,
+            tune,
+            None,
+            central_on_postgres(),
+        )
+        .await
     }
 
     /// Like [`start_tuned`](Self::start_tuned) over a private `redis-server` without
     /// persistence: restarting it ([`RedisServer::restart`]) brings it back empty, as the
     /// machine's own Redis and many managed ones would.
     pub async fn start_volatile(stores: usize, tune: impl FnOnce(&mut CentralConfig)) -> Self {
-        Self::start_full(BrokerKind::Redis, Persistence::None, stores, tune, None).await
+        Self::start_full(
+            BrokerKind::Redis,
+            Persistence::None,
+            stores,
+            tune,
+            None,
+            central_on_postgres(),
+        )
+        .await
+    }
+
+    /// Central on a fresh PostgreSQL database (whatever [`CENTRAL_DB_VAR`] says) and `stores`
+    /// stores over `kind`.
+    pub async fn start_on_postgres(kind: BrokerKind, stores: usize) -> Self {
+        Self::start_full(kind, Persistence::AofAlways, stores, |_| {}, None, true).await
     }
 
     async fn start_full(
@@ -139,6 +162,7 @@ impl TestCluster {
         stores: usize,
         tune: impl FnOnce(&mut CentralConfig),
         auth: Option<(Issuer, Arc<Verifier>)>,
+        on_postgres: bool,
     ) -> Self {
         let verifier = auth.as_ref().map(|(_, verifier)| verifier.clone());
         let issuer = auth.map(|(issuer, _)| issuer);
@@ -169,7 +193,7 @@ impl TestCluster {
             BrokerKind::InProcess => (None, Arc::new(MemoryBroker::new())),
         };
         let db = |name: &str| DbConfig::new(dir.path().join(name).display().to_string());
-        let central_pg = if central_on_postgres() {
+        let central_pg = if on_postgres {
             Some(PgDatabase::fresh().await)
         } else {
             None

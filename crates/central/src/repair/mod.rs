@@ -317,7 +317,7 @@ impl Repairer {
 
     /// Central's digest of `store`, if its watermark is still `changes`.
     async fn digest(&self, store: &StoreId, changes: u64) -> anyhow::Result<Option<u64>> {
-        let mut tx = self.db.reader.begin().await?;
+        let mut tx = self.db.snapshot().await?;
         if repository::changes(&mut tx, store).await? != changes {
             return Ok(None);
         }

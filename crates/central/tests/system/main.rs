@@ -5,6 +5,7 @@ mod api;
 mod demo;
 mod heal;
 mod observability;
+mod postgres;
 mod race;
 mod redis_cluster;
 mod reservations;
