@@ -175,6 +175,10 @@ impl CentralNode {
                 stop,
             )
         });
+        if db.engine() == stockmesh_bus::Engine::Postgres {
+            let (coordinator, url) = (service.coordinator().clone(), config.db.url.clone());
+            workers.spawn(move |stop| coordinator.listen(url, stop));
+        }
         let consumer = Consumer::new(
             broker,
             db,

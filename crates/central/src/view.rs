@@ -151,6 +151,7 @@ impl Handler for ViewUpdater {
         decided.extend(reservation::resolve_replies(tx, fresh, now).await?);
         decided.extend(transfer::resolve_replies(tx, fresh, now).await?);
         changes.extend(crate::feed::resolved::changes(fresh, &decided));
+        self.coordinator.announce(tx, &decided).await?;
         Ok(Applied { decided, changes })
     }
 

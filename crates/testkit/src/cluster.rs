@@ -156,6 +156,16 @@ impl TestCluster {
         Self::start_full(kind, Persistence::AofAlways, stores, |_| {}, None, true).await
     }
 
+    /// Like [`start_on_postgres`](Self::start_on_postgres), with Central's configuration
+    /// adjusted first.
+    pub async fn start_on_postgres_tuned(
+        kind: BrokerKind,
+        stores: usize,
+        tune: impl FnOnce(&mut CentralConfig),
+    ) -> Self {
+        Self::start_full(kind, Persistence::AofAlways, stores, tune, None, true).await
+    }
+
     async fn start_full(
         kind: BrokerKind,
         persistence: Persistence,
@@ -333,6 +343,21 @@ impl TestCluster {
         if let Some(node) = self.central_node.take() {
             node.shutdown().await;
         }
+    }
+
+    /// Another Central replica on the same database and broker: consumer `name` in the same
+    /// group, on a port of its own. Returns its node (shut it down before the cluster) and a
+    /// client for it carrying the cluster's admin token.
+    pub async fn start_central_replica(&self, name: &str) -> (CentralNode, Api) {
+        let config = CentralConfig {
+            consumer_name: name.to_owned(),
+            ..self.central_config.clone()
+        };
+        let node = CentralNode::start(config, listener().await, self.broker.clone())
+            .await
+            .expect("the replica starts");
+        let api = self.client(format!("http://{}", node.addr()));
+        (node, api)
     }
 
     /// A pool on Central's database, whichever engine holds it.

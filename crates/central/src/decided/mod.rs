@@ -17,6 +17,7 @@
 //! from its record. So Central asks instead of guessing, no request stays pending while its
 //! store can answer, and none is decided twice.
 
+mod announce;
 mod records;
 mod resend;
 mod waiters;
@@ -220,6 +221,26 @@ impl Coordinator {
     /// One request by id.
     pub async fn find<R: Request>(&self, id: RequestId) -> Result<Option<R>, CentralError> {
         Ok(records::find::<R>(&self.db.reader, id).await?)
+    }
+
+    /// Tells every replica sharing the database that `decided` are decided, inside the
+    /// transaction that decides them ([`announce`]): a request waiting in another replica
+    /// answers as soon as this one commits. Nothing to tell on SQLite (one replica).
+    pub async fn announce(
+        &self,
+        tx: &mut AnyConnection,
+        decided: &[RequestId],
+    ) -> sqlx::Result<()> {
+        if self.db.engine() == stockmesh_bus::Engine::Postgres {
+            announce::notify(tx, decided).await?;
+        }
+        Ok(())
+    }
+
+    /// Wakes this replica's requests whose decisions other replicas announce, until `stop`
+    /// (PostgreSQL only: `LISTEN`, see [`announce`]).
+    pub async fn listen(self, url: String, stop: tokio_util::sync::CancellationToken) {
+        announce::listen(&url, &self.waiters, stop).await;
     }
 
     /// Wakes the requests waiting for `decided` (their decisions are committed). A decision may

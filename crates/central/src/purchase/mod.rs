@@ -236,7 +236,11 @@ pub(crate) async fn sweep_overdue(
         }
         let expired = async {
             let mut conn = db.writer.acquire().await?;
-            repository::expire_overdue(&mut conn, stockmesh_core::now(), grace).await
+            let ids = repository::expire_overdue(&mut conn, stockmesh_core::now(), grace).await?;
+            let decided: Vec<stockmesh_core::RequestId> =
+                ids.iter().copied().map(Into::into).collect();
+            coordinator.announce(&mut conn, &decided).await?;
+            Ok::<_, sqlx::Error>(ids)
         }
         .await;
         match expired {

@@ -8,5 +8,6 @@ mod observability;
 mod postgres;
 mod race;
 mod redis_cluster;
+mod replicas;
 mod reservations;
 mod transfers;

@@ -1,0 +1,99 @@
+//! Two Central replicas sharing one PostgreSQL database and the `central` consumer group: any
+//! replica answers any request as soon as it is decided, whichever replica applied the store's
+//! reply, and an idempotency key retried at the other replica buys once.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+use stockmesh_testkit::demo::wait_for_central;
+use stockmesh_testkit::{Api, BrokerKind, TestCluster};
+
+/// Long enough that a purchase answered 200 was woken by its decision, not by the limit.
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn buy(central: &Api, quantity: i64, key: Option<&str>) -> stockmesh_testkit::http::Reply {
+    let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
+    central
+        .send(
+            Method::POST,
+            "/purchase/store-1/p",
+            Some("application/json"),
+            Some(json!({ "quantity": quantity }).to_string().into_bytes()),
+            &headers,
+        )
+        .await
+}
+
+async fn two_replicas() -> (TestCluster, stockmesh_central::CentralNode, Api) {
+    let cluster = TestCluster::start_on_postgres_tuned(BrokerKind::Redis, 1, |c| {
+        c.purchase.wait = WAIT;
+    })
+    .await;
+    let store = cluster.store(1);
+    store.create_item("p").await.expect(201);
+    store.set_quantity("p", 1000).await.expect(204);
+    wait_for_central(&cluster.central, "store-1", "p", 1000).await;
+    let (replica, api) = cluster.start_central_replica("central-2").await;
+    (cluster, replica, api)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_purchase_is_answered_when_decided_whichever_replica_applies_the_reply() {
+    let (cluster, replica, second) = two_replicas().await;
+    // Both replicas read the group: the replies of about half of these purchases are applied by
+    // the replica that did not take the request. Each must still answer as soon as it is
+    // decided, not at the wait limit.
+    for (i, central) in [&cluster.central, &second]
+        .into_iter()
+        .cycle()
+        .take(16)
+        .enumerate()
+    {
+        let started = std::time::Instant::now();
+        let reply = buy(central, 1, None).await;
+        let took = started.elapsed();
+        assert_eq!(reply.status, 200, "purchase {i}: {}", reply.json());
+        // Past the limit the record is decided anyway (200): only the time tells a wake-up
+        // from the limit. Decided in milliseconds; the limit is 20 s.
+        assert!(took < WAIT / 4, "purchase {i} waited {took:?}: woken by the limit");
+    }
+    assert_eq!(cluster.store(1).quantity("/inventory/p").await, Some(984));
+    replica.shutdown().await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_retried_at_the_other_replica_answers_the_first_outcome_and_buys_once() {
+    let (cluster, replica, second) = two_replicas().await;
+    let first = buy(&cluster.central, 3, Some("order-1"))
+        .await
+        .expect(200)
+        .json();
+    let retry = buy(&second, 3, Some("order-1")).await.expect(200).json();
+    assert_eq!(first, retry);
+    buy(&second, 4, Some("order-1")).await.expect(422);
+
+    // Concurrent tries of one new key, spread over both replicas: one purchase.
+    let tries: Vec<_> = (0..10)
+        .map(|i| {
+            let central = if i % 2 == 0 {
+                cluster.central.clone()
+            } else {
+                second.clone()
+            };
+            tokio::spawn(async move { buy(&central, 1, Some("order-2")).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for attempt in tries {
+        let reply = attempt.await.expect("task");
+        assert_eq!(reply.status, 200, "{}", reply.json());
+        answers.push(reply.json()["purchaseId"].clone());
+    }
+    answers.dedup();
+    assert_eq!(answers.len(), 1, "one purchase: {answers:?}");
+    assert_eq!(cluster.store(1).quantity("/inventory/p").await, Some(996));
+    replica.shutdown().await;
+    cluster.shutdown().await;
+}
