@@ -166,6 +166,10 @@ pub struct DbConfig {
     pub readers: u32,
     /// How [`Database::write`] gathers writes into one transaction.
     pub group: GroupCommit,
+    /// On PostgreSQL, the name this node's outbox rows carry (a Central replica's consumer
+    /// name): several nodes may share the database, and each relay publishes only its own rows.
+    /// Ignored on SQLite (one node per file).
+    pub origin: Option<String>,
 }
 
 impl std::fmt::Debug for DbConfig {
@@ -175,6 +179,7 @@ impl std::fmt::Debug for DbConfig {
             .field("durability", &self.durability)
             .field("readers", &self.readers)
             .field("group", &self.group)
+            .field("origin", &self.origin)
             .finish()
     }
 }
@@ -187,6 +192,7 @@ impl DbConfig {
             durability: Durability::Full,
             readers: 4,
             group: GroupCommit::default(),
+            origin: None,
         }
     }
 }
@@ -200,6 +206,8 @@ pub struct Database {
     pub reader: AnyPool,
     /// Which engine holds the data.
     engine: Engine,
+    /// The name this node's outbox rows carry on a shared database (PostgreSQL only).
+    origin: Option<String>,
     /// Gathers concurrent writes into one transaction on `writer` (group commit).
     group: GroupWriter,
 }
@@ -230,13 +238,22 @@ impl Database {
         let options = AnyConnectOptions::from_str(&url)
             .with_context(|| format!("invalid database URL {shown}"))?;
         let session = session_settings(engine, config.durability);
+        let origin = config.origin.clone().filter(|_| engine == Engine::Postgres);
         let pool = |connections: u32| {
+            let origin = origin.clone();
             AnyPoolOptions::new()
                 .max_connections(connections)
                 .acquire_timeout(Duration::from_secs(30))
                 .after_connect(move |conn, _| {
+                    let origin = origin.clone();
                     Box::pin(async move {
-                        sqlx::raw_sql(session).execute(conn).await?;
+                        sqlx::raw_sql(session).execute(&mut *conn).await?;
+                        if let Some(origin) = origin {
+                            sqlx::query("SELECT set_config('stockmesh.origin', $1, false)")
+                                .bind(origin)
+                                .execute(&mut *conn)
+                                .await?;
+                        }
                         Ok(())
                     })
                 })
@@ -260,6 +277,7 @@ impl Database {
             writer,
             reader,
             engine,
+            origin,
             group,
         })
     }
@@ -267,6 +285,11 @@ impl Database {
     /// Which engine holds the data.
     pub fn engine(&self) -> Engine {
         self.engine
+    }
+
+    /// The name this node's outbox rows carry on a shared database; `None` on SQLite.
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
     }
 
     /// A read-only transaction on the readers whose statements all see one snapshot, for reads

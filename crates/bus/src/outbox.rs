@@ -67,17 +67,21 @@ impl Outbox {
     }
 
     /// The oldest unpublished rows after `after_seq`, at most `limit`, in `seq` order.
+    /// On a shared database only the rows `origin` wrote (see [`crate::DbConfig::origin`]).
     pub async fn next_batch(
         pool: &AnyPool,
         after_seq: i64,
         limit: u32,
+        origin: Option<&str>,
     ) -> sqlx::Result<Vec<OutboxRow>> {
         sqlx::query_as(
             "SELECT seq, stream, event_id, event_type, data, created_at, published_at
-             FROM outbox WHERE published_at IS NULL AND seq > $1 ORDER BY seq LIMIT $2",
+             FROM outbox WHERE published_at IS NULL AND seq > $1 AND ($3 IS NULL OR origin = $3)
+             ORDER BY seq LIMIT $2",
         )
         .bind(after_seq)
         .bind(i64::from(limit))
+        .bind(origin)
         .fetch_all(pool)
         .await
     }
@@ -85,20 +89,23 @@ impl Outbox {
     /// Marks every unpublished row with `seq` in `first..=last` as published at `at` (unix ms).
     ///
     /// Rows are committed by one writer in `seq` order and read in that order, so a batch is
-    /// always a contiguous range of the unpublished rows.
+    /// always a contiguous range of the unpublished rows (of `origin`, on a shared database:
+    /// another node's rows in the range are not this relay's to stamp).
     pub async fn mark_published(
         conn: &mut AnyConnection,
         first: i64,
         last: i64,
         at: i64,
+        origin: Option<&str>,
     ) -> sqlx::Result<u64> {
         let done = sqlx::query(
             "UPDATE outbox SET published_at = $1
-             WHERE seq BETWEEN $2 AND $3 AND published_at IS NULL",
+             WHERE seq BETWEEN $2 AND $3 AND published_at IS NULL AND ($4 IS NULL OR origin = $4)",
         )
         .bind(at)
         .bind(first)
         .bind(last)
+        .bind(origin)
         .execute(conn)
         .await?;
         Ok(done.rows_affected())

@@ -128,10 +128,11 @@ impl Relay {
     pub async fn flush_marks(&mut self) -> Result<(), RelayError> {
         if let Some((first, last)) = self.unmarked {
             let at = now().timestamp_millis();
+            let origin = self.db.origin().map(str::to_owned);
             self.db
                 .write(move |conn| {
                     Box::pin(async move {
-                        Outbox::mark_published(conn, first, last, at)
+                        Outbox::mark_published(conn, first, last, at, origin.as_deref())
                             .await
                             .map_err(RelayError::Database)
                     })
@@ -169,6 +170,7 @@ impl Relay {
             &self.db.reader,
             self.published_through,
             self.config.batch_size,
+            self.db.origin(),
         )
         .await?;
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else {

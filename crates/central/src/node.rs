@@ -113,7 +113,12 @@ impl CentralNode {
         listener: TcpListener,
         broker: Arc<dyn Broker>,
     ) -> anyhow::Result<Self> {
-        let db = Database::open(&config.db, &crate::MIGRATIONS).await?;
+        // Replicas may share a PostgreSQL database: this one's outbox rows carry its name.
+        let db_config = DbConfig {
+            origin: Some(config.consumer_name.clone()),
+            ..config.db.clone()
+        };
+        let db = Database::open(&db_config, &crate::MIGRATIONS).await?;
         let signal = OutboxSignal::default();
         let streams = StreamSet::default();
         let discovery = Discovery::new(

@@ -56,7 +56,10 @@ async fn every_purchase_is_answered_when_decided_whichever_replica_applies_the_r
         assert_eq!(reply.status, 200, "purchase {i}: {}", reply.json());
         // Past the limit the record is decided anyway (200): only the time tells a wake-up
         // from the limit. Decided in milliseconds; the limit is 20 s.
-        assert!(took < WAIT / 4, "purchase {i} waited {took:?}: woken by the limit");
+        assert!(
+            took < WAIT / 4,
+            "purchase {i} waited {took:?}: woken by the limit"
+        );
     }
     assert_eq!(cluster.store(1).quantity("/inventory/p").await, Some(984));
     replica.shutdown().await;
@@ -96,4 +99,84 @@ async fn a_key_retried_at_the_other_replica_answers_the_first_outcome_and_buys_o
     assert_eq!(cluster.store(1).quantity("/inventory/p").await, Some(996));
     replica.shutdown().await;
     cluster.shutdown().await;
+}
+
+fn item_event() -> stockmesh_core::Envelope {
+    use stockmesh_core::{Event, ItemState, ProductId, Quantity, StoreId, Version};
+    stockmesh_core::Envelope::new(
+        StoreId::parse("store-1").expect("valid"),
+        Event::InventoryItemUpdated(ItemState {
+            product_id: ProductId::parse("p").expect("valid"),
+            quantity: Quantity::new(1).expect("valid"),
+            reserved: Quantity::ZERO,
+            version: Version::FIRST,
+            updated_at: stockmesh_core::now(),
+        }),
+        None,
+    )
+}
+
+#[tokio::test]
+async fn each_replicas_relay_reads_and_stamps_only_the_outbox_rows_it_wrote() {
+    use stockmesh_bus::{Database, DbConfig, Outbox};
+    let pg = stockmesh_testkit::PgDatabase::fresh().await;
+    let open = |origin: &str| {
+        let config = DbConfig {
+            origin: Some(origin.to_owned()),
+            ..DbConfig::new(pg.url())
+        };
+        async move {
+            Database::open(&config, &stockmesh_central::MIGRATIONS)
+                .await
+                .expect("opens")
+        }
+    };
+    let (one, two) = (open("central-1").await, open("central-2").await);
+    // Replica 1 holds its row (the lower seq) uncommitted while replica 2 commits a later one.
+    let mut slow = one.writer.begin().await.expect("begin");
+    Outbox::append(&mut slow, "s", &item_event())
+        .await
+        .expect("append");
+    let mut fast = two.writer.begin().await.expect("begin");
+    Outbox::append(&mut fast, "s", &item_event())
+        .await
+        .expect("append");
+    fast.commit().await.expect("commit");
+
+    let seen_by_one = Outbox::next_batch(&one.reader, 0, 100, one.origin())
+        .await
+        .expect("read");
+    assert!(
+        seen_by_one.is_empty(),
+        "replica 2's row is not replica 1's to publish"
+    );
+    let seen_by_two = Outbox::next_batch(&two.reader, 0, 100, two.origin())
+        .await
+        .expect("read");
+    assert_eq!(seen_by_two.len(), 1);
+
+    slow.commit().await.expect("commit");
+    let seen_by_one = Outbox::next_batch(&one.reader, 0, 100, one.origin())
+        .await
+        .expect("read");
+    assert_eq!(seen_by_one.len(), 1, "the late commit is not skipped");
+    assert!(seen_by_one[0].seq < seen_by_two[0].seq);
+
+    // Stamping a range stamps only one's own rows.
+    let mut conn = one.writer.acquire().await.expect("conn");
+    let stamped = Outbox::mark_published(&mut conn, 0, i64::MAX, 1, one.origin())
+        .await
+        .expect("stamp");
+    assert_eq!(stamped, 1);
+    drop(conn);
+    let still = Outbox::next_batch(&two.reader, 0, 100, two.origin())
+        .await
+        .expect("read");
+    assert_eq!(
+        still.len(),
+        1,
+        "replica 2's row still waits for replica 2's relay"
+    );
+    one.close().await;
+    two.close().await;
 }
