@@ -32,6 +32,7 @@ mod decided;
 pub mod discovery;
 pub mod error;
 pub mod feed;
+pub mod leader;
 pub mod liveness;
 pub mod node;
 pub mod purchase;

@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 
 use crate::decided::{Coordinator, Request, Resender};
 use crate::discovery::Discovery;
+use crate::leader::Leadership;
 use crate::liveness::Liveness;
 use crate::purchase::Purchase;
 use crate::repair::{RepairConfig, Repairer};
@@ -150,15 +151,30 @@ impl CentralNode {
         }
 
         let workers = Workers::default();
-        let repairer = Repairer::new(db.clone(), broker.clone(), signal.clone(), config.repair);
-        workers.spawn(|stop| repairer.run(stop));
+        // Anti-entropy, re-sending and expiring happen once: in the replica that leads.
+        let leadership = match db.engine() {
+            stockmesh_bus::Engine::Sqlite => Leadership::always(),
+            stockmesh_bus::Engine::Postgres => {
+                let (leadership, hold) = Leadership::compete(config.db.url.clone());
+                workers.spawn(hold);
+                leadership
+            }
+        };
+        let repair = (db.clone(), broker.clone(), signal.clone(), config.repair);
+        let leads = leadership.clone();
+        workers.spawn(move |stop| {
+            leads.lead(stop, move |stop| {
+                let (db, broker, signal, config) = repair.clone();
+                Repairer::new(db, broker, signal, config).run(stop)
+            })
+        });
         // Every store-decided kind gets its lost commands sent again.
         let liveness = Liveness::new(broker.clone(), config.heartbeat_timeout);
         let resend = (service.coordinator(), &liveness, config.repair.resend);
-        spawn_resender::<Purchase>(&workers, resend);
-        spawn_resender::<Reservation>(&workers, resend);
-        spawn_resender::<ReservationAction>(&workers, resend);
-        spawn_resender::<Transfer>(&workers, resend);
+        spawn_resender::<Purchase>(&workers, &leadership, resend);
+        spawn_resender::<Reservation>(&workers, &leadership, resend);
+        spawn_resender::<ReservationAction>(&workers, &leadership, resend);
+        spawn_resender::<Transfer>(&workers, &leadership, resend);
         let relay = Relay::new(
             config.consumer_name.clone(),
             db.clone(),
@@ -171,14 +187,17 @@ impl CentralNode {
         workers.spawn(|stop| discovery.run(stop));
         let (db_sweep, coordinator) = (db.clone(), service.coordinator().clone());
         let grace = config.purchase.deadline;
+        let leads = leadership.clone();
         workers.spawn(move |stop| {
-            crate::purchase::sweep_overdue(
-                db_sweep,
-                coordinator,
-                grace,
-                Duration::from_secs(1),
-                stop,
-            )
+            leads.lead(stop, move |stop| {
+                crate::purchase::sweep_overdue(
+                    db_sweep.clone(),
+                    coordinator.clone(),
+                    grace,
+                    Duration::from_secs(1),
+                    stop,
+                )
+            })
         });
         if db.engine() == stockmesh_bus::Engine::Postgres {
             let (coordinator, url) = (service.coordinator().clone(), config.db.url.clone());
@@ -239,8 +258,15 @@ impl CentralNode {
 /// online stores, every `every`.
 fn spawn_resender<R: Request>(
     workers: &Workers,
+    leadership: &Leadership,
     (coordinator, liveness, every): (&Coordinator, &Liveness, Duration),
 ) {
-    let resender: Resender<R> = Resender::new(coordinator.clone(), liveness.clone(), every);
-    workers.spawn(|stop| resender.run(stop));
+    let (coordinator, liveness, leads) =
+        (coordinator.clone(), liveness.clone(), leadership.clone());
+    workers.spawn(move |stop| {
+        leads.lead(stop, move |stop| {
+            let resender: Resender<R> = Resender::new(coordinator.clone(), liveness.clone(), every);
+            resender.run(stop)
+        })
+    });
 }

@@ -180,3 +180,40 @@ async fn each_replicas_relay_reads_and_stamps_only_the_outbox_rows_it_wrote() {
     one.close().await;
     two.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replica_leads_and_another_takes_over_when_the_leader_dies() {
+    use stockmesh_central::leader::Leadership;
+    let pg = stockmesh_testkit::PgDatabase::fresh().await;
+    let compete = || {
+        let (leadership, hold) = Leadership::compete(pg.url().to_owned());
+        let task = tokio::spawn(hold(tokio_util::sync::CancellationToken::new()));
+        (leadership, task)
+    };
+    let (one, one_task) = compete();
+    let (two, two_task) = compete();
+    stockmesh_testkit::eventually("a replica to lead", Duration::from_secs(10), async || {
+        one.is_leading() || two.is_leading()
+    })
+    .await;
+    for _ in 0..30 {
+        assert!(
+            !(one.is_leading() && two.is_leading()),
+            "two replicas lead at once"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The leader dies without a word (its task aborted: its session just drops, as with kill -9).
+    let (leader_task, follower) = if one.is_leading() {
+        (one_task, two.clone())
+    } else {
+        (two_task, one.clone())
+    };
+    leader_task.abort();
+    stockmesh_testkit::eventually(
+        "the other replica to lead",
+        Duration::from_secs(10),
+        async || follower.is_leading(),
+    )
+    .await;
+}
