@@ -206,7 +206,7 @@ pub fn central_user_on(placement: Placement, name: &str, password: &str) -> AclU
          {CONSUME} ~{events} \
          \"(+xadd ~{commands} ~{dead})\" \
          \"(+get +pttl %R~{heartbeat} %R~{summary})\" \
-         \"(+smembers %R~{registry})\"",
+         \"(+smembers %R~{registry})\" \"(+get +set +del %RW~{central_database})\"",
         cluster = placement.topology_commands(),
         events = any("events"),
         commands = any("commands"),
@@ -214,6 +214,7 @@ pub fn central_user_on(placement: Placement, name: &str, password: &str) -> AclU
         heartbeat = any("heartbeat"),
         summary = any("summary"),
         registry = placement.key(topology::STORE_REGISTRY),
+        central_database = placement.key(topology::CENTRAL_DATABASE),
     );
     AclUser {
         name: name.to_owned(),

@@ -46,6 +46,10 @@ pub fn summary_key(store: &StoreId) -> String {
 /// The set of every store that has ever announced itself; Central discovers stores here.
 pub const STORE_REGISTRY: &str = "stockmesh:stores";
 
+/// The key naming the database whose Central replicas own the `central` consumer group, with a
+/// TTL the live replicas renew (see `Broker::claim_central`).
+pub const CENTRAL_DATABASE: &str = "stockmesh:central:database";
+
 /// Recovers the store id from a stream or key name built by this module.
 pub fn store_of(name: &str) -> Option<StoreId> {
     let start = name.find('{')? + 1;

@@ -28,6 +28,7 @@
 //! - [`node`]: starts and stops Central.
 
 pub mod api;
+pub mod claim;
 mod decided;
 pub mod discovery;
 pub mod error;

@@ -120,6 +120,9 @@ impl CentralNode {
             ..config.db.clone()
         };
         let db = Database::open(&db_config, &crate::MIGRATIONS).await?;
+        // One database behind the consumer group: refuse to join another database's replicas.
+        let identity = crate::claim::identity(&db).await?;
+        crate::claim::join(broker.as_ref(), &identity).await?;
         let signal = OutboxSignal::default();
         let streams = StreamSet::default();
         let discovery = Discovery::new(
@@ -151,6 +154,8 @@ impl CentralNode {
         }
 
         let workers = Workers::default();
+        let claimant = broker.clone();
+        workers.spawn(move |stop| crate::claim::renew(claimant, identity, stop));
         // Anti-entropy, re-sending and expiring happen once: in the replica that leads.
         let leadership = match db.engine() {
             stockmesh_bus::Engine::Sqlite => Leadership::always(),

@@ -97,6 +97,7 @@ struct State {
     heartbeats: HashMap<StoreId, (i64, Instant)>,
     adverts: HashMap<StoreId, (String, Instant)>,
     registry: BTreeSet<StoreId>,
+    central: Option<(String, Instant)>,
 }
 
 /// A broker in this process's memory.
@@ -362,6 +363,36 @@ impl Broker for MemoryBroker {
             .heartbeats
             .insert(store.clone(), (at, Instant::now() + ttl));
         state.registry.insert(store.clone());
+        Ok(())
+    }
+
+    async fn claim_central(
+        &self,
+        database: &str,
+        ttl: Duration,
+    ) -> Result<Option<String>, BrokerError> {
+        let mut state = self.lock()?;
+        let now = Instant::now();
+        match &state.central {
+            Some((holder, expires)) if *expires > now && holder != database => {
+                Ok(Some(holder.clone()))
+            }
+            _ => {
+                state.central = Some((database.to_owned(), now + ttl));
+                Ok(None)
+            }
+        }
+    }
+
+    async fn release_central(&self, database: &str) -> Result<(), BrokerError> {
+        let mut state = self.lock()?;
+        if state
+            .central
+            .as_ref()
+            .is_some_and(|(holder, _)| holder == database)
+        {
+            state.central = None;
+        }
         Ok(())
     }
 

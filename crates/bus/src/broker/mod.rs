@@ -208,6 +208,19 @@ pub trait Broker: Send + Sync + std::fmt::Debug {
     /// Every store that ever registered.
     async fn stores(&self) -> Result<Vec<StoreId>, BrokerError>;
 
+    /// Claims the `central` consumer group for the Central database `database` (its identity)
+    /// for `ttl`: done (`None`) when no live claim names another database, renewing this
+    /// database's; otherwise the identity the live claim names. Replicas on one database share
+    /// the claim; a Central on another database must not join while it lives.
+    async fn claim_central(
+        &self,
+        database: &str,
+        ttl: Duration,
+    ) -> Result<Option<String>, BrokerError>;
+
+    /// Gives up `database`'s claim at once, if it still holds it (the last replica stops).
+    async fn release_central(&self, database: &str) -> Result<(), BrokerError>;
+
     /// The group's view of the stream.
     async fn group_info(&self, stream: &str, group: &str) -> Result<GroupInfo, BrokerError>;
 

@@ -217,3 +217,48 @@ async fn one_replica_leads_and_another_takes_over_when_the_leader_dies() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_central_on_another_database_refuses_to_join_the_group_saying_why() {
+    use stockmesh_bus::DbConfig;
+    use stockmesh_central::{CentralConfig, CentralNode};
+    let mut cluster = TestCluster::start(1).await;
+    let elsewhere = tempfile::tempdir().expect("temporary directory");
+    let misconfigured = CentralConfig {
+        consumer_name: "central-2".into(),
+        ..CentralConfig::new(DbConfig::new(
+            elsewhere.path().join("other.db").display().to_string(),
+        ))
+    };
+    let listener = || async {
+        tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("port 0")
+    };
+    let refused = CentralNode::start(
+        misconfigured.clone(),
+        listener().await,
+        cluster.broker.clone(),
+    )
+    .await
+    .err()
+    .expect("a Central on another database must not join");
+    let message = format!("{refused:#}");
+    assert!(
+        message.contains("refusing to join the consumer group"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Point --db at their database"),
+        "{message}"
+    );
+
+    // Once the group's Central has stopped cleanly (giving its claim up), the other may start:
+    // a replacement database on purpose.
+    cluster.stop_central().await;
+    let replacement = CentralNode::start(misconfigured, listener().await, cluster.broker.clone())
+        .await
+        .expect("the claim was given up");
+    replacement.shutdown().await;
+    cluster.shutdown().await;
+}

@@ -487,6 +487,53 @@ impl Broker for RedisBroker {
         .await
     }
 
+    async fn claim_central(
+        &self,
+        database: &str,
+        ttl: Duration,
+    ) -> Result<Option<String>, BrokerError> {
+        let key = self.link.key(topology::CENTRAL_DATABASE);
+        let set = |condition: &str| {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(key.as_ref())
+                .arg(database)
+                .arg(condition)
+                .arg("PX")
+                .arg(millis(ttl, 1));
+            cmd
+        };
+        // Free (or expired): ours. Else ours already: renewed. Else another database's.
+        for _ in 0..2 {
+            if self.query::<Option<String>>(&set("NX")).await?.is_some() {
+                return Ok(None);
+            }
+            let mut get = redis::cmd("GET");
+            get.arg(key.as_ref());
+            match self.query::<Option<String>>(&get).await? {
+                Some(holder) if holder == database => {
+                    self.query::<Option<String>>(&set("XX")).await?;
+                    return Ok(None);
+                }
+                Some(holder) => return Ok(Some(holder)),
+                // It expired between the two commands: try again.
+                None => {}
+            }
+        }
+        Ok(None)
+    }
+
+    async fn release_central(&self, database: &str) -> Result<(), BrokerError> {
+        let key = self.link.key(topology::CENTRAL_DATABASE);
+        let mut get = redis::cmd("GET");
+        get.arg(key.as_ref());
+        if self.query::<Option<String>>(&get).await?.as_deref() == Some(database) {
+            let mut del = redis::cmd("DEL");
+            del.arg(key.as_ref());
+            self.query::<i64>(&del).await?;
+        }
+        Ok(())
+    }
+
     async fn withdraw(&self, store: &StoreId) -> Result<(), BrokerError> {
         let mut cmd = redis::cmd("DEL");
         cmd.arg(self.link.key(&topology::heartbeat_key(store)).as_ref());

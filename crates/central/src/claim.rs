@@ -1,0 +1,80 @@
+//! One database behind the `central` consumer group. Replicas share the group's entries: a
+//! Central on a *different* database (a typo in `--db`, a forgotten test instance) would take
+//! its share of the stores' events and commit them where the other replicas never look. So every
+//! Central claims the group on the broker for its database's identity (a random id its
+//! migrations made), renews the claim while it runs, and refuses to start when a live claim names
+//! another database. A Central whose database was lost starts on a new one once the old claim has
+//! expired ([`CLAIM_TTL`]), or at once after a clean stop (which gives the claim up).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use stockmesh_bus::{Broker, Database};
+use tokio_util::sync::CancellationToken;
+
+/// How long a claim outlives its last renewal.
+pub const CLAIM_TTL: Duration = Duration::from_secs(10);
+
+/// Why Central refuses to join the consumer group.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "refusing to join the consumer group: the Central replicas on this broker use database {theirs}, \
+     this Central's database is {ours}. A replica on another database would take events from \
+     the shared group that the others never see. Point --db at their database; if they are gone \
+     for good and this database is meant to replace theirs, start again once their claim has \
+     expired (within {} s)", CLAIM_TTL.as_secs()
+)]
+pub struct OtherDatabase {
+    /// This Central's database identity.
+    pub ours: String,
+    /// The identity the live claim names.
+    pub theirs: String,
+}
+
+/// This database's identity.
+pub async fn identity(db: &Database) -> sqlx::Result<String> {
+    sqlx::query_scalar("SELECT id FROM central_identity")
+        .fetch_one(&db.reader)
+        .await
+}
+
+/// Claims the group for `ours`; refuses when another database holds it. A broker that does not
+/// answer is no reason to refuse (Central rides out broker outages): the renewals try again.
+pub async fn join(broker: &dyn Broker, ours: &str) -> Result<(), OtherDatabase> {
+    match broker.claim_central(ours, CLAIM_TTL).await {
+        Ok(None) => Ok(()),
+        Ok(Some(theirs)) => Err(OtherDatabase {
+            ours: ours.to_owned(),
+            theirs,
+        }),
+        Err(error) => {
+            tracing::warn!(%error, "cannot claim the consumer group for this database yet; retrying");
+            Ok(())
+        }
+    }
+}
+
+/// Renews the claim every third of its TTL until `stop`, then gives it up. A renewal that finds
+/// another database's claim (this replica was cut off long enough for it to expire) is logged
+/// as an error and counted: an operator must look.
+pub async fn renew(broker: Arc<dyn Broker>, ours: String, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(CLAIM_TTL / 3) => {}
+        }
+        match broker.claim_central(&ours, CLAIM_TTL).await {
+            Ok(None) => {}
+            Ok(Some(theirs)) => {
+                metrics::counter!("stockmesh_central_database_conflicts_total").increment(1);
+                tracing::error!(%ours, %theirs, "another database claimed the consumer group: two Centrals on different databases share it");
+            }
+            Err(error) => {
+                tracing::debug!(%error, "cannot renew the consumer group claim; retrying")
+            }
+        }
+    }
+    if let Err(error) = broker.release_central(&ours).await {
+        tracing::debug!(%error, "cannot give up the consumer group claim; it expires by itself");
+    }
+}
