@@ -55,6 +55,32 @@ async fn assert_users_hold(server: &RedisProcess, store1: &acl::AclUser, central
             .expect("Central reads it")
             .is_some()
     );
+    // Central claims the consumer group for its database, renews and gives the claim up; a
+    // store cannot.
+    assert_eq!(
+        central
+            .claim_central("db-1", Duration::from_secs(5))
+            .await
+            .expect("Central claims"),
+        None
+    );
+    assert_eq!(
+        central
+            .claim_central("db-2", Duration::from_secs(5))
+            .await
+            .expect("Central reads the claim"),
+        Some("db-1".to_owned())
+    );
+    central
+        .release_central("db-1")
+        .await
+        .expect("Central gives it up");
+    assert!(refused_with(
+        own.claim_central("db-3", Duration::from_secs(5))
+            .await
+            .map(drop),
+        "NOPERM"
+    ));
     let commands = topology::commands_stream(&store);
     assert!(refused_with(
         own.publish(&[entry(&commands)], 100).await,
