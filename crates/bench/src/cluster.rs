@@ -29,10 +29,12 @@ pub struct BenchEnv {
 
 /// A running pair: Central and one store, in this process.
 pub struct Pair {
-    /// Central.
+    /// Central (the replica requests go to).
     pub central: CentralNode,
     /// The store.
     pub store: StoreNode,
+    /// Further Central replicas on the same database, sharing the consumer group.
+    pub replicas: Vec<CentralNode>,
 }
 
 impl BenchEnv {
@@ -79,24 +81,46 @@ impl BenchEnv {
 
     /// Like [`pair`](Self::pair), both nodes sharing `broker` (e.g. one on a Redis Cluster).
     pub async fn pair_on(&self, broker: Arc<dyn Broker>, tag: &str) -> anyhow::Result<Pair> {
+        let db = self.db(&format!("central-{tag}.db"));
+        self.pair_with(broker, tag, db, 1).await
+    }
+
+    /// Like [`pair_on`](Self::pair_on), with Central on `central_db` in `replicas` replicas
+    /// sharing it (and the consumer group).
+    pub async fn pair_with(
+        &self,
+        broker: Arc<dyn Broker>,
+        tag: &str,
+        central_db: DbConfig,
+        replicas: usize,
+    ) -> anyhow::Result<Pair> {
         let id = StoreId::parse(format!("store-{tag}"))?;
-        let central = CentralNode::start(
-            CentralConfig {
-                consumer_name: format!("central-{tag}"),
-                stores: vec![id.clone()],
-                ..CentralConfig::new(self.db(&format!("central-{tag}.db")))
-            },
-            TcpListener::bind("127.0.0.1:0").await?,
-            broker.clone(),
-        )
-        .await?;
+        let mut centrals = Vec::new();
+        for replica in 1..=replicas.max(1) {
+            let node = CentralNode::start(
+                CentralConfig {
+                    consumer_name: format!("central-{tag}-{replica}"),
+                    stores: vec![id.clone()],
+                    ..CentralConfig::new(central_db.clone())
+                },
+                TcpListener::bind("127.0.0.1:0").await?,
+                broker.clone(),
+            )
+            .await?;
+            centrals.push(node);
+        }
+        let central = centrals.remove(0);
         let store = StoreNode::start(
             StoreConfig::new(id, self.db(&format!("store-{tag}.db"))),
             TcpListener::bind("127.0.0.1:0").await?,
             Some(broker.clone()),
         )
         .await?;
-        let pair = Pair { central, store };
+        let pair = Pair {
+            central,
+            store,
+            replicas: centrals,
+        };
         pair.wait_until_discovered().await?;
         Ok(pair)
     }
@@ -145,9 +169,12 @@ impl Pair {
         }
     }
 
-    /// Stops both nodes.
+    /// Stops every node.
     pub async fn shutdown(self) {
         self.store.shutdown().await;
+        for replica in self.replicas {
+            replica.shutdown().await;
+        }
         self.central.shutdown().await;
     }
 }

@@ -26,6 +26,7 @@ mod catalogue;
 mod cluster;
 mod load;
 mod on_cluster;
+mod on_postgres;
 mod processes;
 mod report;
 mod scenarios;
@@ -77,10 +78,21 @@ pub struct BenchArgs {
 
     /// Run only these scenarios (comma-separated): raw, propagation, purchase, reservation,
     /// transfer, backlog, local, memory, auth, cluster (propagation, purchase and events/s on a
-    /// private three-master Redis Cluster), catalogue. All but catalogue (minutes: it fills
-    /// databases of millions of items) by default.
+    /// private three-master Redis Cluster), postgres (the same with Central on PostgreSQL, one
+    /// replica and two), catalogue. All but catalogue (minutes: it fills databases of millions
+    /// of items) by default.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+
+    /// The PostgreSQL server for the `postgres` rows: an admin URL whose role may create
+    /// databases (a fresh one per measurement, dropped after it).
+    #[arg(
+        long,
+        env = "STOCKMESH_BENCH_PG",
+        hide_env_values = true,
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pub pg_admin: String,
 
     /// Write the table as JSON to this file too.
     #[arg(long)]
@@ -124,6 +136,9 @@ pub async fn run(args: BenchArgs, launcher: Launcher) -> anyhow::Result<()> {
         scenarios::run_all(&args, &env, &capture, &mut report).await?;
         if args.runs("cluster") {
             on_cluster::run(&args, &env, &capture, &mut report).await?;
+        }
+        if args.runs("postgres") {
+            on_postgres::run(&args, &env, &capture, &mut report).await?;
         }
         drop(env);
         if args.runs > 1 {

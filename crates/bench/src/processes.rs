@@ -31,7 +31,8 @@ pub async fn time_to_ready(launcher: &Launcher, args: &[&str], path: &str) -> an
             && reply.status().is_success()
         {
             let ms = begun.elapsed().as_secs_f64() * 1e3;
-            node.kill().await;
+            // A clean stop: Central gives up its claim on the consumer group for the next start.
+            node.terminate().await;
             return Ok(ms);
         }
         anyhow::ensure!(

@@ -36,12 +36,22 @@ impl On {
         key: "cluster.",
         label: " (Redis Cluster)",
     };
+    /// Central on PostgreSQL, one replica.
+    pub const POSTGRES: On = On {
+        key: "postgres.",
+        label: " (Central on PostgreSQL)",
+    };
+    /// Two Central replicas sharing one PostgreSQL database.
+    pub const REPLICAS: On = On {
+        key: "postgres.replicas2.",
+        label: " (2 Central replicas on PostgreSQL)",
+    };
 
-    fn key(self, key: &str) -> String {
+    pub(crate) fn key(self, key: &str) -> String {
         format!("{}{key}", self.key)
     }
 
-    fn label(self, label: &str) -> String {
+    pub(crate) fn label(self, label: &str) -> String {
         format!("{label}{}", self.label)
     }
 }
@@ -735,7 +745,9 @@ async fn memory_and_start(
         "separate process, 1 s after start",
     );
     drop(store);
-    drop(central);
+    // A clean stop: Central gives up its claim on the consumer group for the next Central.
+    let mut central = central;
+    central.terminate().await;
 
     let full_db = env.dir.path().join("rss-central-full.db");
     processes::fill_central(&full_db, args.central_items).await?;
@@ -774,7 +786,8 @@ async fn memory_and_start(
         None,
         "after paging the view and listing stores",
     );
-    drop(central);
+    let mut central = central;
+    central.terminate().await;
 
     let ready_db = env.dir.path().join("ready-store.db").display().to_string();
     let ready = processes::time_to_ready(

@@ -2,9 +2,10 @@
 //! Central on a *different* database (a typo in `--db`, a forgotten test instance) would take
 //! its share of the stores' events and commit them where the other replicas never look. So every
 //! Central claims the group on the broker for its database's identity (a random id its
-//! migrations made), renews the claim while it runs, and refuses to start when a live claim names
-//! another database. A Central whose database was lost starts on a new one once the old claim has
-//! expired ([`CLAIM_TTL`]), or at once after a clean stop (which gives the claim up).
+//! migrations made), renews the claim while it runs, and gives it up on a clean stop. A Central
+//! that finds another database's claim waits while it could still expire ([`CLAIM_TTL`]): a
+//! claim left by Centrals that died (killed -9) lapses and this one joins; a claim that is still
+//! renewed after that belongs to running Centrals, and this one refuses to start, saying why.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,16 +14,19 @@ use stockmesh_bus::{Broker, Database};
 use tokio_util::sync::CancellationToken;
 
 /// How long a claim outlives its last renewal.
-pub const CLAIM_TTL: Duration = Duration::from_secs(10);
+pub const CLAIM_TTL: Duration = Duration::from_secs(5);
+
+/// How often a waiting Central looks at another database's claim again.
+const LOOK_EVERY: Duration = Duration::from_millis(250);
 
 /// Why Central refuses to join the consumer group.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "refusing to join the consumer group: the Central replicas on this broker use database {theirs}, \
+    "refusing to join the consumer group: running Central replicas on this broker use database \
+     {theirs} (their claim on the group was renewed for over {} s while this Central waited), and \
      this Central's database is {ours}. A replica on another database would take events from \
-     the shared group that the others never see. Point --db at their database; if they are gone \
-     for good and this database is meant to replace theirs, start again once their claim has \
-     expired (within {} s)", CLAIM_TTL.as_secs()
+     the shared group that the others never see. Point --db at their database, or stop them \
+     first if this database is meant to replace theirs", CLAIM_TTL.as_secs() + 1
 )]
 pub struct OtherDatabase {
     /// This Central's database identity.
@@ -38,18 +42,33 @@ pub async fn identity(db: &Database) -> sqlx::Result<String> {
         .await
 }
 
-/// Claims the group for `ours`; refuses when another database holds it. A broker that does not
-/// answer is no reason to refuse (Central rides out broker outages): the renewals try again.
+/// Claims the group for `ours`. Another database's claim is waited out for as long as it could
+/// lapse (its Centrals may have died); still renewed after that, it is refused. A broker that
+/// does not answer is no reason to refuse (Central rides out broker outages): the renewals try
+/// again.
 pub async fn join(broker: &dyn Broker, ours: &str) -> Result<(), OtherDatabase> {
-    match broker.claim_central(ours, CLAIM_TTL).await {
-        Ok(None) => Ok(()),
-        Ok(Some(theirs)) => Err(OtherDatabase {
-            ours: ours.to_owned(),
-            theirs,
-        }),
-        Err(error) => {
-            tracing::warn!(%error, "cannot claim the consumer group for this database yet; retrying");
-            Ok(())
+    let started = tokio::time::Instant::now();
+    let mut waiting = false;
+    loop {
+        match broker.claim_central(ours, CLAIM_TTL).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(theirs)) if started.elapsed() > CLAIM_TTL + Duration::from_secs(1) => {
+                return Err(OtherDatabase {
+                    ours: ours.to_owned(),
+                    theirs,
+                });
+            }
+            Ok(Some(theirs)) => {
+                if !waiting {
+                    waiting = true;
+                    tracing::warn!(%ours, %theirs, "the consumer group is claimed for another database; waiting to see whether its Centrals still run");
+                }
+                tokio::time::sleep(LOOK_EVERY).await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot claim the consumer group for this database yet; retrying");
+                return Ok(());
+            }
         }
     }
 }

@@ -137,6 +137,11 @@ async fn the_bench_smoke_run_reports_every_figure() {
         "cluster.propagation.p99",
         "cluster.purchase.p99",
         "cluster.throughput.events",
+        "postgres.propagation.p99",
+        "postgres.purchase.p99",
+        "postgres.throughput.events",
+        "postgres.replicas2.purchase.p99",
+        "postgres.replicas2.throughput.events",
     ] {
         assert!(keys.contains(&key), "missing figure {key}: {keys:?}");
     }

@@ -255,8 +255,8 @@ async fn a_central_on_another_database_refuses_to_join_the_group_saying_why() {
         "{message}"
     );
 
-    // Once the group's Central has stopped cleanly (giving its claim up), the other may start:
-    // a replacement database on purpose.
+    // Once the group's Central has stopped (here cleanly, giving its claim up; killed, its claim
+    // lapses within seconds), the other may start: a replacement database on purpose.
     cluster.stop_central().await;
     let replacement = CentralNode::start(misconfigured, listener().await, cluster.broker.clone())
         .await
