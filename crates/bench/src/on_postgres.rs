@@ -57,7 +57,7 @@ pub async fn run(
             .await?;
         let drained = drain_backlog(args.backlog, &pair, capture).await?;
         report.add(
-            on.key("throughput.events"),
+            &on.key("throughput.events"),
             on.label("sustained store → Central events/s"),
             drained.rate,
             "events/s",
