@@ -14,8 +14,10 @@ use stockmesh_bus::{Broker, RedisBroker, RedisConfig};
 use super::BenchArgs;
 use super::capture::Capture;
 use super::cluster::BenchEnv;
-use super::report::{Goal, Report};
-use super::scenarios::{On, drain_backlog, measure_propagation, measure_remote_purchases};
+use super::report::Report;
+use super::scenarios::{
+    On, drain_backlog, measure_propagation, measure_remote_purchases, report_events_per_second,
+};
 
 /// How many masters: the smallest real cluster, as the tests run.
 const MASTERS: usize = 3;
@@ -53,17 +55,7 @@ pub async fn run(
 
     let pair = env.pair_on(broker()?, "cluster-backlog").await?;
     let drained = drain_backlog(args.backlog, &pair, capture).await?;
-    report.add(
-        "cluster.throughput.events",
-        "sustained store → Central events/s (Redis Cluster)",
-        drained.rate,
-        "events/s",
-        Some(Goal::AtLeast(20_000.0)),
-        format!(
-            "{} changes made while disconnected, converged {:.2} s after reconnect",
-            args.backlog, drained.converged
-        ),
-    );
+    report_events_per_second(report, On::CLUSTER, args.backlog, &drained);
     pair.shutdown().await;
     Ok(())
 }

@@ -15,9 +15,11 @@ use stockmesh_bus::DbConfig;
 
 use super::BenchArgs;
 use super::capture::Capture;
-use super::cluster::BenchEnv;
-use super::report::{Goal, Report};
-use super::scenarios::{On, drain_backlog, measure_propagation, measure_remote_purchases};
+use super::cluster::{BenchEnv, Pair};
+use super::report::Report;
+use super::scenarios::{
+    On, drain_backlog, measure_propagation, measure_remote_purchases, report_events_per_second,
+};
 
 /// Measures on PostgreSQL with one replica, then with two.
 pub async fn run(
@@ -32,45 +34,40 @@ pub async fn run(
     );
     for (on, replicas) in [(On::POSTGRES, 1), (On::REPLICAS, 2)] {
         if replicas == 1 {
-            let db = Scratch::create(&args.pg_admin).await?;
-            let pair = env
-                .pair_with(env.broker()?, "pg-prop", DbConfig::new(&db.url), 1)
-                .await?;
+            let (pair, db) = fresh_pair(args, env, "pg-prop", 1).await?;
             measure_propagation(args, &pair, capture, report, on).await?;
-            pair.shutdown().await;
-            db.drop().await;
+            stop(pair, db).await;
         }
-
-        let db = Scratch::create(&args.pg_admin).await?;
-        let tag = format!("pg{replicas}-buy");
-        let pair = env
-            .pair_with(env.broker()?, &tag, DbConfig::new(&db.url), replicas)
-            .await?;
+        let (pair, db) = fresh_pair(args, env, &format!("pg{replicas}-buy"), replicas).await?;
         measure_remote_purchases(args, &pair, capture, report, on).await?;
-        pair.shutdown().await;
-        db.drop().await;
+        stop(pair, db).await;
 
-        let db = Scratch::create(&args.pg_admin).await?;
-        let tag = format!("pg{replicas}-backlog");
-        let pair = env
-            .pair_with(env.broker()?, &tag, DbConfig::new(&db.url), replicas)
-            .await?;
+        let (pair, db) = fresh_pair(args, env, &format!("pg{replicas}-backlog"), replicas).await?;
         let drained = drain_backlog(args.backlog, &pair, capture).await?;
-        report.add(
-            &on.key("throughput.events"),
-            on.label("sustained store → Central events/s"),
-            drained.rate,
-            "events/s",
-            Some(Goal::AtLeast(20_000.0)),
-            format!(
-                "{} changes made while disconnected, converged {:.2} s after reconnect",
-                args.backlog, drained.converged
-            ),
-        );
-        pair.shutdown().await;
-        db.drop().await;
+        report_events_per_second(report, on, args.backlog, &drained);
+        stop(pair, db).await;
     }
     Ok(())
+}
+
+/// Central (`replicas` replicas) on a fresh database and store `store-{tag}`.
+async fn fresh_pair(
+    args: &BenchArgs,
+    env: &BenchEnv,
+    tag: &str,
+    replicas: usize,
+) -> anyhow::Result<(Pair, Scratch)> {
+    let db = Scratch::create(&args.pg_admin).await?;
+    let pair = env
+        .pair_with(env.broker()?, tag, DbConfig::new(&db.url), replicas)
+        .await?;
+    Ok((pair, db))
+}
+
+/// Stops the nodes, then drops their database.
+async fn stop(pair: Pair, db: Scratch) {
+    pair.shutdown().await;
+    db.drop().await;
 }
 
 /// A database of its own on the PostgreSQL server, for one measurement.

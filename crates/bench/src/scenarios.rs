@@ -572,6 +572,21 @@ async fn backlog(
     Ok(())
 }
 
+/// Reports the sustained events/s that draining `changes` measured, as a row of `on`.
+pub fn report_events_per_second(report: &mut Report, on: On, changes: u64, drained: &Drained) {
+    report.add(
+        &on.key("throughput.events"),
+        on.label("sustained store → Central events/s"),
+        drained.rate,
+        "events/s",
+        Some(Goal::AtLeast(20_000.0)),
+        format!(
+            "{changes} changes made while disconnected, converged {:.2} s after reconnect",
+            drained.converged
+        ),
+    );
+}
+
 /// What draining a backlog measured.
 pub struct Drained {
     /// Seconds from reconnecting until Central applied every change.
