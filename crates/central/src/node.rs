@@ -204,9 +204,16 @@ impl CentralNode {
                 )
             })
         });
-        if db.engine() == stockmesh_bus::Engine::Postgres {
+        let shared = db.engine() == stockmesh_bus::Engine::Postgres;
+        if shared {
             let (coordinator, url) = (service.coordinator().clone(), config.db.url.clone());
             workers.spawn(move |stop| coordinator.listen(url, stop));
+            let (feed, url, me) = (
+                service.feed().clone(),
+                config.db.url.clone(),
+                config.consumer_name.clone(),
+            );
+            workers.spawn(move |stop| crate::feed::shared::follow(url, me, feed, stop));
         }
         let consumer = Consumer::new(
             broker,
@@ -214,6 +221,7 @@ impl CentralNode {
             Arc::new(ViewUpdater::new(
                 service.coordinator().clone(),
                 service.feed().clone(),
+                shared.then(|| config.consumer_name.clone()),
             )),
             streams,
             None,

@@ -22,12 +22,20 @@ use crate::transfer;
 pub(crate) struct ViewUpdater {
     coordinator: Coordinator,
     feed: Feed,
+    /// This replica's consumer name when replicas may share the database (PostgreSQL): the
+    /// changes it applies are told to the others' feeds ([`crate::feed::shared`]).
+    shared_as: Option<String>,
 }
 
 impl ViewUpdater {
-    /// An updater that wakes requests through `coordinator` and publishes to `feed`.
-    pub fn new(coordinator: Coordinator, feed: Feed) -> Self {
-        Self { coordinator, feed }
+    /// An updater that wakes requests through `coordinator` and publishes to `feed`; on a
+    /// shared database, it tells the other replicas as `shared_as`.
+    pub fn new(coordinator: Coordinator, feed: Feed, shared_as: Option<String>) -> Self {
+        Self {
+            coordinator,
+            feed,
+            shared_as,
+        }
     }
 }
 
@@ -152,6 +160,9 @@ impl Handler for ViewUpdater {
         decided.extend(transfer::resolve_replies(tx, fresh, now).await?);
         changes.extend(crate::feed::resolved::changes(fresh, &decided));
         self.coordinator.announce(tx, &decided).await?;
+        if let Some(me) = &self.shared_as {
+            crate::feed::shared::tell(tx, me, &changes).await?;
+        }
         Ok(Applied { decided, changes })
     }
 
@@ -202,6 +213,7 @@ mod tests {
         let view = ViewUpdater::new(
             Coordinator::new(db.clone(), OutboxSignal::default(), Duration::from_secs(1)),
             Feed::default(),
+            None,
         );
         let handle =
             async |events: &[Envelope]| apply_batch(&db, &view, "central-test", events).await;

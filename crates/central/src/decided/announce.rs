@@ -26,21 +26,53 @@ const IDS_PER_NOTIFY: usize = 100;
 /// Announces `decided` inside the caller's transaction (delivered at its commit).
 pub(super) async fn notify(tx: &mut AnyConnection, decided: &[RequestId]) -> sqlx::Result<()> {
     for chunk in decided.chunks(IDS_PER_NOTIFY) {
-        // Request ids are UUIDs (hex digits and dashes): nothing in them needs quoting.
         let payload: Vec<String> = chunk.iter().map(ToString::to_string).collect();
-        let sql = format!("NOTIFY {CHANNEL}, '{}'", payload.join(","));
-        sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *tx).await?;
+        notify_on(tx, CHANNEL, &payload.join(",")).await?;
     }
     Ok(())
 }
 
 /// Listens on [`CHANNEL`] at `url` until `stop`, waking the `waiters` of every announced id.
-/// Connection losses are logged and retried; sqlx's listener re-subscribes on reconnect.
 pub(super) async fn listen(url: &str, waiters: &Waiters, stop: CancellationToken) {
+    listen_on(url, CHANNEL, stop, |payload| {
+        for id in payload.split(',') {
+            match RequestId::parse(id) {
+                Ok(id) => waiters.wake(id),
+                Err(_) => tracing::warn!(payload, "an announcement that is not request ids"),
+            }
+        }
+    })
+    .await;
+}
+
+/// Sends `payload` on `channel` inside the caller's transaction: PostgreSQL delivers it to
+/// every listening session when, and only if, the transaction commits. `payload` must stay
+/// under 8,000 bytes.
+pub(crate) async fn notify_on(
+    tx: &mut AnyConnection,
+    channel: &str,
+    payload: &str,
+) -> sqlx::Result<()> {
+    // NOTIFY takes no bind parameters: the payload is a string literal, its quotes doubled
+    // (standard_conforming_strings, on by default since PostgreSQL 9.1, keeps backslashes
+    // literal).
+    let sql = format!("NOTIFY {channel}, '{}'", payload.replace('\'', "''"));
+    sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *tx).await?;
+    Ok(())
+}
+
+/// Listens on `channel` at `url` until `stop`, handing every payload to `on`. Connection losses
+/// are logged and retried; sqlx's listener re-subscribes when it reconnects.
+pub(crate) async fn listen_on(
+    url: &str,
+    channel: &str,
+    stop: CancellationToken,
+    mut on: impl FnMut(&str),
+) {
     let mut listener = loop {
         let connected = async {
             let mut listener = PgListener::connect(url).await?;
-            listener.listen(CHANNEL).await?;
+            listener.listen(channel).await?;
             Ok::<_, sqlx::Error>(listener)
         };
         tokio::select! {
@@ -48,7 +80,7 @@ pub(super) async fn listen(url: &str, waiters: &Waiters, stop: CancellationToken
             connected = connected => match connected {
                 Ok(listener) => break listener,
                 Err(error) => {
-                    tracing::warn!(%error, "cannot listen for decisions of other replicas; retrying");
+                    tracing::warn!(%error, channel, "cannot listen to the other replicas; retrying");
                 }
             },
         }
@@ -63,19 +95,9 @@ pub(super) async fn listen(url: &str, waiters: &Waiters, stop: CancellationToken
             received = listener.recv() => received,
         };
         match received {
-            Ok(notification) => {
-                for id in notification.payload().split(',') {
-                    match RequestId::parse(id) {
-                        Ok(id) => waiters.wake(id),
-                        Err(_) => tracing::warn!(
-                            payload = notification.payload(),
-                            "an announcement that is not request ids"
-                        ),
-                    }
-                }
-            }
+            Ok(notification) => on(notification.payload()),
             Err(error) => {
-                tracing::warn!(%error, "lost the listener for decisions of other replicas; reconnecting");
+                tracing::warn!(%error, channel, "lost the listener to the other replicas; reconnecting");
                 tokio::select! {
                     () = stop.cancelled() => return,
                     () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}

@@ -18,6 +18,7 @@
 //!   [`FeedLimits::hangup_grace`] its connection is closed. Memory never grows with a slow client.
 
 pub(crate) mod resolved;
+pub(crate) mod shared;
 pub mod sse;
 pub mod watcher;
 
@@ -61,7 +62,7 @@ impl Default for FeedLimits {
 }
 
 /// One change, as a client receives it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Change {
     /// An item of the view changed (SSE event `item`).

@@ -22,7 +22,7 @@ use crate::decided::{Coordinator, Request};
 use crate::error::CentralError;
 
 /// Where a remote purchase stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PurchaseStatus {
     /// Sent to the store; no answer yet.

@@ -24,7 +24,7 @@ use crate::decided::Request;
 use crate::error::CentralError;
 
 /// Where a reservation stands at Central.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ReservationStatus {
     /// Sent to the store; no answer yet.

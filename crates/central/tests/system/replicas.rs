@@ -264,3 +264,50 @@ async fn a_central_on_another_database_refuses_to_join_the_group_saying_why() {
     replacement.shutdown().await;
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_of_each_replica_shows_the_changes_every_replica_applied() {
+    use stockmesh_testkit::sse::SseClient;
+    let (cluster, replica, second) = two_replicas().await;
+    let mut feeds = Vec::new();
+    for central in [&cluster.central, &second] {
+        feeds.push(SseClient::connect(&format!("{}/events", central.base), None).await);
+    }
+    // Twenty changes: the replicas share them, each applying about half.
+    for quantity in 1..=20 {
+        cluster
+            .store(1)
+            .set_quantity("p", quantity)
+            .await
+            .expect(204);
+    }
+    let mut seen = Vec::new();
+    for feed in &mut feeds {
+        let (last, before) = feed
+            .until("the last change", Duration::from_secs(10), |event| {
+                let data = event.json();
+                event.event == "item" && data["productId"] == "p" && data["quantity"] == 20
+            })
+            .await;
+        let mut quantities: std::collections::BTreeSet<i64> = before
+            .iter()
+            .chain([&last])
+            .filter(|event| event.event == "item")
+            .map(|event| event.json()["quantity"].as_i64().unwrap_or(-1))
+            .collect();
+        // Everything before the last change was applied before it: all of it was told by now.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        while let Some(event) = feed.next(Duration::from_millis(100)).await {
+            if event.event == "item" {
+                quantities.insert(event.json()["quantity"].as_i64().unwrap_or(-1));
+            }
+        }
+        seen.push(quantities);
+    }
+    // A change superseded before its replica applied it is never shown by either (the view
+    // skips an older version); everything else is shown by both, whichever applied it.
+    assert_eq!(seen[0], seen[1], "the two replicas' feeds differ");
+    assert!(seen[0].contains(&20) && seen[0].len() > 1, "{:?}", seen[0]);
+    replica.shutdown().await;
+    cluster.shutdown().await;
+}
