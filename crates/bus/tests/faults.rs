@@ -1,7 +1,8 @@
 //! Fault tests of the bus on a real, private `redis-server`: broker crashes, consumer crashes,
 //! poison entries; and on a private three-master Redis Cluster: many stores spread over every
-//! master, a master killed and restarted, a master with users restarted still guarded. Each checks the guarantees: nothing lost, every effect
-//! applied exactly once, in per-store order, and a bad entry never blocks the others.
+//! master, a master killed and restarted, a master with ACL users restarted still guarded. Each
+//! checks the guarantees: nothing lost, every effect applied exactly once, in per-store order,
+//! and a bad entry never blocks the others.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
