@@ -71,35 +71,36 @@ impl Redis {
         }
     }
 
-    /// What a node is given to reach the broker as `user` (or as nobody): the environment
-    /// variable and its value.
+    /// The URL (one Redis) or seeds (a cluster: URLs joined by commas) that reach the broker as
+    /// `user`, or as the administrator when `None` (never print them).
+    fn url_as(&self, user: Option<&AclUser>) -> String {
+        match user {
+            Some(user) => self
+                .addresses()
+                .iter()
+                .map(|address| user.url(address))
+                .collect::<Vec<_>>()
+                .join(","),
+            None => self.urls().join(","),
+        }
+    }
+
+    /// What a node is given to reach the broker as `user` (`None` in an open run, whose
+    /// servers have no users: their plain URLs): the environment variable and its value.
     fn node_env(&self, user: Option<&AclUser>) -> (&'static str, String) {
-        let url = |address: &String| match user {
-            Some(user) => user.url(address),
-            None => format!("redis://{address}"),
-        };
-        let addresses = self.addresses();
+        let value = self.url_as(user);
         match self {
-            Redis::Single(_) => ("STOCKMESH_REDIS", url(&addresses[0])),
-            Redis::Cluster { .. } => (
-                "STOCKMESH_REDIS_CLUSTER",
-                addresses.iter().map(url).collect::<Vec<_>>().join(","),
-            ),
+            Redis::Single(_) => ("STOCKMESH_REDIS", value),
+            Redis::Cluster { .. } => ("STOCKMESH_REDIS_CLUSTER", value),
         }
     }
 
     /// A client of the broker as `user` (the administrator when `None`).
     fn broker_as(&self, user: Option<&AclUser>) -> anyhow::Result<RedisBroker> {
-        let config = match (self, user) {
-            (Redis::Single(redis), None) => RedisConfig::new(redis.url()),
-            (Redis::Cluster { cluster, .. }, None) => RedisConfig::cluster(cluster.seeds()),
-            (_, Some(_)) => {
-                let (variable, value) = self.node_env(user);
-                match variable {
-                    "STOCKMESH_REDIS" => RedisConfig::new(value),
-                    _ => RedisConfig::cluster(value),
-                }
-            }
+        let url = self.url_as(user);
+        let config = match self {
+            Redis::Single(_) => RedisConfig::new(url),
+            Redis::Cluster { .. } => RedisConfig::cluster(url),
         };
         Ok(RedisBroker::new(config)?)
     }
