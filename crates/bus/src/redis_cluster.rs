@@ -4,6 +4,11 @@
 //! `cluster_state:ok`. A master can be killed with SIGKILL and restarted on its port and
 //! directory: its `nodes.conf` brings it back with the same id and slots. Dropped, every node
 //! is killed (the caller owns and removes the directory).
+//!
+//! Started with users ([`RedisCluster::start_with_users`]), every node reads them from an ACL
+//! file of its own with the default user off, at every start, so a restarted master knows them
+//! again before it answers; the helper then speaks to the nodes as the administrator.
+//! ([`RedisCluster::set_users`] sets users in memory only: a restarted node forgets them.)
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -65,12 +70,43 @@ impl RedisCluster {
         masters: usize,
         persistence: Persistence,
     ) -> Result<Self, ClusterError> {
+        Self::start_on(dir, masters, persistence, None).await
+    }
+
+    /// Like [`start`](Self::start), with only `admin` and `users` able to connect to any node:
+    /// each node reads them from an ACL file of its own (default user off) at this and every
+    /// restart, as [`RedisProcess::start_with_users`] does for one server, and the helper speaks
+    /// to the nodes as `admin` ([`urls`](Self::urls) are `admin`'s, so never print them).
+    pub async fn start_with_users(
+        dir: &Path,
+        masters: usize,
+        persistence: Persistence,
+        admin: &AclUser,
+        users: &[AclUser],
+    ) -> Result<Self, ClusterError> {
+        Self::start_on(dir, masters, persistence, Some((admin, users))).await
+    }
+
+    async fn start_on(
+        dir: &Path,
+        masters: usize,
+        persistence: Persistence,
+        users: Option<(&AclUser, &[AclUser])>,
+    ) -> Result<Self, ClusterError> {
         let mut nodes = Vec::with_capacity(masters);
         for index in 0..masters {
-            nodes.push(start_node(&dir.join(format!("node-{index}")), persistence).await?);
+            let node_dir = dir.join(format!("node-{index}"));
+            nodes.push(start_node(&node_dir, persistence, users).await?);
         }
         let cluster = Self { nodes };
         let mut create = Command::new("redis-cli");
+        if let Some((admin, _)) = users {
+            // The password in the environment, not in `ps`.
+            create
+                .arg("--user")
+                .arg(&admin.name)
+                .env("REDISCLI_AUTH", &admin.password);
+        }
         create.arg("--cluster").arg("create");
         for node in &cluster.nodes {
             create.arg(format!("127.0.0.1:{}", node.port()));
@@ -93,7 +129,8 @@ impl RedisCluster {
         Ok(cluster)
     }
 
-    /// The seed URLs of every node (`redis://127.0.0.1:<port>`).
+    /// The seed URLs of every node (`redis://127.0.0.1:<port>`, the administrator's when the
+    /// cluster has users).
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(RedisProcess::url).collect()
     }
@@ -228,8 +265,13 @@ async fn query<T: redis::FromRedisValue>(url: &str, cmd: &redis::Cmd) -> redis::
 /// How many free ports to try for one node.
 const PORT_ATTEMPTS: usize = 20;
 
-/// Starts one cluster-mode node in `dir` on a port whose cluster bus port (+10000) is free too.
-async fn start_node(dir: &Path, persistence: Persistence) -> Result<RedisProcess, ClusterError> {
+/// Starts one cluster-mode node in `dir` on a port whose cluster bus port (+10000) is free too,
+/// with `users` only (an administrator and others) when given.
+async fn start_node(
+    dir: &Path,
+    persistence: Persistence,
+    users: Option<(&AclUser, &[AclUser])>,
+) -> Result<RedisProcess, ClusterError> {
     std::fs::create_dir_all(dir)?;
     let extra = vec![
         "--cluster-enabled".to_owned(),
@@ -250,7 +292,13 @@ async fn start_node(dir: &Path, persistence: Persistence) -> Result<RedisProcess
         if std::net::TcpListener::bind(("127.0.0.1", bus)).is_err() {
             continue;
         }
-        match RedisProcess::spawn_with(port, dir, persistence, extra.clone()).await {
+        let spawned = match users {
+            Some(users) => {
+                RedisProcess::spawn_with_users(port, dir, persistence, users, extra.clone()).await
+            }
+            None => RedisProcess::spawn_with(port, dir, persistence, extra.clone()).await,
+        };
+        match spawned {
             Err(SpawnError::Exited(_)) => continue,
             result => return Ok(result?),
         }

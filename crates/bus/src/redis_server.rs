@@ -68,6 +68,20 @@ struct Users {
     admin: AclUser,
 }
 
+impl Users {
+    /// Writes `admin` and `users` to `dir/users.acl` (0600), with the default user off.
+    fn write(dir: &Path, admin: &AclUser, users: &[AclUser]) -> std::io::Result<Self> {
+        let file = dir.join("users.acl");
+        let mut all = vec![admin.clone()];
+        all.extend_from_slice(users);
+        write_owner_only(&file, &acl_file(&all))?;
+        Ok(Self {
+            file,
+            admin: admin.clone(),
+        })
+    }
+}
+
 /// A running (or killed) `redis-server` child, with the port, data directory and users it keeps
 /// across restarts. Killed on drop.
 #[derive(Debug)]
@@ -98,14 +112,7 @@ impl RedisProcess {
         admin: &AclUser,
         users: &[AclUser],
     ) -> Result<Self, SpawnError> {
-        let file = dir.join("users.acl");
-        let mut all = vec![admin.clone()];
-        all.extend_from_slice(users);
-        write_owner_only(&file, &acl_file(&all))?;
-        let users = Users {
-            file,
-            admin: admin.clone(),
-        };
+        let users = Users::write(dir, admin, users)?;
         Self::start_on_free_port(dir, persistence, Some(users)).await
     }
 
@@ -154,12 +161,36 @@ impl RedisProcess {
         persistence: Persistence,
         extra: Vec<String>,
     ) -> Result<Self, SpawnError> {
-        let child = launch(port, dir, persistence, None, &extra).await?;
+        Self::spawn_on(port, dir, persistence, None, extra).await
+    }
+
+    /// Like [`spawn_with`](Self::spawn_with), with only `admin` and `users` able to connect, as
+    /// [`start_with_users`](Self::start_with_users) sets them up (an ACL file read at every
+    /// start; [`url`](Self::url) is `admin`'s).
+    pub async fn spawn_with_users(
+        port: u16,
+        dir: &Path,
+        persistence: Persistence,
+        (admin, users): (&AclUser, &[AclUser]),
+        extra: Vec<String>,
+    ) -> Result<Self, SpawnError> {
+        let users = Users::write(dir, admin, users)?;
+        Self::spawn_on(port, dir, persistence, Some(users), extra).await
+    }
+
+    async fn spawn_on(
+        port: u16,
+        dir: &Path,
+        persistence: Persistence,
+        users: Option<Users>,
+        extra: Vec<String>,
+    ) -> Result<Self, SpawnError> {
+        let child = launch(port, dir, persistence, users.as_ref(), &extra).await?;
         Ok(Self {
             port,
             dir: dir.to_owned(),
             persistence,
-            users: None,
+            users,
             extra,
             child: Some(child),
         })

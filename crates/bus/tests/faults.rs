@@ -1,7 +1,8 @@
 //! Fault tests of the bus on a real, private `redis-server`: broker crashes, consumer crashes,
 //! poison entries; and on a private three-master Redis Cluster: many stores spread over every
-//! master, a master killed and restarted. Each checks the guarantees: nothing lost, every effect
-//! applied exactly once, in per-store order, and a bad entry never blocks the others.
+//! master, a master killed and restarted, a master with ACL users restarted still guarded. Each
+//! checks the guarantees: nothing lost, every effect applied exactly once, in per-store order,
+//! and a bad entry never blocks the others.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -721,4 +722,83 @@ async fn on_a_cluster_a_master_killed_and_restarted_loses_no_acknowledged_entry(
     for store in &stores {
         assert_eq!(versions_of(&recorder, store).await, expected, "{store}");
     }
+}
+
+/// A cluster started with users: nobody gets in without credentials, a store's user may append
+/// to its own events stream only, and the master holding it, killed and restarted on its
+/// append-only file, knows the users again (read from its own ACL file) and keeps the entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_started_with_users_a_restarted_master_is_guarded_and_keeps_them() {
+    use stockmesh_bus::acl::{self, Placement};
+    use stockmesh_bus::redis_cluster::RedisCluster;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = StoreId::parse("store-1").expect("valid");
+    let admin = acl::admin_user("admin", &acl::password());
+    let user = acl::store_user_on(Placement::Cluster, &store, &acl::password());
+    let mut cluster = RedisCluster::start_with_users(
+        dir.path(),
+        3,
+        stockmesh_bus::redis_server::Persistence::AofAlways,
+        &admin,
+        std::slice::from_ref(&user),
+    )
+    .await
+    .expect("the cluster starts with users");
+    let as_store = |cluster: &RedisCluster| -> Arc<dyn Broker> {
+        let seeds: Vec<String> = cluster.addresses().iter().map(|a| user.url(a)).collect();
+        Arc::new(RedisBroker::new(RedisConfig::cluster(seeds.join(","))).expect("broker"))
+    };
+    let stream = topology::events_stream(&store);
+    let entry = Outgoing {
+        stream: &stream,
+        event_type: "INVENTORY_ITEM_UPDATED",
+        data: "{}",
+    };
+    as_store(&cluster)
+        .publish(&[entry], 1000)
+        .await
+        .expect("store-1 appends to its own events stream");
+    let master = cluster
+        .node_of(&topology::cluster_key(&stream))
+        .await
+        .expect("a master holds the stream");
+    let anonymous = |address: &str| {
+        RedisBroker::new(RedisConfig::new(format!("redis://{address}"))).expect("broker")
+    };
+    let address = cluster.addresses()[master].clone();
+    let refused = anonymous(&address)
+        .ping()
+        .await
+        .expect_err("no credentials");
+    assert!(refused.to_string().contains("NOAUTH"), "{refused}");
+
+    cluster.kill(master);
+    cluster.restart(master).await.expect("the master restarts");
+    let refused = anonymous(&address)
+        .ping()
+        .await
+        .expect_err("no credentials");
+    assert!(refused.to_string().contains("NOAUTH"), "{refused}");
+    let broker = as_store(&cluster);
+    let admin_broker = RedisBroker::new(RedisConfig::cluster(cluster.seeds())).expect("broker");
+    assert_eq!(
+        admin_broker.entries(&stream).await.expect("entries").len(),
+        1,
+        "the acknowledged entry survived the kill"
+    );
+    let other = topology::events_stream(&StoreId::parse("store-2").expect("valid"));
+    let forged = Outgoing {
+        stream: &other,
+        event_type: "INVENTORY_ITEM_UPDATED",
+        data: "{}",
+    };
+    let refused = broker
+        .publish(&[forged], 1000)
+        .await
+        .expect_err("store-1 may not append to store-2's events");
+    assert!(
+        refused.to_string().to_uppercase().contains("NOPERM"),
+        "{refused}"
+    );
 }

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use stockmesh_bus::acl::{self, AclUser};
+use stockmesh_bus::acl::{self, AclUser, Placement};
 use stockmesh_core::StoreId;
 use stockmesh_http::auth::keys::{issuer_from_file, write_key_pair};
 use stockmesh_http::auth::{Issuer, Role};
@@ -83,17 +83,18 @@ pub struct Secured {
 }
 
 impl Secured {
-    /// A fresh key pair (written under `dir`), tokens for `stores` stores, and fresh Redis users.
-    pub fn create(dir: &Path, stores: usize) -> anyhow::Result<Self> {
+    /// A fresh key pair (written under `dir`), tokens for `stores` stores, and fresh Redis users
+    /// naming the keys where `placement` puts them (one Redis, or a cluster's partitions).
+    pub fn create(dir: &Path, stores: usize, placement: Placement) -> anyhow::Result<Self> {
         let (private, public_key) = write_key_pair(dir, KID)?;
         let issuer = issuer_from_file(&private, Some(KID.to_owned()))?;
         Ok(Self {
             public_key,
             tokens: Tokens::issue(&issuer, stores)?,
             admin: acl::admin_user("chaos-admin", &acl::password()),
-            central: acl::central_user("central", &acl::password()),
+            central: acl::central_user_on(placement, "central", &acl::password()),
             stores: (1..=stores)
-                .map(|i| acl::store_user(&store_id(i), &acl::password()))
+                .map(|i| acl::store_user_on(placement, &store_id(i), &acl::password()))
                 .collect(),
         })
     }

@@ -22,7 +22,7 @@ pub async fn check(cluster: &ChaosCluster) -> anyhow::Result<Vec<String>> {
     };
     let mut proven = Vec::new();
 
-    let url = format!("{}/stores", cluster.central_url);
+    let url = format!("{}/stores", cluster.central_url());
     let response = reqwest::Client::new().get(&url).send().await?;
     let challenge = response.headers().get(header::WWW_AUTHENTICATE).cloned();
     anyhow::ensure!(
@@ -35,7 +35,7 @@ pub async fn check(cluster: &ChaosCluster) -> anyhow::Result<Vec<String>> {
 
     let url = match cluster.store_urls.get(1) {
         Some(other) => format!("{other}/inventory"),
-        None => format!("{}/inventory", cluster.central_url),
+        None => format!("{}/inventory", cluster.central_url()),
     };
     let status = cluster
         .request(Caller::Store(1), Method::GET, &url)
@@ -57,7 +57,7 @@ pub async fn check(cluster: &ChaosCluster) -> anyhow::Result<Vec<String>> {
         other => anyhow::bail!("Redis answered PING without credentials with {other:?}"),
     }
 
-    let store1 = RedisBroker::new(RedisConfig::new(secured.stores[0].url(&address)))?;
+    let store1 = cluster.broker_as(&secured.stores[0]).await?;
     let stream = match cluster.store_urls.len() {
         1 => topology::commands_stream(&store_id(1)),
         _ => topology::events_stream(&store_id(2)),

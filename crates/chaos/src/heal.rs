@@ -17,8 +17,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use stockmesh_bus::{faults, topology};
+use stockmesh_bus::topology;
 
 use super::cluster::{ChaosCluster, store_id};
 use super::history::Record;
@@ -81,14 +80,13 @@ pub async fn run(cluster: &ChaosCluster, seed: u64, started: Instant) -> anyhow:
         log.history.extend(records);
         cluster.outboxes_drained(Duration::from_secs(30)).await
     };
-    let url = cluster.redis_url().await;
     holds_ended(cluster, Duration::from_secs(30)).await?;
 
     // Redis wiped while Central is down.
     cluster.stop_central().await;
     sell(&mut log, 1).await?;
     log.dead_letters = observe::dead_letters(cluster).await?;
-    faults::flush_all(&url).await.context("FLUSHALL")?;
+    cluster.flush_redis().await?;
     cluster.start_central().await?;
     log.healed
         .push(measure(cluster, "Redis wiped (FLUSHALL) while Central was down").await?);
@@ -98,9 +96,7 @@ pub async fn run(cluster: &ChaosCluster, seed: u64, started: Instant) -> anyhow:
     sell(&mut log, 2).await?;
     for store in 1..=stores {
         let stream = topology::events_stream(&store_id(store));
-        faults::drop_newest(&url, &stream, TAIL)
-            .await
-            .context("drop the newest entries")?;
+        cluster.drop_newest(&stream, TAIL).await?;
     }
     cluster.start_central().await?;
     log.healed

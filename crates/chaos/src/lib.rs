@@ -10,6 +10,14 @@
 //! It prints a summary and fails (non-zero exit) on any violation. The binary parses the flags
 //! ([`ChaosArgs`]) and calls [`run`] with a launcher of its own nodes.
 //!
+//! `--scaled` runs the same suite on the scaled-out topology: a private three-master Redis
+//! Cluster instead of the one Redis, and two Central replicas (`central-1`, `central-2`) sharing
+//! one fresh PostgreSQL database (dropped at the end, also when the run fails). The workload
+//! alternates its Central requests between the replicas; a Central crash kills one replica
+//! (from the seed), and the broker crash kills one master (from the seed), restarted on its data;
+//! "Central down" in the losses means both replicas down, and the older copy is a
+//! `CREATE DATABASE … TEMPLATE` of the database.
+//!
 //! By default the cluster runs secured, as a deployment should: every node checks bearer tokens
 //! and connects to Redis as its own ACL user, and every request of the suite carries a token of
 //! the least role that suffices; that the cluster is guarded is proven before the workload and
@@ -21,6 +29,7 @@
 //! - `schedule`: the operations and faults, generated from the seed.
 //! - `cluster`: the cluster under test (Redis, Central, stores as processes) and how each fault
 //!   is done to it and healed.
+//! - `pg`: Central's PostgreSQL database in the scaled run: created, copied, restored, dropped.
 //! - `workload`: runs the schedule against the cluster and records every request.
 //! - `history`: the recorded requests and their answers.
 //! - `heal`: the losses of a broker and of a database (Redis wiped, a stream's newest entries
@@ -37,6 +46,7 @@ mod guard;
 mod heal;
 mod history;
 mod observe;
+mod pg;
 mod schedule;
 mod workload;
 
@@ -49,6 +59,7 @@ use stockmesh_process::Launcher;
 
 use self::cluster::{ChaosCluster, POISON};
 use self::history::{Call, Outcome};
+use self::pg::PgDatabase;
 use self::schedule::{Fault, Schedule};
 use stockmesh_process::parse_duration;
 
@@ -82,6 +93,25 @@ pub struct ChaosArgs {
     /// node checks tokens and uses its own Redis user).
     #[arg(long)]
     pub no_auth: bool,
+
+    /// Run on the scaled-out topology: a private three-master Redis Cluster (each master with
+    /// `appendfsync always`, ACL users on every master when secured) and two Central replicas
+    /// (`central-1`, `central-2`) on one fresh PostgreSQL database, dropped at the end. The
+    /// broker crash kills one master and the Central crash one replica (both chosen from the
+    /// seed); the losses are the same (FLUSHALL on every master; the older copy of Central's
+    /// database taken with `CREATE DATABASE … TEMPLATE` while both replicas are stopped).
+    #[arg(long)]
+    pub scaled: bool,
+
+    /// With `--scaled`: the admin URL of the PostgreSQL server on which Central's database is
+    /// created (a role allowed to create databases).
+    #[arg(
+        long,
+        env = "STOCKMESH_TEST_PG",
+        hide_env_values = true,
+        default_value = pg::DEFAULT_ADMIN_URL
+    )]
+    pub pg_admin: String,
 }
 
 /// Runs the suite with nodes started by `launcher`; an error means a violation or a cluster that
@@ -90,7 +120,8 @@ pub async fn run(args: ChaosArgs, launcher: Launcher) -> anyhow::Result<()> {
     let seed = args.seed.unwrap_or_else(rand::random);
     let stores = usize::from(args.stores);
     println!(
-        "chaos: seed {seed} (rerun with --seed {seed}), {:?}, {stores} stores, {} ops/s, {}",
+        "chaos: seed {seed} (rerun with --seed {seed}{}), {:?}, {stores} stores, {} ops/s, {}",
+        if args.scaled { " --scaled" } else { "" },
         args.duration,
         args.rate,
         if args.no_auth {
@@ -99,8 +130,37 @@ pub async fn run(args: ChaosArgs, launcher: Launcher) -> anyhow::Result<()> {
             "secured (bearer tokens, Redis ACL users)"
         }
     );
-    let schedule = Arc::new(Schedule::generate(seed, args.duration, stores, args.rate));
-    let cluster = Arc::new(ChaosCluster::start(&launcher, stores, !args.no_auth).await?);
+    if !args.scaled {
+        return run_on(&args, seed, launcher, None).await;
+    }
+    let database = PgDatabase::create(&args.pg_admin).await?;
+    let result = run_on(&args, seed, launcher, Some(database.clone())).await;
+    // Every node is stopped by now (or killed with the cluster on an error): drop the database
+    // and its copy whatever the outcome.
+    if let Err(error) = database.drop_all().await {
+        eprintln!("chaos: cannot drop Central's database {database:?}: {error:#}");
+    }
+    result
+}
+
+/// The run on the cluster `database` decides (scaled when given).
+async fn run_on(
+    args: &ChaosArgs,
+    seed: u64,
+    launcher: Launcher,
+    database: Option<PgDatabase>,
+) -> anyhow::Result<()> {
+    let stores = usize::from(args.stores);
+    let cluster = Arc::new(ChaosCluster::start(&launcher, stores, !args.no_auth, database).await?);
+    let topology = cluster.describe().await;
+    println!("chaos: topology: {topology}");
+    let schedule = Arc::new(Schedule::generate(
+        seed,
+        args.duration,
+        stores,
+        args.rate,
+        cluster.shape(),
+    ));
     if !args.no_auth {
         for line in guard::check(&cluster).await? {
             println!("  guarded at start: {line}");
@@ -145,7 +205,7 @@ pub async fn run(args: ChaosArgs, launcher: Launcher) -> anyhow::Result<()> {
     cluster.stop().await;
     let verdicts = checker::check(&log.history, &observed, POISON, CONVERGENCE_LIMIT);
 
-    print_summary(&log, &observed, ran_for, &verdicts);
+    print_summary(&log, &observed, ran_for, &verdicts, &topology);
     if !log.fault_errors.is_empty() {
         println!("faults that could not be injected:");
         for error in &log.fault_errors {
@@ -181,6 +241,7 @@ fn print_summary(
     observed: &observe::Observed,
     ran_for: Duration,
     verdicts: &checker::Verdicts,
+    topology: &str,
 ) {
     let mut calls: BTreeMap<String, usize> = BTreeMap::new();
     let mut answers: BTreeMap<String, usize> = BTreeMap::new();
@@ -201,6 +262,7 @@ fn print_summary(
         "\nchaos summary ({:.1} s of workload)",
         ran_for.as_secs_f64()
     );
+    println!("  topology: {topology}");
     println!("  operations: {} requests {calls:?}", log.history.len());
     println!("  answers: {answers:?} ({remote_pending} remote purchases answered 202)");
     println!("  faults: {:?}", log.faults);

@@ -168,7 +168,7 @@ async fn central_items(
     cluster: &ChaosCluster,
     store: usize,
 ) -> anyhow::Result<BTreeMap<String, ItemView>> {
-    let url = format!("{}/inventory?storeId=store-{store}", cluster.central_url);
+    let url = format!("{}/inventory?storeId=store-{store}", cluster.central_url());
     Ok(pages(cluster, &url)
         .await?
         .iter()
@@ -229,7 +229,7 @@ async fn central_outbox(cluster: &ChaosCluster) -> anyhow::Result<i64> {
         .request(
             Caller::Metrics,
             Method::GET,
-            &format!("{}/metrics", cluster.central_url),
+            &format!("{}/metrics", cluster.central_url()),
         )
         .send()
         .await?
@@ -325,7 +325,7 @@ pub async fn collect(
         .collect();
     for id in reservation_ids {
         loop {
-            let url = format!("{}/reservations/{id}", cluster.central_url);
+            let url = format!("{}/reservations/{id}", cluster.central_url());
             let r = get_json(cluster, &url).await?;
             let status = r["status"].as_str().unwrap_or_default().to_owned();
             if !matches!(status.as_str(), "PENDING" | "HELD") || Instant::now() >= deadline {
@@ -338,7 +338,7 @@ pub async fn collect(
     let mut transfers = BTreeMap::new();
     loop {
         transfers.clear();
-        let url = format!("{}/transfers", cluster.central_url);
+        let url = format!("{}/transfers", cluster.central_url());
         for t in pages(cluster, &url).await? {
             let store = |f: &str| {
                 t[f].as_str()
@@ -378,7 +378,11 @@ pub async fn collect(
     let deadline = Instant::now() + Duration::from_secs(20);
     for id in ids {
         loop {
-            let p = get_json(cluster, &format!("{}/purchases/{id}", cluster.central_url)).await?;
+            let p = get_json(
+                cluster,
+                &format!("{}/purchases/{id}", cluster.central_url()),
+            )
+            .await?;
             let status = p["status"].as_str().unwrap_or_default().to_owned();
             if status != "PENDING" || Instant::now() >= deadline {
                 purchases.insert(
@@ -435,7 +439,7 @@ pub async fn collect(
     let mut in_transit = BTreeMap::new();
     for n in 0..super::schedule::PRODUCTS {
         let product = format!("p{n}");
-        let url = format!("{}/products/{product}", cluster.central_url);
+        let url = format!("{}/products/{product}", cluster.central_url());
         if let Ok(p) = get_json(cluster, &url).await {
             in_transit.insert(product, p["inTransit"].as_i64().unwrap_or(0));
         }

@@ -57,10 +57,14 @@ pub struct Op {
 pub enum Fault {
     /// kill -9 the broker, restart it after `down`.
     RedisCrash { down: Duration },
+    /// kill -9 master `master` (0-based) of the Redis Cluster, restart it on its data after
+    /// `down` (the scaled run's broker crash).
+    MasterCrash { master: usize, down: Duration },
     /// kill -9 a store, restart it after `down`.
     StoreCrash { store: usize, down: Duration },
-    /// kill -9 Central, restart it after `down`.
-    CentralCrash { down: Duration },
+    /// kill -9 Central replica `replica` (1-based; the only one outside the scaled run),
+    /// restart it after `down`.
+    CentralCrash { replica: usize, down: Duration },
     /// `POST /disconnected`, then `/connected` after `span`.
     Disconnect { store: usize, span: Duration },
     /// Re-publish entries already delivered (events and commands of a store).
@@ -84,6 +88,7 @@ impl Fault {
     pub fn name(&self) -> &'static str {
         match self {
             Fault::RedisCrash { .. } => "kill -9 redis-server",
+            Fault::MasterCrash { .. } => "kill -9 a Redis master",
             Fault::StoreCrash { .. } => "kill -9 a store",
             Fault::CentralCrash { .. } => "kill -9 Central",
             Fault::Disconnect { .. } => "disconnect/reconnect a store",
@@ -92,6 +97,25 @@ impl Fault {
             Fault::Poison { .. } => "undecodable entry",
         }
     }
+}
+
+/// What the faults can be aimed at: how many Central replicas, and the Redis Cluster's masters
+/// (none: one `redis-server`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// Central replicas (1 outside the scaled run).
+    pub centrals: usize,
+    /// Masters of the Redis Cluster, or `None` for one Redis.
+    pub masters: Option<usize>,
+}
+
+#[cfg(test)]
+impl Shape {
+    /// One Central on one Redis: the normal run.
+    pub const SINGLE: Shape = Shape {
+        centrals: 1,
+        masters: None,
+    };
 }
 
 /// The whole run, decided up front.
@@ -113,8 +137,10 @@ fn ms(rng: &mut StdRng, low: u64, high: u64) -> Duration {
 
 impl Schedule {
     /// The schedule for `seed`: `rate` operations a second for `duration` over `stores` stores,
-    /// with faults every few seconds until 5 s before the end (so the end is quiet).
-    pub fn generate(seed: u64, duration: Duration, stores: usize, rate: u32) -> Self {
+    /// with faults every few seconds until 5 s before the end (so the end is quiet), aimed at
+    /// the nodes of `shape`. The single shape draws exactly what it drew before replicas and
+    /// masters existed, so an old seed replays the same run.
+    pub fn generate(seed: u64, duration: Duration, stores: usize, rate: u32, shape: Shape) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let count = (duration.as_secs_f64() * f64::from(rate)) as usize;
         let mut ops: Vec<Op> = Vec::with_capacity(count);
@@ -193,14 +219,24 @@ impl Schedule {
         while at < fault_window {
             let store = rng.random_range(1..=stores);
             let fault = match rng.random_range(0..7) {
-                0 => Fault::RedisCrash {
-                    down: ms(&mut rng, 100, 1_000),
+                0 => match shape.masters {
+                    Some(masters) => Fault::MasterCrash {
+                        master: rng.random_range(0..masters.max(1)),
+                        down: ms(&mut rng, 100, 1_000),
+                    },
+                    None => Fault::RedisCrash {
+                        down: ms(&mut rng, 100, 1_000),
+                    },
                 },
                 1 => Fault::StoreCrash {
                     store,
                     down: ms(&mut rng, 100, 1_500),
                 },
                 2 => Fault::CentralCrash {
+                    replica: match shape.centrals {
+                        0 | 1 => 1,
+                        centrals => rng.random_range(1..=centrals),
+                    },
                     down: ms(&mut rng, 100, 1_500),
                 },
                 3 => Fault::Disconnect {
@@ -230,8 +266,8 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_schedule() {
-        let a = Schedule::generate(7, Duration::from_secs(30), 3, 40);
-        let b = Schedule::generate(7, Duration::from_secs(30), 3, 40);
+        let a = Schedule::generate(7, Duration::from_secs(30), 3, 40, Shape::SINGLE);
+        let b = Schedule::generate(7, Duration::from_secs(30), 3, 40, Shape::SINGLE);
         assert_eq!(a.ops.len(), b.ops.len());
         assert!(
             a.ops
@@ -240,13 +276,13 @@ mod tests {
                 .all(|(x, y)| x.kind == y.kind && x.store == y.store && x.product == y.product)
         );
         assert_eq!(a.faults, b.faults);
-        let c = Schedule::generate(8, Duration::from_secs(30), 3, 40);
+        let c = Schedule::generate(8, Duration::from_secs(30), 3, 40, Shape::SINGLE);
         assert!(a.ops.iter().zip(&c.ops).any(|(x, y)| x.kind != y.kind));
     }
 
     #[test]
     fn every_run_has_one_poison_and_ends_quietly() {
-        let s = Schedule::generate(1, Duration::from_secs(60), 3, 40);
+        let s = Schedule::generate(1, Duration::from_secs(60), 3, 40, Shape::SINGLE);
         let poisons = s
             .faults
             .iter()
@@ -259,5 +295,40 @@ mod tests {
                 .all(|(at, _)| *at <= Duration::from_secs(55))
         );
         assert!(s.faults.len() > 10);
+    }
+
+    #[test]
+    fn a_scaled_schedule_aims_at_masters_and_replicas_and_never_at_one_redis() {
+        let shape = Shape {
+            centrals: 2,
+            masters: Some(3),
+        };
+        let s = Schedule::generate(20_261_202, Duration::from_secs(120), 3, 40, shape);
+        assert!(
+            !s.faults
+                .iter()
+                .any(|(_, f)| matches!(f, Fault::RedisCrash { .. }))
+        );
+        let masters: std::collections::BTreeSet<usize> = s
+            .faults
+            .iter()
+            .filter_map(|(_, f)| match f {
+                Fault::MasterCrash { master, .. } => Some(*master),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            !masters.is_empty() && masters.iter().all(|m| *m < 3),
+            "{masters:?}"
+        );
+        let replicas: std::collections::BTreeSet<usize> = s
+            .faults
+            .iter()
+            .filter_map(|(_, f)| match f {
+                Fault::CentralCrash { replica, .. } => Some(*replica),
+                _ => None,
+            })
+            .collect();
+        assert!(replicas.iter().all(|r| (1..=2).contains(r)), "{replicas:?}");
     }
 }

@@ -105,7 +105,11 @@ fn requests<'a>(
         call: Call::Remote,
         caller: Caller::Sales,
         method: Method::POST,
-        url: format!("{}/purchase/store-{}/{p}", cluster.central_url, op.store),
+        url: format!(
+            "{}/purchase/store-{}/{p}",
+            cluster.central_at(op.index),
+            op.store
+        ),
         body: Some(json!({ "quantity": quantity })),
         key,
         id,
@@ -178,14 +182,18 @@ fn requests<'a>(
         OpKind::ReadCentral => vec![plain(
             Call::ReadCentral,
             Method::GET,
-            format!("{}/inventory/store-{}/{p}", cluster.central_url, op.store),
+            format!(
+                "{}/inventory/store-{}/{p}",
+                cluster.central_at(op.index),
+                op.store
+            ),
             None,
             None,
         )],
         OpKind::Reserve(q, ttl) => vec![plain(
             Call::Reserve,
             Method::POST,
-            format!("{}/reservations", cluster.central_url),
+            format!("{}/reservations", cluster.central_at(op.index)),
             Some(json!({
                 "storeId": format!("store-{}", op.store), "productId": p, "quantity": q, "ttl": ttl
             })),
@@ -199,13 +207,16 @@ fn requests<'a>(
                 (
                     Call::Commit,
                     Method::POST,
-                    format!("{}/reservations/{held}/commit", cluster.central_url),
+                    format!(
+                        "{}/reservations/{held}/commit",
+                        cluster.central_at(op.index)
+                    ),
                 )
             } else {
                 (
                     Call::Release,
                     Method::DELETE,
-                    format!("{}/reservations/{held}", cluster.central_url),
+                    format!("{}/reservations/{held}", cluster.central_at(op.index)),
                 )
             };
             let mut request = plain(call, method, url, None, None);
@@ -215,7 +226,7 @@ fn requests<'a>(
         OpKind::Transfer { to, quantity } => vec![plain(
             Call::Transfer,
             Method::POST,
-            format!("{}/transfers", cluster.central_url),
+            format!("{}/transfers", cluster.central_at(op.index)),
             Some(json!({
                 "from": format!("store-{}", op.store), "to": format!("store-{to}"),
                 "productId": p, "quantity": quantity
