@@ -9,9 +9,7 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
-use stockmesh_bus::DbConfig;
+use stockmesh_bus::{DbConfig, pg_admin};
 
 use super::BenchArgs;
 use super::capture::Capture;
@@ -81,51 +79,25 @@ impl Scratch {
     /// Creates `stockmesh_bench_<random>`; fails naming the server when none answers.
     async fn create(admin: &str) -> anyhow::Result<Self> {
         let name = format!("stockmesh_bench_{:016x}", rand::random::<u64>());
-        let mut conn = PgConnection::connect(admin).await.with_context(|| {
-            format!(
-                "the postgres rows need a PostgreSQL server at {} (start one, point --pg-admin \
-                 elsewhere, or leave postgres out of --only)",
-                stockmesh_bus::redacted(admin)
-            )
-        })?;
-        sqlx::raw_sql(AssertSqlSafe(format!(
-            "CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'"
-        )))
-        .execute(&mut conn)
-        .await
-        .with_context(|| format!("cannot create database {name}"))?;
-        let _ = conn.close().await;
-        let (base, query) = admin.split_once('?').unwrap_or((admin, ""));
-        let url = match base.rsplit_once('/') {
-            Some((server, _)) if server.contains("://") && !server.ends_with('/') => {
-                if query.is_empty() {
-                    format!("{server}/{name}")
-                } else {
-                    format!("{server}/{name}?{query}")
-                }
-            }
-            _ => anyhow::bail!("--pg-admin must name a database: postgres://user@host:port/db"),
-        };
+        pg_admin::create_database(admin, &name, "template0")
+            .await
+            .map_err(|error| {
+                anyhow::anyhow!(
+                    "the postgres rows need a PostgreSQL server at {} ({error}): start one, point \
+                     --pg-admin elsewhere, or leave postgres out of --only",
+                    pg_admin::host_port(admin)
+                )
+            })?;
         Ok(Self {
             admin: admin.to_owned(),
+            url: pg_admin::database_url(admin, &name),
             name,
-            url,
         })
     }
 
     /// Drops the database (closing what is still connected to it); errors are only printed.
     async fn drop(self) {
-        let dropped = async {
-            let mut conn = PgConnection::connect(&self.admin).await?;
-            sqlx::raw_sql(AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.name
-            )))
-            .execute(&mut conn)
-            .await?;
-            conn.close().await
-        };
-        if let Err(error) = dropped.await {
+        if let Err(error) = pg_admin::drop_database(&self.admin, &self.name).await {
             eprintln!("bench: cannot drop database {}: {error}", self.name);
         }
     }

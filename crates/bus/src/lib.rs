@@ -42,6 +42,7 @@ pub mod heartbeat;
 pub mod inbox;
 pub mod local;
 pub mod outbox;
+pub mod pg_admin;
 pub mod probe;
 pub mod redis_cluster;
 pub mod redis_server;

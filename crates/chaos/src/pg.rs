@@ -4,20 +4,18 @@
 //! of the run. The server is not private (unlike the Redis Cluster): creating a database costs
 //! milliseconds where starting a PostgreSQL cluster would cost seconds.
 //!
-//! What `testkit`'s `PgDatabase` does for tests, written again here because the fault suite is
-//! part of the binary and must not depend on the test kit.
+//! The fault suite is part of the binary and must not depend on the test kit: it shares
+//! `stockmesh_bus::pg_admin` with it instead.
 
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use sqlx::{Connection, PgConnection};
+use stockmesh_bus::pg_admin::{self, connect, database_url, host_port};
 
 /// The admin URL used when neither `--pg-admin` nor `STOCKMESH_TEST_PG` names one: the local
 /// server's `postgres` role over TCP (trust authentication, as `.ci/run` sets it up).
 pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-/// How long to wait for the server before concluding that none runs.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A database of the run on the server of an admin URL, and the name of its backup copy.
 /// Nothing here drops it by itself: the run calls [`drop_all`](Self::drop_all) at its end,
@@ -170,83 +168,13 @@ fn terminate_sessions(database: &str) -> String {
 }
 
 async fn execute(conn: &mut PgConnection, sql: &str) -> anyhow::Result<()> {
-    sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
-        .execute(conn)
-        .await?;
+    pg_admin::execute(conn, sql).await?;
     Ok(())
-}
-
-/// Connects to the admin database, giving up after [`CONNECT_TIMEOUT`].
-async fn connect(admin: &str) -> Result<PgConnection, String> {
-    match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect(admin)).await {
-        Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(error)) => Err(error.to_string()),
-        Err(_) => Err(format!("no answer within {CONNECT_TIMEOUT:?}")),
-    }
-}
-
-/// Where the path of `url` starts and where it ends (the start of the query or fragment, or
-/// the end), for a `scheme://authority/path?query` URL.
-fn path_span(url: &str) -> (usize, usize) {
-    let authority = url.find("://").map_or(0, |at| at + 3);
-    let path = url[authority..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |at| authority + at);
-    let end = url[path..]
-        .find(['?', '#'])
-        .map_or(url.len(), |at| path + at);
-    (path, end)
-}
-
-/// `admin` with its database (the path) replaced by `name`, keeping any query string.
-fn database_url(admin: &str, name: &str) -> String {
-    let (path, end) = path_span(admin);
-    format!("{}/{name}{}", &admin[..path], &admin[end..])
-}
-
-/// The `host:port` of `url`, without role or password, for messages; port 5432 when none.
-fn host_port(url: &str) -> String {
-    let authority = url.find("://").map_or(0, |at| at + 3);
-    let (path, _) = path_span(url);
-    let host = &url[authority..path];
-    let host = host.rsplit_once('@').map_or(host, |(_, host)| host);
-    // A port follows the last colon, except inside an IPv6 literal (`[::1]`).
-    let has_port = host
-        .rsplit_once(':')
-        .is_some_and(|(_, tail)| !tail.contains(']'));
-    if has_port {
-        host.to_owned()
-    } else {
-        format!("{host}:5432")
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_database_url_replaces_only_the_path() {
-        assert_eq!(
-            database_url("postgres://postgres@127.0.0.1:5432/postgres", "c1"),
-            "postgres://postgres@127.0.0.1:5432/c1"
-        );
-        assert_eq!(
-            database_url("postgres://u:p@db:5433/admin?sslmode=disable", "c1"),
-            "postgres://u:p@db:5433/c1?sslmode=disable"
-        );
-        assert_eq!(database_url("postgres://db", "c1"), "postgres://db/c1");
-    }
-
-    #[test]
-    fn messages_name_the_server_without_the_password() {
-        assert_eq!(host_port("postgres://u:secret@db:5433/admin"), "db:5433");
-        assert_eq!(
-            host_port("postgres://postgres@127.0.0.1/x"),
-            "127.0.0.1:5432"
-        );
-        assert_eq!(host_port("postgres://[::1]/x"), "[::1]:5432");
-    }
 
     #[tokio::test]
     async fn a_server_that_does_not_answer_is_named_in_the_error() {

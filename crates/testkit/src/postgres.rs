@@ -10,9 +10,8 @@
 //! PostgreSQL panics, naming the server and how to start one, when none answers: it must never
 //! pass without one.
 
-use std::time::Duration;
-
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use sqlx::{AssertSqlSafe, Connection};
+use stockmesh_bus::pg_admin::{connect as connect_admin, database_url, drop_database, host_port};
 
 /// The environment variable that names the admin URL of the test server.
 pub const ADMIN_URL_VAR: &str = "STOCKMESH_TEST_PG";
@@ -20,9 +19,6 @@ pub const ADMIN_URL_VAR: &str = "STOCKMESH_TEST_PG";
 /// The admin URL used when [`ADMIN_URL_VAR`] is unset: the local server's `postgres` role over
 /// TCP (trust authentication, as `.ci/run` sets up).
 pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-/// How long to wait for the server before concluding that none runs.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A database of its own for one test on the PostgreSQL server named by [`ADMIN_URL_VAR`];
 /// dropped (with any connections still open to it) when this value is dropped.
@@ -152,64 +148,6 @@ impl Drop for PgDatabase {
     }
 }
 
-/// Connects to the admin database, giving up after [`CONNECT_TIMEOUT`].
-async fn connect_admin(admin: &str) -> Result<PgConnection, String> {
-    match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect(admin)).await {
-        Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(error)) => Err(error.to_string()),
-        Err(_) => Err(format!("no answer within {CONNECT_TIMEOUT:?}")),
-    }
-}
-
-/// `DROP DATABASE IF EXISTS ... WITH (FORCE)` (PostgreSQL 13+) through the admin database.
-async fn drop_database(admin: &str, name: &str) -> Result<(), String> {
-    let mut conn = connect_admin(admin).await?;
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-    )))
-    .execute(&mut conn)
-    .await
-    .map_err(|error| error.to_string())?;
-    let _ = conn.close().await;
-    Ok(())
-}
-
-/// Where the path of `url` starts and where it ends (the start of the query or fragment, or
-/// the end), for a `scheme://authority/path?query` URL.
-fn path_span(url: &str) -> (usize, usize) {
-    let authority = url.find("://").map_or(0, |at| at + 3);
-    let path = url[authority..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |at| authority + at);
-    let end = url[path..]
-        .find(['?', '#'])
-        .map_or(url.len(), |at| path + at);
-    (path, end)
-}
-
-/// `admin` with its database (the path) replaced by `name`, keeping any query string.
-fn database_url(admin: &str, name: &str) -> String {
-    let (path, end) = path_span(admin);
-    format!("{}/{name}{}", &admin[..path], &admin[end..])
-}
-
-/// The `host:port` of `url`, without role or password, for messages; port 5432 when none.
-fn host_port(url: &str) -> String {
-    let authority = url.find("://").map_or(0, |at| at + 3);
-    let (path, _) = path_span(url);
-    let host = &url[authority..path];
-    let host = host.rsplit_once('@').map_or(host, |(_, host)| host);
-    // A port follows the last colon, except inside an IPv6 literal (`[::1]`).
-    let has_port = host
-        .rsplit_once(':')
-        .is_some_and(|(_, tail)| !tail.contains(']'));
-    if has_port {
-        host.to_owned()
-    } else {
-        format!("{host}:5432")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use sqlx::{Connection, PgConnection};
@@ -262,36 +200,5 @@ mod tests {
         assert_ne!(first.url(), second.url());
         assert!(first.name.starts_with("stockmesh_test_"));
         assert_eq!(first.name.len(), "stockmesh_test_".len() + 32);
-    }
-
-    #[test]
-    fn the_database_url_replaces_only_the_path() {
-        assert_eq!(
-            database_url("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
-            "postgres://postgres@127.0.0.1:5432/t1"
-        );
-        assert_eq!(
-            database_url("postgres://u:p@db:5433/admin?sslmode=disable&x=1", "t1"),
-            "postgres://u:p@db:5433/t1?sslmode=disable&x=1"
-        );
-        assert_eq!(database_url("postgres://db", "t1"), "postgres://db/t1");
-        assert_eq!(
-            database_url("postgres://db?sslmode=disable", "t1"),
-            "postgres://db/t1?sslmode=disable"
-        );
-    }
-
-    #[test]
-    fn messages_name_the_host_and_port_without_the_password() {
-        assert_eq!(
-            host_port("postgres://u:secret@db:5433/admin?x=1"),
-            "db:5433"
-        );
-        assert_eq!(
-            host_port("postgres://postgres@127.0.0.1/postgres"),
-            "127.0.0.1:5432"
-        );
-        assert_eq!(host_port("postgres://u:p@[::1]:6000/x"), "[::1]:6000");
-        assert_eq!(host_port("postgres://[::1]/x"), "[::1]:5432");
     }
 }
