@@ -43,6 +43,7 @@ pub mod inbox;
 pub mod local;
 pub mod outbox;
 pub mod pg_admin;
+pub mod pg_notify;
 pub mod probe;
 pub mod redis_cluster;
 pub mod redis_server;

@@ -37,9 +37,7 @@ pub struct OtherDatabase {
 
 /// This database's identity.
 pub async fn identity(db: &Database) -> sqlx::Result<String> {
-    sqlx::query_scalar("SELECT id FROM central_identity")
-        .fetch_one(&db.reader)
-        .await
+    crate::repository::identity(&db.reader).await
 }
 
 /// Claims the group for `ours`. Another database's claim is waited out for as long as it could

@@ -319,6 +319,13 @@ pub async fn fill_catalogue(
     Ok(())
 }
 
+/// The database's identity (random, made once by its migrations; see `crate::claim`).
+pub async fn identity(pool: &AnyPool) -> sqlx::Result<String> {
+    sqlx::query_scalar("SELECT id FROM central_identity")
+        .fetch_one(pool)
+        .await
+}
+
 /// Every store's figure for `product`, with when Central received it.
 pub async fn product_across_stores(
     pool: &AnyPool,

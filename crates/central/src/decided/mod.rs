@@ -31,7 +31,6 @@ use stockmesh_bus::{Database, Outbox, OutboxSignal, topology};
 use stockmesh_core::{Envelope, RequestId, StoreId};
 use stockmesh_http::IdempotencyKey;
 
-pub(crate) use self::announce::{listen_on, notify_on};
 pub(crate) use self::records::{Stored, find};
 pub(crate) use self::resend::Resender;
 use self::waiters::Waiters;

@@ -11,7 +11,7 @@ use sqlx::AnyConnection;
 use tokio_util::sync::CancellationToken;
 
 use super::{Change, Feed};
-use crate::decided::{listen_on, notify_on};
+use stockmesh_bus::pg_notify::{listen_on, notify_on};
 
 /// The channel changes are told on.
 const CHANNEL: &str = "stockmesh_changes";
