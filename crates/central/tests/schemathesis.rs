@@ -265,9 +265,22 @@ async fn schemathesis_finds_no_server_error_no_nonconformance_and_no_write_by_a_
         writes(&at_central, "POST", "/reservations"),
         writes(&at_central, "POST", "/transfers"),
     );
+    // Each offending id with every exchange that carried it, so that a failure names the route
+    // and the answer.
+    let offenders: Vec<String> = written_by_refused
+        .iter()
+        .map(|id| {
+            let carried: Vec<String> = all
+                .iter()
+                .filter(|e| e.request_id.as_deref() == Some(id.as_str()))
+                .map(|e| format!("{} {} → {}", e.method, e.path, e.status))
+                .collect();
+            format!("{id}: {carried:?}")
+        })
+        .collect();
     assert!(
         written_by_refused.is_empty(),
-        "ledger lines written by refused requests: {written_by_refused:?}"
+        "ledger lines written by refused requests: {offenders:?}"
     );
     assert!(
         refused.len() > 10 && !accepted.is_empty(),
