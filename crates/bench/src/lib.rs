@@ -90,7 +90,7 @@ pub struct BenchArgs {
         long,
         env = "STOCKMESH_BENCH_PG",
         hide_env_values = true,
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        default_value = stockmesh_bus::pg_admin::DEFAULT_ADMIN_URL
     )]
     pub pg_admin: String,
 

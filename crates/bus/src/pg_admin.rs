@@ -6,6 +6,21 @@ use std::time::Duration;
 
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
+/// The admin URL used when none is given: the local server's `postgres` role over TCP (trust
+/// authentication, as `.ci/run` sets it up).
+pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Why a database could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// No server answered at the admin URL.
+    #[error("{0}")]
+    Unreachable(String),
+    /// The server answered and refused the statement.
+    #[error("{0}")]
+    Refused(String),
+}
+
 /// How long to wait for the server before concluding that none runs.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -28,14 +43,14 @@ pub async fn execute(conn: &mut PgConnection, sql: &str) -> sqlx::Result<()> {
 
 /// Creates database `name` (UTF8) from `template` (`template0` for an empty one) through the
 /// admin database.
-pub async fn create_database(admin: &str, name: &str, template: &str) -> Result<(), String> {
-    let mut conn = connect(admin).await?;
+pub async fn create_database(admin: &str, name: &str, template: &str) -> Result<(), AdminError> {
+    let mut conn = connect(admin).await.map_err(AdminError::Unreachable)?;
     let created = execute(
         &mut conn,
         &format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\" ENCODING 'UTF8'"),
     )
     .await
-    .map_err(|error| error.to_string());
+    .map_err(|error| AdminError::Refused(error.to_string()));
     let _ = conn.close().await;
     created
 }

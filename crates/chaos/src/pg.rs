@@ -11,11 +11,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::{Connection, PgConnection};
-use stockmesh_bus::pg_admin::{self, connect, database_url, host_port};
+use stockmesh_bus::pg_admin::{self, AdminError, connect, database_url, host_port};
 
-/// The admin URL used when neither `--pg-admin` nor `STOCKMESH_TEST_PG` names one: the local
-/// server's `postgres` role over TCP (trust authentication, as `.ci/run` sets it up).
-pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// The admin URL used when neither `--pg-admin` nor `STOCKMESH_TEST_PG` names one.
+pub use stockmesh_bus::pg_admin::DEFAULT_ADMIN_URL;
 
 /// A database of the run on the server of an admin URL, and the name of its backup copy.
 /// Nothing here drops it by itself: the run calls [`drop_all`](Self::drop_all) at its end,
@@ -45,31 +44,21 @@ impl PgDatabase {
             admin: admin.to_owned(),
             name: format!("stockmesh_chaos_{:016x}", rand::random::<u64>()),
         };
-        let mut conn = connect(admin).await.map_err(|error| {
-            anyhow::anyhow!(
+        match pg_admin::create_database(admin, &database.name, "template0").await {
+            Ok(()) => {}
+            Err(AdminError::Unreachable(error)) => anyhow::bail!(
                 "--scaled runs Central on PostgreSQL, but no PostgreSQL server answers at {} \
                  ({error}). Start one (`service postgresql start` or `pg_ctlcluster 15 main \
                  start`), or give another server's admin URL with --pg-admin or \
                  STOCKMESH_TEST_PG (default {DEFAULT_ADMIN_URL})",
                 host_port(admin)
-            )
-        })?;
-        let created = execute(
-            &mut conn,
-            &format!(
-                "CREATE DATABASE \"{}\" TEMPLATE template0 ENCODING 'UTF8'",
-                database.name
             ),
-        )
-        .await;
-        let _ = conn.close().await;
-        created.with_context(|| {
-            format!(
-                "cannot create the database {} on the PostgreSQL server at {}",
+            Err(AdminError::Refused(error)) => anyhow::bail!(
+                "cannot create the database {} on the PostgreSQL server at {}: {error}",
                 database.name,
                 host_port(admin)
-            )
-        })?;
+            ),
+        }
         Ok(database)
     }
 

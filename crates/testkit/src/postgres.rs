@@ -10,15 +10,17 @@
 //! PostgreSQL panics, naming the server and how to start one, when none answers: it must never
 //! pass without one.
 
-use sqlx::{AssertSqlSafe, Connection};
-use stockmesh_bus::pg_admin::{connect as connect_admin, database_url, drop_database, host_port};
+use sqlx::Connection;
+use stockmesh_bus::pg_admin::{
+    AdminError, connect as connect_admin, create_database, database_url, drop_database, execute,
+    host_port,
+};
 
 /// The environment variable that names the admin URL of the test server.
 pub const ADMIN_URL_VAR: &str = "STOCKMESH_TEST_PG";
 
-/// The admin URL used when [`ADMIN_URL_VAR`] is unset: the local server's `postgres` role over
-/// TCP (trust authentication, as `.ci/run` sets up).
-pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// The admin URL used when [`ADMIN_URL_VAR`] is unset.
+pub use stockmesh_bus::pg_admin::DEFAULT_ADMIN_URL;
 
 /// A database of its own for one test on the PostgreSQL server named by [`ADMIN_URL_VAR`];
 /// dropped (with any connections still open to it) when this value is dropped.
@@ -37,28 +39,20 @@ impl PgDatabase {
     pub async fn fresh() -> PgDatabase {
         let admin = std::env::var(ADMIN_URL_VAR).unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned());
         let name = format!("stockmesh_test_{:032x}", rand::random::<u128>());
-        let mut conn = connect_admin(&admin).await.unwrap_or_else(|error| {
-            panic!(
+        match create_database(&admin, &name, "template0").await {
+            Ok(()) => {}
+            Err(AdminError::Unreachable(error)) => panic!(
                 "this test needs a PostgreSQL server at {} ({error}). Install one with \
                  `apt-get install postgresql` and start it with `pg_ctlcluster 15 main start` or \
                  `service postgresql start`, or point {ADMIN_URL_VAR} at another server's admin \
                  URL (default {DEFAULT_ADMIN_URL})",
                 host_port(&admin)
-            )
-        });
-        sqlx::raw_sql(AssertSqlSafe(format!(
-            "CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'"
-        )))
-        .execute(&mut conn)
-        .await
-        .unwrap_or_else(|error| {
-            panic!(
+            ),
+            Err(AdminError::Refused(error)) => panic!(
                 "cannot create the test database {name} on the PostgreSQL server at {}: {error}",
                 host_port(&admin)
-            )
-        });
-        // The connection's own close error would change nothing: the database exists.
-        let _ = conn.close().await;
+            ),
+        }
         PgDatabase {
             url: database_url(&admin, &name),
             name,
@@ -108,8 +102,7 @@ impl PgDatabase {
         let mut conn = connect_admin(&self.admin)
             .await
             .unwrap_or_else(|error| panic!("PostgreSQL at {}: {error}", host_port(&self.admin)));
-        sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
-            .execute(&mut conn)
+        execute(&mut conn, sql)
             .await
             .unwrap_or_else(|error| panic!("{sql}: {error}"));
         let _ = conn.close().await;
