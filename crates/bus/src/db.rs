@@ -244,6 +244,10 @@ impl Database {
             AnyPoolOptions::new()
                 .max_connections(connections)
                 .acquire_timeout(Duration::from_secs(30))
+                // A SQLite connection is a file: nothing to test before lending it, and a ping
+                // is one more round trip to its worker thread on every read and every group
+                // commit. A PostgreSQL connection may have died with its server: ping it.
+                .test_before_acquire(engine == Engine::Postgres)
                 .after_connect(move |conn, _| {
                     let origin = origin.clone();
                     Box::pin(async move {

@@ -18,7 +18,8 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
-use redis::{RedisError, RedisResult, Value};
+use redis::io::tcp::TcpSettings;
+use redis::{IntoConnectionInfo, RedisError, RedisResult, Value};
 
 use super::{RedisConfig, redact_url};
 use crate::broker::BrokerError;
@@ -89,6 +90,14 @@ pub(super) fn unavailable_or_refused(error: RedisError) -> BrokerError {
     }
 }
 
+/// Every connection to Redis sends at once (`TCP_NODELAY`): a command written while an
+/// earlier one's reply is outstanding (the multiplexed connection, pipelines split over
+/// segments) would otherwise wait for that reply's acknowledgement under Nagle's algorithm,
+/// up to the peer's delayed-ACK timeout.
+fn tcp_settings() -> TcpSettings {
+    TcpSettings::default().set_nodelay(true)
+}
+
 fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
         .set_response_timeout(Some(timeout))
@@ -124,6 +133,7 @@ fn cluster_client(
 ) -> Result<ClusterClient, BrokerError> {
     let mut builder = ClusterClientBuilder::new(seeds.iter().map(String::as_str))
         .connection_timeout(CONNECT_TIMEOUT)
+        .tcp_settings(tcp_settings())
         .response_timeout(timeout)
         // Room for one redirection or reconnection after a failover within a call.
         .overall_response_timeout(Some(timeout * 2))
@@ -183,11 +193,17 @@ impl Link {
                 response_timeout: config.response_timeout,
             });
         }
+        let info = config
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(|e| invalid(&config.url, e))?
+            .set_tcp_settings(tcp_settings());
         let opened = if secure(&config.url) {
             let _ = rustls::crypto::ring::default_provider().install_default();
-            redis::Client::build_with_tls(config.url.as_str(), tls_certificates(config))
+            redis::Client::build_with_tls(info, tls_certificates(config))
         } else {
-            redis::Client::open(config.url.as_str())
+            redis::Client::open(info)
         };
         let client = opened.map_err(|e| invalid(&config.url, e))?;
         let commands = ConnectionManager::new_lazy_with_config(
