@@ -15,6 +15,12 @@
 //!   before) with the open transaction; once that transaction is durable it runs the handler's
 //!   after-commit work (wake-ups) and counts each event as applied or duplicate. Handlers never
 //!   begin, commit or count.
+//! - Acks go out in the background: the next read does not wait for the previous batch's
+//!   `XACK` (one more fsync of the broker's log at `appendfsync always`). At most
+//!   [`ACKS_IN_FLIGHT`] are outstanding; a recovery pass (and shutdown) first waits for all of
+//!   them, so an entry whose ack is still on its way is never handled twice; an ack that fails
+//!   leaves its entries pending, and the next recovery re-reads them (the inbox makes that
+//!   harmless).
 //! - If a batch fails, its events are retried one by one so that one bad event cannot hold back
 //!   the others.
 //! - An entry that cannot be decoded, that the handler rejects as permanently invalid, or that
@@ -36,6 +42,9 @@ use crate::backoff::Backoff;
 use crate::broker::{Broker, BrokerError, Delivery, Missing};
 use crate::writer::WriteError;
 use crate::{Connectivity, Database, Inbox};
+
+/// Acks a consumer may have outstanding before it waits for the oldest.
+pub const ACKS_IN_FLIGHT: usize = 16;
 
 /// Why a handler could not apply events. The variant decides what the consumer does.
 #[derive(Debug, thiserror::Error)]
@@ -298,6 +307,8 @@ pub struct Consumer<H: Handler> {
     reads: JoinSet<Result<Vec<Delivery>, BrokerError>>,
     /// The shard each read in flight covers.
     reading: HashMap<tokio::task::Id, u16>,
+    /// Acks sent and not yet answered.
+    acking: JoinSet<Result<(), BrokerError>>,
 }
 
 impl<H: Handler> Consumer<H> {
@@ -323,6 +334,7 @@ impl<H: Handler> Consumer<H> {
             last_recovery: tokio::time::Instant::now(),
             reads: JoinSet::new(),
             reading: HashMap::new(),
+            acking: JoinSet::new(),
         }
     }
 
@@ -359,6 +371,7 @@ impl<H: Handler> Consumer<H> {
     }
 
     async fn pass(&mut self) -> ConsumeOutcome {
+        self.reap_acks();
         let streams = match self.prepare_streams().await {
             Ok(streams) => streams,
             Err(e) => return ConsumeOutcome::BrokerFailed(e),
@@ -450,6 +463,7 @@ impl<H: Handler> Consumer<H> {
     /// Reads in flight finish first, so that nothing is handled by both.
     async fn recover_pending(&mut self, streams: &[String]) -> Result<ConsumeOutcome, BrokerError> {
         let (mut applied, mut dead, mut retry) = self.finish_reads().await?;
+        self.settle().await?;
         self.recover = false;
         self.last_recovery = tokio::time::Instant::now();
         for stream in streams {
@@ -572,14 +586,14 @@ impl<H: Handler> Consumer<H> {
         metrics::histogram!("stockmesh_event_handling_seconds", "node" => self.config.name.clone())
             .record(started.elapsed().as_secs_f64());
         if handled.is_ok() {
-            self.ack_all(good.iter().map(|(d, _)| d)).await?;
+            self.ack_later(good.iter().map(|(d, _)| d)).await;
             return Ok(good.len());
         }
         let mut applied = 0;
         for (entry, envelope) in good {
             match self.apply_batch(std::slice::from_ref(envelope)).await {
                 Ok(()) => {
-                    self.ack_all(std::iter::once(entry)).await?;
+                    self.ack_later(std::iter::once(entry)).await;
                     applied += 1;
                 }
                 Err(HandlerError::Permanent(reason)) => {
@@ -606,18 +620,63 @@ impl<H: Handler> Consumer<H> {
         .await
     }
 
-    async fn ack_all(&self, entries: impl Iterator<Item = &Delivery>) -> Result<(), BrokerError> {
-        let mut by_stream: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    /// Sends the acks of `entries` (whose effect is durable) in the background; first waits for
+    /// the oldest outstanding ack if [`ACKS_IN_FLIGHT`] are.
+    async fn ack_later(&mut self, entries: impl Iterator<Item = &Delivery>) {
+        while self.acking.len() >= ACKS_IN_FLIGHT {
+            if let Some(acked) = self.acking.join_next().await {
+                let _ = self.note_ack(acked);
+            }
+        }
+        let mut by_stream: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for entry in entries {
             by_stream
-                .entry(&entry.stream)
+                .entry(entry.stream.clone())
                 .or_default()
                 .push(entry.id.clone());
         }
-        for (stream, ids) in by_stream {
-            self.broker.ack(&self.config.group, stream, &ids).await?;
+        let (broker, group) = (self.broker.clone(), self.config.group.clone());
+        self.acking.spawn(async move {
+            for (stream, ids) in by_stream {
+                broker.ack(&group, &stream, &ids).await?;
+            }
+            Ok(())
+        });
+    }
+
+    /// Takes note of the acks answered so far.
+    fn reap_acks(&mut self) {
+        while let Some(acked) = self.acking.try_join_next() {
+            let _ = self.note_ack(acked);
         }
-        Ok(())
+    }
+
+    /// An ack that failed leaves its entries pending: the next pass recovers them.
+    fn note_ack(
+        &mut self,
+        acked: Result<Result<(), BrokerError>, tokio::task::JoinError>,
+    ) -> Option<BrokerError> {
+        let error = match acked {
+            Ok(Ok(())) => return None,
+            Ok(Err(error)) => error,
+            Err(failed) => BrokerError::Protocol(format!("ack task failed: {failed}")),
+        };
+        tracing::debug!(%error, "ack not answered; its entries stay pending");
+        self.recover = true;
+        Some(error)
+    }
+
+    /// Waits until every ack sent is answered; fails if any failed (its entries stay pending
+    /// and the next recovery handles them). Acks go out in the background, so the broker's
+    /// pending list reflects a pass only once this returns.
+    pub async fn settle(&mut self) -> Result<(), BrokerError> {
+        let mut first_error = None;
+        while let Some(acked) = self.acking.join_next().await {
+            if let Some(error) = self.note_ack(acked) {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     async fn dead_letter(&self, entry: &Delivery, reason: &str) -> Result<(), BrokerError> {
@@ -688,6 +747,9 @@ impl<H: Handler> Consumer<H> {
         // Reads of other shards may still be in flight: let them return and handle them.
         if let Err(error) = self.finish_reads().await {
             tracing::debug!(%error, "consumer: entries left pending at shutdown");
+        }
+        if let Err(error) = self.settle().await {
+            tracing::debug!(%error, "consumer: acks not answered at shutdown; entries stay pending");
         }
     }
 }

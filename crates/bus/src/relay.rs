@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stockmesh_core::now;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -81,8 +82,16 @@ pub const INBOX_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How often published rows are stamped `published_at`. Stamping is off the critical path: until
 /// it happens the relay knows (in memory) what it has published; after a crash it republishes
 /// those rows, which consumers deduplicate. Batching the stamps keeps them from competing, one
-/// fsync'd transaction per batch, with the node's own commits on its single writer.
+/// fsync'd transaction per batch, with the node's own commits on its single writer; and the
+/// relay does not wait for a stamp to be durable before it publishes the next rows (a stamp
+/// that fails is merged back and written with the next one).
 const MARK_EVERY: Duration = Duration::from_millis(50);
+
+/// Outbox rows `(first seq, last seq)`, both included.
+type SeqRange = (i64, i64);
+
+/// A stamp being written in the background.
+type Stamping = JoinHandle<Result<(), RelayError>>;
 
 /// The relay of one node's outbox.
 #[derive(Debug)]
@@ -96,7 +105,9 @@ pub struct Relay {
     /// The last `seq` the broker accepted.
     published_through: i64,
     /// Published rows not yet stamped: `(first seq, last seq)`.
-    unmarked: Option<(i64, i64)>,
+    unmarked: Option<SeqRange>,
+    /// The stamp being written in the background, and the rows it covers.
+    marking: Option<(Stamping, SeqRange)>,
     last_mark: tokio::time::Instant,
 }
 
@@ -119,42 +130,97 @@ impl Relay {
             config,
             published_through: 0,
             unmarked: None,
+            marking: None,
             last_mark: tokio::time::Instant::now(),
         }
     }
 
     /// Stamps every published row not stamped yet, in the next group commit (sharing its fsync
-    /// with the node's own writes instead of adding one).
+    /// with the node's own writes instead of adding one), and waits until that is durable.
     pub async fn flush_marks(&mut self) -> Result<(), RelayError> {
-        if let Some((first, last)) = self.unmarked {
-            let at = now().timestamp_millis();
-            let origin = self.db.origin().map(str::to_owned);
-            self.db
-                .write(move |conn| {
-                    Box::pin(async move {
-                        Outbox::mark_published(conn, first, last, at, origin.as_deref())
-                            .await
-                            .map_err(RelayError::Database)
-                    })
-                })
-                .await?;
-            self.unmarked = None;
+        self.finish_marking().await;
+        if let Some(range) = self.unmarked.take()
+            && let Err(error) = self.stamping(range).await
+        {
+            self.merge_unmarked(range);
+            return Err(error);
         }
         self.last_mark = tokio::time::Instant::now();
         Ok(())
     }
 
-    /// Stamps published rows if the last stamp is older than [`MARK_EVERY`].
-    async fn flush_marks_if_due(&mut self) -> Result<(), RelayError> {
-        if self.unmarked.is_some() && self.last_mark.elapsed() >= MARK_EVERY {
-            self.flush_marks().await?;
+    /// Starts stamping the published rows in the background if the last stamp is older than
+    /// [`MARK_EVERY`] and none is still being written.
+    async fn flush_marks_if_due(&mut self) {
+        if self.mark_due_in() > Duration::ZERO {
+            return;
         }
-        Ok(())
+        self.finish_marking().await;
+        if let Some(range) = self.unmarked.take() {
+            self.marking = Some((tokio::spawn(self.stamping(range)), range));
+        }
+        self.last_mark = tokio::time::Instant::now();
+    }
+
+    /// Whether a background stamp is still being written.
+    fn stamp_in_progress(&self) -> bool {
+        self.marking
+            .as_ref()
+            .is_some_and(|(writing, _)| !writing.is_finished())
+    }
+
+    /// Waits for the background stamp, if any.
+    async fn finish_marking(&mut self) {
+        let Some((writing, range)) = self.marking.take() else {
+            return;
+        };
+        match writing.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "outbox relay: stamping published rows failed; will retry");
+                self.merge_unmarked(range);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "outbox relay: stamping task failed; will retry");
+                self.merge_unmarked(range);
+            }
+        }
+    }
+
+    /// Adds `range` (rows published, not stamped) back to the rows to stamp.
+    fn merge_unmarked(&mut self, (first, last): SeqRange) {
+        self.unmarked = Some(match self.unmarked {
+            Some((f, l)) => (f.min(first), l.max(last)),
+            None => (first, last),
+        });
+    }
+
+    /// The write stamping rows `first..=last` as published now, to run on its own.
+    fn stamping(
+        &self,
+        (first, last): SeqRange,
+    ) -> impl std::future::Future<Output = Result<(), RelayError>> + Send + 'static {
+        let at = now().timestamp_millis();
+        let origin = self.db.origin().map(str::to_owned);
+        let db = self.db.clone();
+        async move {
+            db.write(move |conn| {
+                Box::pin(async move {
+                    Outbox::mark_published(conn, first, last, at, origin.as_deref())
+                        .await
+                        .map_err(RelayError::Database)
+                })
+            })
+            .await?;
+            Ok(())
+        }
     }
 
     /// How long an idle relay may wait before its unstamped rows are due.
     fn mark_due_in(&self) -> Duration {
         match self.unmarked {
+            // A stamp still being written: look again a period later rather than spin.
+            Some(_) if self.stamp_in_progress() => MARK_EVERY,
             Some(_) => MARK_EVERY.saturating_sub(self.last_mark.elapsed()),
             None => Duration::MAX,
         }
@@ -174,7 +240,7 @@ impl Relay {
         )
         .await?;
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
-            self.flush_marks_if_due().await?;
+            self.flush_marks_if_due().await;
             return Ok(RelayOutcome::Empty);
         };
         let entries: Vec<Outgoing<'_>> = rows
@@ -200,7 +266,7 @@ impl Relay {
             metrics::counter!("stockmesh_events_published_total", "node" => self.node.clone(), "type" => row.event_type.clone())
                 .increment(1);
         }
-        self.flush_marks_if_due().await?;
+        self.flush_marks_if_due().await;
         Ok(RelayOutcome::Published(rows.len()))
     }
 
@@ -222,12 +288,19 @@ impl Relay {
                 outcome = self.try_once() => outcome,
             };
             let pause = match outcome {
-                Ok(RelayOutcome::Published(_)) => {
+                Ok(RelayOutcome::Published(rows)) => {
                     if failing {
                         tracing::info!("outbox relay: broker reachable again");
                         failing = false;
                     }
                     backoff.reset();
+                    // A full batch may have more behind it. A short one drained the outbox as
+                    // its read saw it: a row committed since then has signalled (the signal
+                    // keeps a permit), so wait for that instead of reading again at once.
+                    if rows >= self.config.batch_size as usize {
+                        continue;
+                    }
+                    self.wait_for_rows(cancel).await;
                     continue;
                 }
                 Ok(RelayOutcome::Empty) => {
@@ -235,12 +308,7 @@ impl Relay {
                         last_prune = tokio::time::Instant::now();
                         self.prune().await;
                     }
-                    let wait = self.config.poll_interval.min(self.mark_due_in());
-                    tokio::select! {
-                        () = cancel.cancelled() => return,
-                        () = self.signal.notified() => {}
-                        () = tokio::time::sleep(wait) => {}
-                    }
+                    self.wait_for_rows(cancel).await;
                     continue;
                 }
                 Ok(RelayOutcome::Disconnected) => {
@@ -266,6 +334,16 @@ impl Relay {
                 () = cancel.cancelled() => return,
                 () = tokio::time::sleep(pause) => {}
             }
+        }
+    }
+
+    /// Waits for a commit's signal, the fallback poll, or the time to stamp published rows.
+    async fn wait_for_rows(&self, cancel: &CancellationToken) {
+        let wait = self.config.poll_interval.min(self.mark_due_in());
+        tokio::select! {
+            () = cancel.cancelled() => {}
+            () = self.signal.notified() => {}
+            () = tokio::time::sleep(wait) => {}
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::AnyConnection;
 use sqlx::migrate::Migrator;
-use stockmesh_bus::broker::{Broker, Outgoing};
+use stockmesh_bus::broker::{Broker, BrokerError, Delivery, GroupInfo, Outgoing};
 use stockmesh_bus::{
     ConsumeOutcome, Consumer, ConsumerConfig, Database, DbConfig, Handler, HandlerError, Outbox,
     OutboxSignal, RedisBroker, RedisConfig, Relay, RelayConfig, StreamSet, topology,
@@ -350,6 +350,7 @@ async fn b_a_consumer_killed_between_commit_and_ack_causes_no_second_effect() {
         20,
         "no effect applied twice"
     );
+    successor.settle().await.expect("acks answered");
     assert_eq!(
         broker
             .group_info(&stream, GROUP)
@@ -442,6 +443,7 @@ async fn d_a_poison_entry_is_dead_lettered_and_the_rest_flow_on() {
     }
     assert_eq!(dead, 1);
     assert_eq!(recorder.versions().await, [1, 2, 3, 4]);
+    worker.settle().await.expect("acks answered");
     let letters = broker
         .entries(&topology::dead_letter_stream(&stream))
         .await
@@ -501,12 +503,258 @@ async fn an_event_that_always_fails_is_dead_lettered_after_the_delivery_limit() 
     for _ in 0..10 {
         worker.try_once().await;
     }
+    worker.settle().await.expect("acks answered");
     assert_eq!(recorder.versions().await, [1, 2, 4, 5]);
     let letters = broker
         .entries(&topology::dead_letter_stream(&stream))
         .await
         .expect("dead letters");
     assert_eq!(letters.len(), 1);
+    assert_eq!(
+        broker
+            .group_info(&stream, GROUP)
+            .await
+            .expect("info")
+            .pending,
+        0
+    );
+}
+
+/// A broker whose acks wait at a gate, and fail while told to: to see what a consumer does while
+/// its acks are slow or lost. Everything else is the in-process broker's.
+#[derive(Debug)]
+struct GatedAcks {
+    inner: stockmesh_bus::MemoryBroker,
+    open: tokio::sync::watch::Sender<bool>,
+    failing: AtomicBool,
+    sent: std::sync::atomic::AtomicUsize,
+}
+
+impl GatedAcks {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            inner: stockmesh_bus::MemoryBroker::new(),
+            open: tokio::sync::watch::Sender::new(true),
+            failing: AtomicBool::new(false),
+            sent: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+}
+
+#[async_trait]
+impl Broker for GatedAcks {
+    async fn publish(&self, entries: &[Outgoing<'_>], max_len: u64) -> Result<(), BrokerError> {
+        self.inner.publish(entries, max_len).await
+    }
+    async fn ensure_group(&self, stream: &str, group: &str) -> Result<(), BrokerError> {
+        self.inner.ensure_group(stream, group).await
+    }
+    async fn read_new(
+        &self,
+        group: &str,
+        consumer: &str,
+        streams: &[String],
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Delivery>, BrokerError> {
+        self.inner
+            .read_new(group, consumer, streams, count, block)
+            .await
+    }
+    async fn read_pending(
+        &self,
+        group: &str,
+        consumer: &str,
+        stream: &str,
+        after: &str,
+        count: usize,
+    ) -> Result<Vec<Delivery>, BrokerError> {
+        self.inner
+            .read_pending(group, consumer, stream, after, count)
+            .await
+    }
+    async fn claim_idle(
+        &self,
+        group: &str,
+        consumer: &str,
+        stream: &str,
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<usize, BrokerError> {
+        self.inner
+            .claim_idle(group, consumer, stream, min_idle, count)
+            .await
+    }
+    async fn ack(&self, group: &str, stream: &str, ids: &[String]) -> Result<(), BrokerError> {
+        self.sent.fetch_add(1, Ordering::SeqCst);
+        let _ = self.open.subscribe().wait_for(|open| *open).await;
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(BrokerError::Unavailable("ack lost on purpose".into()));
+        }
+        self.inner.ack(group, stream, ids).await
+    }
+    async fn dead_letter(
+        &self,
+        group: &str,
+        entry: &Delivery,
+        reason: &str,
+    ) -> Result<(), BrokerError> {
+        self.inner.dead_letter(group, entry, reason).await
+    }
+    async fn beat(&self, store: &StoreId, at: i64, ttl: Duration) -> Result<(), BrokerError> {
+        self.inner.beat(store, at, ttl).await
+    }
+    async fn withdraw(&self, store: &StoreId) -> Result<(), BrokerError> {
+        self.inner.withdraw(store).await
+    }
+    async fn advertise(
+        &self,
+        store: &StoreId,
+        summary: &str,
+        ttl: Duration,
+    ) -> Result<(), BrokerError> {
+        self.inner.advertise(store, summary, ttl).await
+    }
+    async fn advertisement(&self, store: &StoreId) -> Result<Option<String>, BrokerError> {
+        self.inner.advertisement(store).await
+    }
+    async fn last_beat(&self, store: &StoreId) -> Result<Option<i64>, BrokerError> {
+        self.inner.last_beat(store).await
+    }
+    async fn stores(&self) -> Result<Vec<StoreId>, BrokerError> {
+        self.inner.stores().await
+    }
+    async fn claim_central(
+        &self,
+        database: &str,
+        ttl: Duration,
+    ) -> Result<Option<String>, BrokerError> {
+        self.inner.claim_central(database, ttl).await
+    }
+    async fn release_central(&self, database: &str) -> Result<(), BrokerError> {
+        self.inner.release_central(database).await
+    }
+    async fn group_info(&self, stream: &str, group: &str) -> Result<GroupInfo, BrokerError> {
+        self.inner.group_info(stream, group).await
+    }
+    async fn entries(&self, stream: &str) -> Result<Vec<Delivery>, BrokerError> {
+        self.inner.entries(stream).await
+    }
+    async fn ping(&self) -> Result<(), BrokerError> {
+        self.inner.ping().await
+    }
+    fn kind(&self) -> &'static str {
+        "gated"
+    }
+}
+
+/// A consumer does not wait for the previous batch's ack before it reads and applies the next
+/// (at `appendfsync always` each ack is one more fsync of Redis's log); the acks all arrive.
+#[tokio::test]
+async fn the_next_batch_does_not_wait_for_the_previous_ack() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gated = GatedAcks::new();
+    let broker: Arc<dyn Broker> = gated.clone();
+    let recorder = Recorder::new(database(&dir, "consumer.db", &EFFECTS).await);
+    let stream = topology::events_stream(&store());
+    broker.ensure_group(&stream, GROUP).await.expect("group");
+    // No periodic recovery pass during the test: that one does wait for the acks.
+    let mut worker = Consumer::new(
+        broker.clone(),
+        recorder.db.clone(),
+        recorder.clone(),
+        StreamSet::new([stream.clone()]),
+        None,
+        ConsumerConfig {
+            reclaim_every: Duration::from_secs(3600),
+            ..consumer_config("c1")
+        },
+    );
+    assert!(matches!(worker.try_once().await, ConsumeOutcome::Idle));
+
+    gated.open.send_replace(false);
+    for version in 1..=3 {
+        publish_events(&broker, version..=version).await;
+        let outcome = tokio::time::timeout(Duration::from_secs(2), worker.try_once())
+            .await
+            .expect("the pass does not wait for the held acks");
+        assert!(
+            matches!(outcome, ConsumeOutcome::Handled { applied: 1, .. }),
+            "{outcome:?}"
+        );
+    }
+    assert_eq!(recorder.versions().await, [1, 2, 3]);
+    assert_eq!(gated.sent.load(Ordering::SeqCst), 3, "every ack sent");
+    assert_eq!(
+        broker
+            .group_info(&stream, GROUP)
+            .await
+            .expect("info")
+            .pending,
+        3,
+        "none answered yet"
+    );
+
+    gated.open.send_replace(true);
+    worker.settle().await.expect("acks answered");
+    assert_eq!(
+        broker
+            .group_info(&stream, GROUP)
+            .await
+            .expect("info")
+            .pending,
+        0
+    );
+}
+
+/// An ack lost on its way leaves its entries pending; the consumer's next pass recovers them,
+/// without a second effect, and acks them.
+#[tokio::test]
+async fn a_lost_ack_is_recovered_by_the_next_pass_without_a_second_effect() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gated = GatedAcks::new();
+    let broker: Arc<dyn Broker> = gated.clone();
+    let recorder = Recorder::new(database(&dir, "consumer.db", &EFFECTS).await);
+    let stream = topology::events_stream(&store());
+    broker.ensure_group(&stream, GROUP).await.expect("group");
+    let mut worker = consumer(&broker, &recorder, "c1");
+    assert!(matches!(worker.try_once().await, ConsumeOutcome::Idle));
+
+    gated.failing.store(true, Ordering::SeqCst);
+    publish_events(&broker, 1..=5).await;
+    let outcome = worker.try_once().await;
+    assert!(
+        matches!(outcome, ConsumeOutcome::Handled { applied: 5, .. }),
+        "{outcome:?}"
+    );
+    // Let the lost ack come back as lost before the next pass.
+    wait_for("the ack to fail", Duration::from_secs(2), async || {
+        gated.sent.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    tokio::task::yield_now().await;
+    gated.failing.store(false, Ordering::SeqCst);
+    assert_eq!(
+        broker
+            .group_info(&stream, GROUP)
+            .await
+            .expect("info")
+            .pending,
+        5,
+        "the lost ack left them pending"
+    );
+
+    let outcome = worker.try_once().await;
+    assert!(
+        matches!(outcome, ConsumeOutcome::Handled { applied: 5, .. }),
+        "the pass after a lost ack recovers the entries: {outcome:?}"
+    );
+    worker.settle().await.expect("acks answered");
+    assert_eq!(
+        recorder.versions().await,
+        [1, 2, 3, 4, 5],
+        "no second effect"
+    );
     assert_eq!(
         broker
             .group_info(&stream, GROUP)
@@ -561,6 +809,108 @@ async fn the_relay_pauses_while_disconnected_and_drains_on_reconnect() {
     .await;
     cancel.cancel();
     task.await.expect("relay");
+}
+
+/// A relay that drained its outbox waits for the next commit's signal instead of reading again
+/// at once: rows committed while it reads or publishes are never left behind (their signal is
+/// kept), however the commits and batches interleave, without the (hour-long) fallback poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_committed_while_the_relay_publishes_are_never_left_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker: Arc<dyn Broker> = Arc::new(stockmesh_bus::MemoryBroker::new());
+    let producer = database(&dir, "producer.db", &NO_MIGRATIONS).await;
+    let signal = OutboxSignal::default();
+    let relay = Relay::new(
+        "store-1",
+        producer.clone(),
+        broker.clone(),
+        signal.clone(),
+        stockmesh_bus::Connectivity::default(),
+        RelayConfig {
+            batch_size: 4,
+            poll_interval: Duration::from_secs(3600),
+            ..RelayConfig::default()
+        },
+    );
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(relay.run(cancel.clone()));
+    let stream = topology::events_stream(&store());
+    for round in 0..300u64 {
+        fill_outbox(&producer, 1 + round % 6).await;
+        signal.notify();
+        if round % 7 == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let committed: u64 = (0..300u64).map(|round| 1 + round % 6).sum();
+    wait_for("every committed row", Duration::from_secs(10), async || {
+        broker.entries(&stream).await.expect("entries").len() as u64 == committed
+    })
+    .await;
+    cancel.cancel();
+    task.await.expect("relay");
+}
+
+/// The relay stamps what it published in the background: while the stamp waits for the
+/// database's writer (a long group commit, a slow disk), the next rows are still published; once
+/// the writer is free every published row is stamped.
+#[tokio::test]
+async fn the_relay_publishes_on_while_its_stamp_waits_for_the_writer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker: Arc<dyn Broker> = Arc::new(stockmesh_bus::MemoryBroker::new());
+    let producer = database(&dir, "producer.db", &NO_MIGRATIONS).await;
+    fill_outbox(&producer, 3).await;
+    let mut relay = Relay::new(
+        "store-1",
+        producer.clone(),
+        broker.clone(),
+        OutboxSignal::default(),
+        stockmesh_bus::Connectivity::default(),
+        RelayConfig {
+            batch_size: 1,
+            ..RelayConfig::default()
+        },
+    );
+    let published = |outcome| matches!(outcome, stockmesh_bus::RelayOutcome::Published(1));
+    assert!(published(relay.try_once().await.expect("db")));
+
+    // Hold the writer: a write that waits until released.
+    let (release, held) = tokio::sync::oneshot::channel::<()>();
+    let (entered, writer_held) = tokio::sync::oneshot::channel::<()>();
+    let holder = producer.clone();
+    let holding = tokio::spawn(async move {
+        holder
+            .write(move |_conn| {
+                Box::pin(async move {
+                    let _ = entered.send(());
+                    let _ = held.await;
+                    Ok::<_, stockmesh_bus::writer::WriteError>(())
+                })
+            })
+            .await
+    });
+    writer_held.await.expect("the writer is held");
+    // The first row's stamp is due: it must not hold up the next rows.
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    for _ in 0..2 {
+        let outcome = tokio::time::timeout(Duration::from_secs(2), relay.try_once())
+            .await
+            .expect("publishing does not wait for the stamp")
+            .expect("db");
+        assert!(published(outcome));
+    }
+    let stream = topology::events_stream(&store());
+    assert_eq!(broker.entries(&stream).await.expect("entries").len(), 3);
+
+    let _ = release.send(());
+    holding.await.expect("holder").expect("write");
+    relay.flush_marks().await.expect("stamped");
+    let unstamped: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(&producer.reader)
+            .await
+            .expect("outbox readable");
+    assert_eq!(unstamped, 0, "every published row stamped");
 }
 
 fn cluster_broker(cluster: &RedisClusterServer) -> Arc<dyn Broker> {
