@@ -5,10 +5,12 @@
 //! bounded channel to the writer task, which runs writes one after another inside one open
 //! transaction: each in a `SAVEPOINT` of its own, released when the write succeeds and rolled back
 //! when it fails (its own check refused it, e.g. insufficient stock), so a failing write changes
-//! nothing and takes no neighbour with it. The group closes when it holds
-//! [`GroupCommit::max_requests`] writes, or when no write is waiting and
-//! [`GroupCommit::max_wait`] has passed since the group opened (zero: close as soon as nothing
-//! is waiting). Then the transaction commits, and only then is every write of the group answered,
+//! nothing and takes no neighbour with it. A write run before any other of its group succeeded
+//! needs no savepoint (the transaction holds nothing else): if it fails the transaction is rolled
+//! back and the next write begins a fresh one, so a lone write costs the statements of a plain
+//! transaction and no more. The group closes when it holds [`GroupCommit::max_requests`]
+//! writes, or when no write is waiting and [`GroupCommit::max_wait`] has passed since the group
+//! opened (zero: close as soon as nothing is waiting). Then the transaction commits, and only then is every write of the group answered,
 //! successes and refusals alike: no answer reflects a state that might not be durable.
 //!
 //! If the commit fails, or a failing write broke the whole transaction (SQLite rolls a
@@ -282,7 +284,36 @@ impl Group<'_> {
             }
         };
         let mut next = Some(first);
+        // Whether the transaction holds a write that succeeded: until then a write needs no
+        // savepoint of its own (two round trips fewer for the lone write of a quiet moment);
+        // if it fails, the transaction, holding only it, is rolled back and begun afresh.
+        let mut holds_writes = false;
         while let Some(job) = next.take() {
+            if !holds_writes {
+                let (ok, answer) = job.run(&mut tx).await;
+                answers.push(answer);
+                if answers.len() < self.config.max_requests {
+                    next = self.next_job().await;
+                }
+                if ok {
+                    holds_writes = true;
+                    continue;
+                }
+                tx.rollback().await.map_err(WriteError::transaction)?;
+                let Some(job) = next.take() else {
+                    return Ok(());
+                };
+                tx = match conn.begin().await {
+                    Ok(tx) => tx,
+                    Err(error) => {
+                        let error = WriteError::transaction(error);
+                        job.refuse(error.clone());
+                        return Err(error);
+                    }
+                };
+                next = Some(job);
+                continue;
+            }
             match run_one(&mut tx, job).await {
                 Ran::Kept(answer) => answers.push(answer),
                 Ran::Broke(answer, error) => {

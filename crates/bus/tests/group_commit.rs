@@ -106,6 +106,84 @@ async fn a_write_refused_by_its_own_check_does_not_roll_back_its_neighbours() {
 }
 
 #[tokio::test]
+async fn a_refused_first_write_takes_no_neighbour_with_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = database(&dir, grouped(64)).await;
+    // The first write of the group runs without a savepoint of its own: its refusal rolls the
+    // transaction back, and the writes after it go on in a fresh one.
+    let refused = db.write(|conn| {
+        Box::pin(async move {
+            insert(&mut *conn, 1).await?;
+            Err::<(), _>(TestError::Refused)
+        })
+    });
+    let second = db.write(|conn| Box::pin(insert(conn, 2)));
+    let last = insert_and_look(&db, 3);
+    let (refused, second, last) = tokio::join!(refused, second, last);
+
+    assert!(matches!(refused, Err(TestError::Refused)), "{refused:?}");
+    second.expect("the second write is done");
+    let (own, others) = last.expect("the last write is done");
+    assert_eq!(
+        (own, others),
+        (vec![2, 3], vec![]),
+        "the writes after the refused one shared one transaction that holds nothing of it"
+    );
+    assert_eq!(committed(&db).await, [2, 3]);
+}
+
+#[tokio::test]
+async fn a_lone_refused_write_leaves_nothing_and_the_writer_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = database(&dir, GroupCommit::default()).await;
+    let refused = db
+        .write(|conn| {
+            Box::pin(async move {
+                insert(&mut *conn, 1).await?;
+                Err::<(), _>(TestError::Refused)
+            })
+        })
+        .await;
+    assert!(matches!(refused, Err(TestError::Refused)), "{refused:?}");
+    assert_eq!(committed(&db).await, Vec::<i64>::new());
+    db.write(|conn| Box::pin(insert(conn, 2)))
+        .await
+        .expect("the next write is done");
+    assert_eq!(committed(&db).await, [2]);
+}
+
+#[tokio::test]
+async fn a_first_write_that_ends_the_transaction_itself_is_not_answered_as_done() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = database(&dir, grouped(64)).await;
+    let breaks = db.write(|conn| {
+        Box::pin(async move {
+            insert(&mut *conn, 1).await?;
+            sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+            Ok::<(), TestError>(())
+        })
+    });
+    let next = db.write(|conn| Box::pin(insert(conn, 2)));
+    let (breaks, next) = tokio::join!(breaks, next);
+    assert!(
+        matches!(breaks, Err(TestError::Write(WriteError::Transaction(_)))),
+        "{breaks:?}"
+    );
+    assert!(
+        matches!(next, Err(TestError::Write(WriteError::Transaction(_)))),
+        "the neighbour is not answered as done: {next:?}"
+    );
+    assert!(
+        !committed(&db).await.contains(&1),
+        "what the rule-breaker wrote before its own rollback is gone"
+    );
+    db.write(|conn| Box::pin(insert(conn, 3)))
+        .await
+        .expect("the next group works on a fresh connection");
+    assert!(committed(&db).await.contains(&3));
+}
+
+#[tokio::test]
 async fn a_write_that_panics_fails_alone() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = database(&dir, grouped(64)).await;
