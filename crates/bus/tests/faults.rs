@@ -177,6 +177,15 @@ async fn wait_for(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bo
     }
 }
 
+/// Entries of `stream` delivered to the group and not acked.
+async fn pending(broker: &Arc<dyn Broker>, stream: &str) -> u64 {
+    broker
+        .group_info(stream, GROUP)
+        .await
+        .expect("group info")
+        .pending
+}
+
 /// (a) Redis is killed -9 while 10,000 outbox rows are relayed, then restarted on its AOF:
 /// every event arrives, each applied exactly once, in the store's order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,15 +330,7 @@ async fn b_a_consumer_killed_between_commit_and_ack_causes_no_second_effect() {
     doomed.abort();
     let _ = doomed.await;
     assert_eq!(recorder.distinct_events().await, 20, "effects committed");
-    assert_eq!(
-        broker
-            .group_info(&stream, GROUP)
-            .await
-            .expect("info")
-            .pending,
-        20,
-        "not acked"
-    );
+    assert_eq!(pending(&broker, &stream).await, 20, "not acked");
 
     recorder.hang_after_commit.store(false, Ordering::SeqCst);
     let mut successor = consumer(&broker, &recorder, "c1");
@@ -351,14 +352,7 @@ async fn b_a_consumer_killed_between_commit_and_ack_causes_no_second_effect() {
         "no effect applied twice"
     );
     successor.settle().await.expect("acks answered");
-    assert_eq!(
-        broker
-            .group_info(&stream, GROUP)
-            .await
-            .expect("info")
-            .pending,
-        0
-    );
+    assert_eq!(pending(&broker, &stream).await, 0);
 }
 
 /// (c) A consumer dies holding pending entries it never applied: another consumer of the group
@@ -379,14 +373,7 @@ async fn c_entries_held_by_a_dead_consumer_are_reclaimed_by_another() {
     doomed.abort();
     let _ = doomed.await;
     assert_eq!(recorder.distinct_events().await, 0);
-    assert_eq!(
-        broker
-            .group_info(&stream, GROUP)
-            .await
-            .expect("info")
-            .pending,
-        30
-    );
+    assert_eq!(pending(&broker, &stream).await, 30);
 
     recorder.hang_before_commit.store(false, Ordering::SeqCst);
     let cancel = CancellationToken::new();
@@ -400,14 +387,7 @@ async fn c_entries_held_by_a_dead_consumer_are_reclaimed_by_another() {
     wait_for(
         "the pending list to empty",
         Duration::from_secs(5),
-        async || {
-            broker
-                .group_info(&stream, GROUP)
-                .await
-                .expect("info")
-                .pending
-                == 0
-        },
+        async || pending(&broker, &stream).await == 0,
     )
     .await;
     cancel.cancel();
@@ -450,14 +430,7 @@ async fn d_a_poison_entry_is_dead_lettered_and_the_rest_flow_on() {
         .expect("dead letters");
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].data.as_deref(), Some(&b"{not json"[..]));
-    assert_eq!(
-        broker
-            .group_info(&stream, GROUP)
-            .await
-            .expect("info")
-            .pending,
-        0
-    );
+    assert_eq!(pending(&broker, &stream).await, 0);
 }
 
 /// An event the handler keeps failing on is retried, then dead-lettered after `max_deliveries`,
@@ -510,14 +483,7 @@ async fn an_event_that_always_fails_is_dead_lettered_after_the_delivery_limit() 
         .await
         .expect("dead letters");
     assert_eq!(letters.len(), 1);
-    assert_eq!(
-        broker
-            .group_info(&stream, GROUP)
-            .await
-            .expect("info")
-            .pending,
-        0
-    );
+    assert_eq!(pending(&broker, &stream).await, 0);
 }
 
 /// A broker whose acks wait at a gate, and fail while told to: to see what a consumer does while
@@ -648,17 +614,23 @@ impl Broker for GatedAcks {
     }
 }
 
-/// A consumer does not wait for the previous batch's ack before it reads and applies the next
-/// (at `appendfsync always` each ack is one more fsync of Redis's log); the acks all arrive.
-#[tokio::test]
-async fn the_next_batch_does_not_wait_for_the_previous_ack() {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// Consumer `c1` of a [`GatedAcks`] broker recovering every `reclaim_every`, past its first
+/// (recovery) pass; with the broker both as itself and as a `Broker`, the recorder and the stream.
+async fn consumer_of_gated_acks(
+    dir: &tempfile::TempDir,
+    reclaim_every: Duration,
+) -> (
+    Arc<GatedAcks>,
+    Arc<dyn Broker>,
+    Arc<Recorder>,
+    String,
+    Consumer<Recorder>,
+) {
     let gated = GatedAcks::new();
     let broker: Arc<dyn Broker> = gated.clone();
-    let recorder = Recorder::new(database(&dir, "consumer.db", &EFFECTS).await);
+    let recorder = Recorder::new(database(dir, "consumer.db", &EFFECTS).await);
     let stream = topology::events_stream(&store());
     broker.ensure_group(&stream, GROUP).await.expect("group");
-    // No periodic recovery pass during the test: that one does wait for the acks.
     let mut worker = Consumer::new(
         broker.clone(),
         recorder.db.clone(),
@@ -666,11 +638,22 @@ async fn the_next_batch_does_not_wait_for_the_previous_ack() {
         StreamSet::new([stream.clone()]),
         None,
         ConsumerConfig {
-            reclaim_every: Duration::from_secs(3600),
+            reclaim_every,
             ..consumer_config("c1")
         },
     );
     assert!(matches!(worker.try_once().await, ConsumeOutcome::Idle));
+    (gated, broker, recorder, stream, worker)
+}
+
+/// A consumer does not wait for the previous batch's ack before it reads and applies the next
+/// (at `appendfsync always` each ack is one more fsync of Redis's log); the acks all arrive.
+#[tokio::test]
+async fn the_next_batch_does_not_wait_for_the_previous_ack() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // No periodic recovery pass during the test: that one does wait for the acks.
+    let (gated, broker, recorder, stream, mut worker) =
+        consumer_of_gated_acks(&dir, Duration::from_secs(3600)).await;
 
     gated.open.send_replace(false);
     for version in 1..=3 {
@@ -685,26 +668,11 @@ async fn the_next_batch_does_not_wait_for_the_previous_ack() {
     }
     assert_eq!(recorder.versions().await, [1, 2, 3]);
     assert_eq!(gated.sent.load(Ordering::SeqCst), 3, "every ack sent");
-    assert_eq!(
-        broker
-            .group_info(&stream, GROUP)
-            .await
-            .expect("info")
-            .pending,
-        3,
-        "none answered yet"
-    );
+    assert_eq!(pending(&broker, &stream).await, 3, "none answered yet");
 
     gated.open.send_replace(true);
     worker.settle().await.expect("acks answered");
-    assert_eq!(
-        broker
-            .group_info(&stream, GROUP)
-            .await
-            .expect("info")
-            .pending,
-        0
-    );
+    assert_eq!(pending(&broker, &stream).await, 0);
 }
 
 /// An ack lost on its way leaves its entries pending; the consumer's next pass recovers them,
@@ -712,13 +680,8 @@ async fn the_next_batch_does_not_wait_for_the_previous_ack() {
 #[tokio::test]
 async fn a_lost_ack_is_recovered_by_the_next_pass_without_a_second_effect() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let gated = GatedAcks::new();
-    let broker: Arc<dyn Broker> = gated.clone();
-    let recorder = Recorder::new(database(&dir, "consumer.db", &EFFECTS).await);
-    let stream = topology::events_stream(&store());
-    broker.ensure_group(&stream, GROUP).await.expect("group");
-    let mut worker = consumer(&broker, &recorder, "c1");
-    assert!(matches!(worker.try_once().await, ConsumeOutcome::Idle));
+    let (gated, broker, recorder, stream, mut worker) =
+        consumer_of_gated_acks(&dir, consumer_config("c1").reclaim_every).await;
 
     gated.failing.store(true, Ordering::SeqCst);
     publish_events(&broker, 1..=5).await;
@@ -735,11 +698,7 @@ async fn a_lost_ack_is_recovered_by_the_next_pass_without_a_second_effect() {
     tokio::task::yield_now().await;
     gated.failing.store(false, Ordering::SeqCst);
     assert_eq!(
-        broker
-            .group_info(&stream, GROUP)
-            .await
-            .expect("info")
-            .pending,
+        pending(&broker, &stream).await,
         5,
         "the lost ack left them pending"
     );
@@ -755,14 +714,7 @@ async fn a_lost_ack_is_recovered_by_the_next_pass_without_a_second_effect() {
         [1, 2, 3, 4, 5],
         "no second effect"
     );
-    assert_eq!(
-        broker
-            .group_info(&stream, GROUP)
-            .await
-            .expect("info")
-            .pending,
-        0
-    );
+    assert_eq!(pending(&broker, &stream).await, 0);
 }
 
 /// The relay publishes nothing while disconnected and drains at once on reconnect.
