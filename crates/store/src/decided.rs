@@ -77,6 +77,11 @@ pub(crate) async fn decide_once<C: Decide>(
         .decide(store, conn, now, expired, correlation.as_ref())
         .await?;
     let (product, quantity) = command.subject();
+    let reply = serde_json::to_string(&decision.reply).map_err(|e| {
+        StoreError::Database(sqlx::Error::Encode(
+            format!("reply to {request}: {e}").into(),
+        ))
+    })?;
     repo::record_decision(
         conn,
         DecisionRow {
@@ -86,15 +91,10 @@ pub(crate) async fn decide_once<C: Decide>(
             quantity,
             outcome: decision.outcome,
             at: now,
+            reply: &reply,
         },
     )
     .await?;
-    let reply = serde_json::to_string(&decision.reply).map_err(|e| {
-        StoreError::Database(sqlx::Error::Encode(
-            format!("reply to {request}: {e}").into(),
-        ))
-    })?;
-    repo::record_reply(conn, request, &reply).await?;
     store.emit(conn, decision.reply, correlation).await?;
     Ok(true)
 }

@@ -320,16 +320,19 @@ pub struct DecisionRow<'a> {
     pub outcome: &'static str,
     /// When it was decided.
     pub at: Timestamp,
+    /// The reply event sent to Central (JSON), kept to tell it again when asked.
+    pub reply: &'a str,
 }
 
-/// Records a decision; fails with a unique violation if the request was decided before.
+/// Records a decision with its reply; fails with a unique violation if the request was decided
+/// before.
 pub async fn record_decision(
     conn: &mut AnyConnection,
     decision: DecisionRow<'_>,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO decisions (request_id, kind, product_id, quantity, outcome, decided_at)
-         VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO decisions (request_id, kind, product_id, quantity, outcome, decided_at, reply)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(decision.request.to_string())
     .bind(decision.kind)
@@ -337,22 +340,9 @@ pub async fn record_decision(
     .bind(decision.quantity)
     .bind(decision.outcome)
     .bind(decision.at.timestamp_millis())
+    .bind(decision.reply)
     .execute(conn)
     .await?;
-    Ok(())
-}
-
-/// Keeps the reply event (JSON) sent for a decided request, to tell it again when asked.
-pub async fn record_reply(
-    conn: &mut AnyConnection,
-    request: RequestId,
-    reply: &str,
-) -> sqlx::Result<()> {
-    sqlx::query("UPDATE decisions SET reply = ? WHERE request_id = ?")
-        .bind(reply)
-        .bind(request.to_string())
-        .execute(conn)
-        .await?;
     Ok(())
 }
 
