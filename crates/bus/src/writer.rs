@@ -10,8 +10,8 @@
 //! back and the next write begins a fresh one, so a lone write costs the statements of a plain
 //! transaction and no more. The group closes when it holds [`GroupCommit::max_requests`]
 //! writes, or when no write is waiting and [`GroupCommit::max_wait`] has passed since the group
-//! opened (zero: close as soon as nothing is waiting). Then the transaction commits, and only then is every write of the group answered,
-//! successes and refusals alike: no answer reflects a state that might not be durable.
+//! opened (zero: close as soon as nothing is waiting). Then the transaction commits, and only
+//! then is every write of the group answered, successes and refusals alike: no answer reflects a state that might not be durable.
 //!
 //! If the commit fails, or a failing write broke the whole transaction (SQLite rolls a
 //! transaction back on its own after some errors, e.g. a full disk), every write of the group is
@@ -275,14 +275,7 @@ impl Group<'_> {
         conn: &mut AnyConnection,
         answers: &mut Vec<Answer>,
     ) -> Result<(), WriteError> {
-        let mut tx = match conn.begin().await {
-            Ok(tx) => tx,
-            Err(error) => {
-                let error = WriteError::transaction(error);
-                first.refuse(error.clone());
-                return Err(error);
-            }
-        };
+        let (mut tx, first) = begin_for(conn, first).await?;
         let mut next = Some(first);
         // Whether the transaction holds a write that succeeded: until then a write needs no
         // savepoint of its own (two round trips fewer for the lone write of a quiet moment);
@@ -303,15 +296,8 @@ impl Group<'_> {
                 let Some(job) = next.take() else {
                     return Ok(());
                 };
-                tx = match conn.begin().await {
-                    Ok(tx) => tx,
-                    Err(error) => {
-                        let error = WriteError::transaction(error);
-                        job.refuse(error.clone());
-                        return Err(error);
-                    }
-                };
-                next = Some(job);
+                let (fresh, job) = begin_for(conn, job).await?;
+                (tx, next) = (fresh, Some(job));
                 continue;
             }
             match run_one(&mut tx, job).await {
@@ -342,6 +328,21 @@ impl Group<'_> {
                 .await
                 .ok()
                 .flatten(),
+        }
+    }
+}
+
+/// Begins a transaction on `conn` for `job`, its first write; if it cannot, refuses `job`.
+async fn begin_for(
+    conn: &mut AnyConnection,
+    job: Box<dyn Job>,
+) -> Result<(sqlx::Transaction<'_, Any>, Box<dyn Job>), WriteError> {
+    match conn.begin().await {
+        Ok(tx) => Ok((tx, job)),
+        Err(error) => {
+            let error = WriteError::transaction(error);
+            job.refuse(error.clone());
+            Err(error)
         }
     }
 }
