@@ -11,7 +11,8 @@
 //! transaction and no more. The group closes when it holds [`GroupCommit::max_requests`]
 //! writes, or when no write is waiting and [`GroupCommit::max_wait`] has passed since the group
 //! opened (zero: close as soon as nothing is waiting). Then the transaction commits, and only
-//! then is every write of the group answered, successes and refusals alike: no answer reflects a state that might not be durable.
+//! then is every write of the group answered, successes and refusals alike: no answer reflects a
+//! state that might not be durable.
 //!
 //! If the commit fails, or a failing write broke the whole transaction (SQLite rolls a
 //! transaction back on its own after some errors, e.g. a full disk), every write of the group is
