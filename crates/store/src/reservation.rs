@@ -190,7 +190,9 @@ impl Decide for ReservationActionCommand {
         }
         if reservation.expires_at <= now {
             // Its time ran out before the expiry worker came by: it expires now, and the
-            // action finds it ended.
+            // action finds it ended. The expiry is the store clock's doing, as the worker's
+            // would be: it carries no correlation of the refused action (a refused request
+            // writes nothing of its own).
             if let Some(expiry) = end(
                 store,
                 conn,
@@ -198,11 +200,11 @@ impl Decide for ReservationActionCommand {
                 ReservationEnd::Expired,
                 None,
                 now,
-                correlation,
+                None,
             )
             .await?
             {
-                store.emit(conn, expiry, correlation.cloned()).await?;
+                store.emit(conn, expiry, None).await?;
             }
             return Ok(refuse(ActionRefusal::Ended, Some(ReservationEnd::Expired)));
         }
