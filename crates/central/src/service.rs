@@ -221,6 +221,32 @@ impl CentralService {
         }
     }
 
+    /// The item the view holds for a request that `store` must decide, after Central's own
+    /// checks in this order: the store is known (404), online (503), and holds `product` (404).
+    /// The view and the heartbeat are read at once, and an item found means its store is known:
+    /// one read of the database where there were two, none after the other.
+    async fn item_at_online_store(
+        &self,
+        store: &StoreId,
+        product: &ProductId,
+    ) -> Result<Item, CentralError> {
+        let (item, liveness) = tokio::join!(
+            repo::find_item(&self.db.reader, store, product),
+            self.liveness.of(store)
+        );
+        let item = item?;
+        if item.is_none() {
+            self.known_store(store).await?;
+        }
+        if !liveness.online {
+            return Err(offline(store));
+        }
+        item.ok_or_else(|| CentralError::ProductNotFound {
+            store: store.clone(),
+            product: product.clone(),
+        })
+    }
+
     /// One item of the view.
     pub async fn item(&self, store: &StoreId, product: &ProductId) -> Result<Item, CentralError> {
         self.known_store(store).await?;
@@ -390,19 +416,7 @@ impl CentralService {
         quantity: PurchaseQuantity,
         correlation: CorrelationId,
     ) -> Result<Checked, CentralError> {
-        self.known_store(&store).await?;
-        if !self.liveness.of(&store).await.online {
-            return Err(CentralError::StoreUnavailable {
-                store,
-                why: "it is offline or disconnected (no fresh heartbeat)".into(),
-            });
-        }
-        let item = repo::find_item(&self.db.reader, &store, &product)
-            .await?
-            .ok_or_else(|| CentralError::ProductNotFound {
-                store: store.clone(),
-                product: product.clone(),
-            })?;
+        let item = self.item_at_online_store(&store, &product).await?;
         let now = stockmesh_core::now();
         let purchase = Purchase {
             purchase_id: PurchaseId::new(),
@@ -480,10 +494,7 @@ impl CentralService {
         if self.liveness.of(store).await.online {
             Ok(())
         } else {
-            Err(CentralError::StoreUnavailable {
-                store: store.clone(),
-                why: "it is offline or disconnected (no fresh heartbeat)".into(),
-            })
+            Err(offline(store))
         }
     }
 
@@ -502,14 +513,7 @@ impl CentralService {
                 return reservation::hold_outcome(first);
             }
         }
-        self.known_store(&store).await?;
-        self.online(&store).await?;
-        if repo::find_item(&self.db.reader, &store, &product)
-            .await?
-            .is_none()
-        {
-            return Err(CentralError::ProductNotFound { store, product });
-        }
+        self.item_at_online_store(&store, &product).await?;
         let now = stockmesh_core::now();
         let pending = Reservation {
             reservation_id: ReservationId::new(),
@@ -702,5 +706,13 @@ impl CentralService {
             transfer: id,
             state,
         })
+    }
+}
+
+/// Why a request to an offline store is refused (503).
+fn offline(store: &StoreId) -> CentralError {
+    CentralError::StoreUnavailable {
+        store: store.clone(),
+        why: "it is offline or disconnected (no fresh heartbeat)".into(),
     }
 }

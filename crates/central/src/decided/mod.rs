@@ -101,6 +101,16 @@ impl Coordinator {
         }
         let id = first.request_id();
         let reply = self.waiters.register(id);
+        // The decision may have landed between the read above and registering: look again.
+        let current: R = self
+            .find(id)
+            .await?
+            .ok_or(CentralError::Invariant("a recorded request vanished"))?;
+        if !current.is_pending() {
+            drop(reply);
+            self.waiters.forget_abandoned(id);
+            return Ok(Some(current));
+        }
         self.await_decision(id, reply).await.map(Some)
     }
 
@@ -256,21 +266,14 @@ impl Coordinator {
         }
     }
 
-    /// Waits (up to the limit) for the store's decision, then reads the record.
+    /// Waits (up to the limit) for the store's decision, then reads the record. `reply` must
+    /// have been registered before the decision could be applied (before the request was
+    /// recorded, or before a read that found it pending), so that no wake is missed.
     async fn await_decision<R: Request>(
         &self,
         id: RequestId,
         reply: tokio::sync::oneshot::Receiver<()>,
     ) -> Result<R, CentralError> {
-        // The decision may have landed between recording and registering: look first.
-        let current: R = self
-            .find(id)
-            .await?
-            .ok_or(CentralError::Invariant("a recorded request vanished"))?;
-        if !current.is_pending() {
-            self.waiters.forget_abandoned(id);
-            return Ok(current);
-        }
         if tokio::time::timeout(self.wait, reply).await.is_err() {
             self.waiters.forget_abandoned(id);
         }

@@ -446,6 +446,15 @@ async fn a_store_that_shuts_down_is_offline_at_once() {
         .await
         .expect(503);
     assert_eq!(refused.json()["title"], "Store Unavailable");
+    // Central checks the store is known, then online, then the product: an offline store
+    // answers 503 whatever the product, and an unknown store 404.
+    let unknown_product = buy(&cluster, "/purchase/store-2/nope", 1, None)
+        .await
+        .expect(503);
+    assert_eq!(unknown_product.json()["title"], "Store Unavailable");
+    buy(&cluster, "/purchase/store-9/p", 1, None)
+        .await
+        .expect(404);
     let stores = cluster.central.get("/stores").await.json();
     assert_eq!(stores[1]["online"], false);
     let product = cluster.central.get("/products/p").await.json();
