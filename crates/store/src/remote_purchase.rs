@@ -5,8 +5,9 @@
 
 use sqlx::AnyConnection;
 use stockmesh_core::{
-    CorrelationId, Event, MovementKind, ProductId, PurchaseQuantity, Quantity, RejectionReason,
-    RemotePurchaseCommand, RemotePurchaseConfirmed, RemotePurchaseRejected, RequestId, Timestamp,
+    CorrelationId, Event, ItemState, MovementKind, ProductId, PurchaseQuantity, Quantity,
+    RejectionReason, RemotePurchaseCommand, RemotePurchaseConfirmed, RemotePurchaseRejected,
+    RequestId, Timestamp,
 };
 
 use crate::decided::{Decide, Decision};
@@ -27,6 +28,30 @@ pub(crate) fn judge(
         Some(stock) if !stock.covers(wanted) => Err(RejectionReason::InsufficientStock),
         Some(_) => Ok(()),
     }
+}
+
+/// Takes `wanted` units of `product` for a store-decided request, or tells why not and how the
+/// item stands. The guarded decrement is the check ([`repo::take_stock`]): a request that can be
+/// served costs one statement, and only a refusal reads the item, to tell why ([`judge`]).
+pub(crate) async fn take_or_refuse(
+    conn: &mut AnyConnection,
+    product: &ProductId,
+    wanted: PurchaseQuantity,
+    now: Timestamp,
+    expired: bool,
+) -> Result<Result<ItemState, (RejectionReason, Option<ItemState>)>, StoreError> {
+    if !expired && let Some(state) = repo::take_stock(&mut *conn, product, wanted, now).await? {
+        return Ok(Ok(state));
+    }
+    let item = repo::find_item(&mut *conn, product).await?;
+    // The writer connection is this transaction's alone: the stock that could not be taken
+    // cannot have changed since.
+    let reason = judge(expired, item.as_ref().map(|i| i.quantity), wanted)
+        .err()
+        .ok_or(StoreError::Invariant(
+            "stock that could not be taken judged sufficient",
+        ))?;
+    Ok(Err((reason, item)))
 }
 
 impl Decide for RemotePurchaseCommand {
@@ -52,25 +77,21 @@ impl Decide for RemotePurchaseCommand {
         expired: bool,
         correlation: Option<&CorrelationId>,
     ) -> Result<Decision, StoreError> {
-        let item = repo::find_item(&mut *conn, &self.product_id).await?;
-        if let Err(reason) = judge(expired, item.as_ref().map(|i| i.quantity), self.quantity) {
-            return Ok(Decision {
-                outcome: reason.as_str(),
-                reply: Event::RemotePurchaseRejected(RemotePurchaseRejected {
-                    purchase_id: self.purchase_id,
-                    product_id: self.product_id.clone(),
-                    reason,
-                    item,
-                }),
-            });
-        }
-        // The writer connection is this transaction's alone: the stock just read cannot change
-        // before the guarded decrement.
-        let state = repo::take_stock(conn, &self.product_id, self.quantity, now)
-            .await?
-            .ok_or(StoreError::Invariant(
-                "stock judged sufficient could not be taken",
-            ))?;
+        let state =
+            match take_or_refuse(conn, &self.product_id, self.quantity, now, expired).await? {
+                Ok(state) => state,
+                Err((reason, item)) => {
+                    return Ok(Decision {
+                        outcome: reason.as_str(),
+                        reply: Event::RemotePurchaseRejected(RemotePurchaseRejected {
+                            purchase_id: self.purchase_id,
+                            product_id: self.product_id.clone(),
+                            reason,
+                            item,
+                        }),
+                    });
+                }
+            };
         let change = Change {
             purchase: Some(self.purchase_id),
             ..Change::plain(MovementKind::RemoteSale, -i64::from(self.quantity))

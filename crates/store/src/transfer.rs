@@ -22,7 +22,7 @@ use stockmesh_core::{
 
 use crate::decided::{Decide, Decision};
 use crate::error::StoreError;
-use crate::remote_purchase::judge;
+use crate::remote_purchase::take_or_refuse;
 use crate::repository::{self as repo, TransferRow};
 use crate::service::{Change, StoreService};
 
@@ -49,23 +49,21 @@ impl Decide for TransferShipCommand {
         expired: bool,
         correlation: Option<&CorrelationId>,
     ) -> Result<Decision, StoreError> {
-        let item = repo::find_item(&mut *conn, &self.product_id).await?;
-        if let Err(reason) = judge(expired, item.as_ref().map(|i| i.quantity), self.quantity) {
-            return Ok(Decision {
-                outcome: reason.as_str(),
-                reply: Event::TransferRejected(TransferRejected {
-                    transfer_id: self.transfer_id,
-                    product_id: self.product_id.clone(),
-                    reason,
-                    item,
-                }),
-            });
-        }
-        let state = repo::take_stock(conn, &self.product_id, self.quantity, now)
-            .await?
-            .ok_or(StoreError::Invariant(
-                "units judged available could not be shipped",
-            ))?;
+        let state =
+            match take_or_refuse(conn, &self.product_id, self.quantity, now, expired).await? {
+                Ok(state) => state,
+                Err((reason, item)) => {
+                    return Ok(Decision {
+                        outcome: reason.as_str(),
+                        reply: Event::TransferRejected(TransferRejected {
+                            transfer_id: self.transfer_id,
+                            product_id: self.product_id.clone(),
+                            reason,
+                            item,
+                        }),
+                    });
+                }
+            };
         let row = TransferRow {
             transfer_id: self.transfer_id,
             product_id: self.product_id.clone(),
