@@ -41,6 +41,7 @@ pub mod repair;
 mod repository;
 pub mod reservation;
 pub mod service;
+mod touches;
 pub mod transfer;
 pub mod trust;
 mod view;

@@ -4,6 +4,8 @@
 //! requests those replies decided and publishes what the transaction applied to the change feed.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use sqlx::AnyConnection;
@@ -15,6 +17,7 @@ use crate::feed::{Change, Feed};
 use crate::purchase;
 use crate::repository as repo;
 use crate::reservation;
+use crate::touches::Touches;
 use crate::transfer;
 
 /// Applies the stores' events to the view and resolves the requests they answer.
@@ -25,6 +28,8 @@ pub(crate) struct ViewUpdater {
     /// This replica's consumer name when replicas may share the database (PostgreSQL): the
     /// changes it applies are told to the others' feeds ([`crate::feed::shared`]).
     shared_as: Option<String>,
+    /// The stores whose `last_event_at` was written lately (skipped until it is due again).
+    touches: Arc<Touches>,
 }
 
 impl ViewUpdater {
@@ -35,17 +40,22 @@ impl ViewUpdater {
             coordinator,
             feed,
             shared_as,
+            touches: Arc::default(),
         }
     }
 }
 
 /// What one batch's transaction did, for after its commit.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Applied {
     /// The requests decided by this batch.
     decided: Vec<RequestId>,
     /// What the feed announces: items applied, requests resolved.
     changes: Vec<Change>,
+    /// The stores whose `last_event_at` this batch wrote.
+    touched: Vec<StoreId>,
+    /// When the batch began, which is when its touches count from.
+    begun: Instant,
 }
 
 /// The item state an event carries, if any.
@@ -71,12 +81,15 @@ fn item_state(event: &Event) -> Option<&ItemState> {
     }
 }
 
-/// Applies the newest state each event carries for each (store, product), touching each store.
+/// Applies the newest state each event carries for each (store, product), touching each store
+/// that is due ([`Touches`]); returns the changes and the stores touched.
 async fn apply_states(
     tx: &mut AnyConnection,
     events: &[&Envelope],
     now: Timestamp,
-) -> sqlx::Result<Vec<Change>> {
+    touches: &Touches,
+    begun: Instant,
+) -> sqlx::Result<(Vec<Change>, Vec<StoreId>)> {
     let mut stores: Vec<&StoreId> = Vec::new();
     let mut newest: HashMap<(&StoreId, &ProductId), &ItemState> = HashMap::new();
     for envelope in events {
@@ -92,8 +105,12 @@ async fn apply_states(
             }
         }
     }
+    let mut touched = Vec::new();
     for store in stores {
-        repo::touch_store(tx, store, now).await?;
+        if touches.due(store, begun) {
+            repo::touch_store(tx, store, now).await?;
+            touched.push(store.clone());
+        }
     }
     let mut states: Vec<(&StoreId, &ItemState)> = Vec::with_capacity(newest.len());
     for ((store, product), state) in newest {
@@ -116,7 +133,7 @@ async fn apply_states(
     }
     let applied = repo::apply_items(tx, &states, now).await?;
     // Only what the view took is announced: an older or untrusted version changed nothing.
-    Ok(states
+    let changes = states
         .into_iter()
         .filter(|(store, state)| {
             applied
@@ -124,7 +141,8 @@ async fn apply_states(
                 .any(|(s, p)| s == store.as_str() && p == state.product_id.as_str())
         })
         .map(|(store, state)| Change::item(store, state))
-        .collect())
+        .collect();
+    Ok((changes, touched))
 }
 
 #[async_trait]
@@ -154,7 +172,8 @@ impl Handler for ViewUpdater {
             )));
         }
         let now = stockmesh_core::now();
-        let mut changes = apply_states(tx, fresh, now).await?;
+        let begun = Instant::now();
+        let (mut changes, touched) = apply_states(tx, fresh, now, &self.touches, begun).await?;
         let mut decided = purchase::resolve_replies(tx, fresh, now).await?;
         decided.extend(reservation::resolve_replies(tx, fresh, now).await?);
         decided.extend(transfer::resolve_replies(tx, fresh, now).await?);
@@ -163,10 +182,16 @@ impl Handler for ViewUpdater {
         if let Some(me) = &self.shared_as {
             crate::feed::shared::tell(tx, me, &changes).await?;
         }
-        Ok(Applied { decided, changes })
+        Ok(Applied {
+            decided,
+            changes,
+            touched,
+            begun,
+        })
     }
 
     async fn after_commit(&self, applied: Applied) {
+        self.touches.record(applied.touched, applied.begun);
         self.coordinator.wake(applied.decided);
         self.feed.publish(applied.changes);
     }
@@ -274,5 +299,96 @@ mod tests {
             .expect("query")
             .expect("item");
         assert_eq!((p.quantity.get(), p.version.get()), (5, 4));
+    }
+
+    async fn central_db(dir: &tempfile::TempDir) -> Database {
+        Database::open(
+            &DbConfig::new(dir.path().join("c.db").display().to_string()),
+            &crate::MIGRATIONS,
+        )
+        .await
+        .expect("db")
+    }
+
+    fn updater(db: &Database, touch_every: Duration) -> ViewUpdater {
+        ViewUpdater {
+            touches: Arc::new(Touches::every(touch_every)),
+            ..ViewUpdater::new(
+                Coordinator::new(db.clone(), OutboxSignal::default(), Duration::from_secs(1)),
+                Feed::default(),
+                None,
+            )
+        }
+    }
+
+    async fn last_event_at(db: &Database, store: &StoreId) -> Option<stockmesh_core::Timestamp> {
+        repo::list_stores(&db.reader)
+            .await
+            .expect("stores")
+            .into_iter()
+            .find(|row| &row.store_id == store)
+            .and_then(|row| row.last_event_at)
+    }
+
+    #[tokio::test]
+    async fn a_store_last_event_is_written_at_most_once_per_interval() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = central_db(&dir).await;
+        let view = updater(&db, Duration::from_secs(2));
+        let store = StoreId::parse("s1").expect("valid");
+        let update = |version| {
+            Envelope::new(
+                store.clone(),
+                Event::InventoryItemUpdated(state("p", 1, version)),
+                None,
+            )
+        };
+        apply_batch(&db, &view, "central-test", &[update(1)])
+            .await
+            .expect("applied");
+        let first = last_event_at(&db, &store).await.expect("touched");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        apply_batch(&db, &view, "central-test", &[update(2)])
+            .await
+            .expect("applied");
+        assert_eq!(last_event_at(&db, &store).await, Some(first), "not due yet");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        apply_batch(&db, &view, "central-test", &[update(3)])
+            .await
+            .expect("applied");
+        let later = last_event_at(&db, &store).await.expect("touched");
+        assert!(
+            later > first,
+            "due again after the interval: {later} vs {first}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_touch_whose_transaction_rolled_back_does_not_count() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = central_db(&dir).await;
+        let view = updater(&db, Duration::from_secs(3600));
+        let store = StoreId::parse("s1").expect("valid");
+        let update = |version| {
+            Envelope::new(
+                store.clone(),
+                Event::InventoryItemUpdated(state("p", 1, version)),
+                None,
+            )
+        };
+        let first = update(1);
+        let mut tx = db.writer.begin().await.expect("begin");
+        view.apply(&mut tx, &[&first]).await.expect("applied");
+        tx.rollback().await.expect("rollback");
+        assert!(!repo::store_exists(&db.reader, &store).await.expect("query"));
+
+        apply_batch(&db, &view, "central-test", &[update(2)])
+            .await
+            .expect("applied");
+        assert!(
+            repo::store_exists(&db.reader, &store).await.expect("query"),
+            "the store is registered by the batch that committed"
+        );
+        assert!(last_event_at(&db, &store).await.is_some());
     }
 }
