@@ -87,7 +87,7 @@ pub struct StoreSummary {
     pub liveness: StoreLiveness,
     /// Items Central holds for it.
     pub items: i64,
-    /// When its last event was applied.
+    /// When its last event was applied (to within a second while events keep coming).
     #[schema(value_type = Option<String>, format = DateTime)]
     pub last_event_at: Option<Timestamp>,
 }
