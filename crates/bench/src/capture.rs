@@ -6,6 +6,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use metrics::{
@@ -62,6 +63,24 @@ impl Capture {
     /// Item events applied at Central so far.
     pub fn applied(&self) -> u64 {
         self.applied.load(Ordering::Relaxed)
+    }
+
+    /// Waits until Central has applied no item event for `quiet` (at most `limit`): the
+    /// setup's events and the resynchronisation Central asks of a new store (up to 200 ms
+    /// later, in one burst) are in before a measurement starts, not inside it.
+    pub async fn settle(&self, quiet: Duration, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut seen = self.applied();
+        let mut since = Instant::now();
+        while Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let now = self.applied();
+            if now != seen {
+                (seen, since) = (now, Instant::now());
+            } else if since.elapsed() >= quiet {
+                return;
+            }
+        }
     }
 
     /// Takes the latency histogram, leaving an empty one.

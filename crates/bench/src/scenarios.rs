@@ -220,6 +220,11 @@ async fn propagation(
     Ok(())
 }
 
+/// How long Central must have applied nothing before a latency measurement starts.
+const SETTLE_QUIET: Duration = Duration::from_millis(500);
+/// The longest wait for that quiet.
+const SETTLE_LIMIT: Duration = Duration::from_secs(10);
+
 /// Store commit → visible at Central through `pair`, at 1,000 updates/s, reported `on` its
 /// broker.
 pub async fn measure_propagation(
@@ -238,6 +243,7 @@ pub async fn measure_propagation(
     while capture.applied() < before + products {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    capture.settle(SETTLE_QUIET, SETTLE_LIMIT).await;
     capture.take_latency();
     let result = open_loop(1000, args.duration, move |i| {
         let store = store.clone();
@@ -323,6 +329,7 @@ pub async fn measure_remote_purchases(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    capture.settle(SETTLE_QUIET, SETTLE_LIMIT).await;
     capture.take_leg(Leg::Command);
     capture.take_leg(Leg::Reply);
     let result = open_loop(500, args.duration, move |i| {
