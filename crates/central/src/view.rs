@@ -321,6 +321,15 @@ mod tests {
         }
     }
 
+    /// An update of product `p` at `store`, at `version`.
+    fn update_of(store: &StoreId, version: u64) -> Envelope {
+        Envelope::new(
+            store.clone(),
+            Event::InventoryItemUpdated(state("p", 1, version)),
+            None,
+        )
+    }
+
     async fn last_event_at(db: &Database, store: &StoreId) -> Option<stockmesh_core::Timestamp> {
         repo::list_stores(&db.reader)
             .await
@@ -336,13 +345,7 @@ mod tests {
         let db = central_db(&dir).await;
         let view = updater(&db, Duration::from_secs(2));
         let store = StoreId::parse("s1").expect("valid");
-        let update = |version| {
-            Envelope::new(
-                store.clone(),
-                Event::InventoryItemUpdated(state("p", 1, version)),
-                None,
-            )
-        };
+        let update = |version| update_of(&store, version);
         apply_batch(&db, &view, "central-test", &[update(1)])
             .await
             .expect("applied");
@@ -369,13 +372,7 @@ mod tests {
         let db = central_db(&dir).await;
         let view = updater(&db, Duration::from_secs(3600));
         let store = StoreId::parse("s1").expect("valid");
-        let update = |version| {
-            Envelope::new(
-                store.clone(),
-                Event::InventoryItemUpdated(state("p", 1, version)),
-                None,
-            )
-        };
+        let update = |version| update_of(&store, version);
         let first = update(1);
         let mut tx = db.writer.begin().await.expect("begin");
         view.apply(&mut tx, &[&first]).await.expect("applied");

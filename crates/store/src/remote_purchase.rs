@@ -30,16 +30,17 @@ pub(crate) fn judge(
     }
 }
 
-/// Takes `wanted` units of `product` for a store-decided request, or tells why not and how the
-/// item stands. The guarded decrement is the check ([`repo::take_stock`]): a request that can be
-/// served costs one statement, and only a refusal reads the item, to tell why ([`judge`]).
+/// Takes `wanted` units of `product` for a store-decided request, or refuses it with the reply
+/// `rejected` makes of the reason and the item as it stands. The guarded decrement is the check
+/// ([`repo::take_stock`]): a request that can be served costs one statement, and only a refusal
+/// reads the item, to tell why ([`judge`]).
 pub(crate) async fn take_or_refuse(
     conn: &mut AnyConnection,
-    product: &ProductId,
-    wanted: PurchaseQuantity,
+    (product, wanted): (&ProductId, PurchaseQuantity),
     now: Timestamp,
     expired: bool,
-) -> Result<Result<ItemState, (RejectionReason, Option<ItemState>)>, StoreError> {
+    rejected: impl FnOnce(RejectionReason, Option<ItemState>) -> Event,
+) -> Result<Result<ItemState, Decision>, StoreError> {
     if !expired && let Some(state) = repo::take_stock(&mut *conn, product, wanted, now).await? {
         return Ok(Ok(state));
     }
@@ -51,7 +52,10 @@ pub(crate) async fn take_or_refuse(
         .ok_or(StoreError::Invariant(
             "stock that could not be taken judged sufficient",
         ))?;
-    Ok(Err((reason, item)))
+    Ok(Err(Decision {
+        outcome: reason.as_str(),
+        reply: rejected(reason, item),
+    }))
 }
 
 impl Decide for RemotePurchaseCommand {
@@ -77,21 +81,20 @@ impl Decide for RemotePurchaseCommand {
         expired: bool,
         correlation: Option<&CorrelationId>,
     ) -> Result<Decision, StoreError> {
-        let state =
-            match take_or_refuse(conn, &self.product_id, self.quantity, now, expired).await? {
-                Ok(state) => state,
-                Err((reason, item)) => {
-                    return Ok(Decision {
-                        outcome: reason.as_str(),
-                        reply: Event::RemotePurchaseRejected(RemotePurchaseRejected {
-                            purchase_id: self.purchase_id,
-                            product_id: self.product_id.clone(),
-                            reason,
-                            item,
-                        }),
-                    });
-                }
-            };
+        let subject = (&self.product_id, self.quantity);
+        let state = match take_or_refuse(conn, subject, now, expired, |reason, item| {
+            Event::RemotePurchaseRejected(RemotePurchaseRejected {
+                purchase_id: self.purchase_id,
+                product_id: self.product_id.clone(),
+                reason,
+                item,
+            })
+        })
+        .await?
+        {
+            Ok(state) => state,
+            Err(refused) => return Ok(refused),
+        };
         let change = Change {
             purchase: Some(self.purchase_id),
             ..Change::plain(MovementKind::RemoteSale, -i64::from(self.quantity))

@@ -49,21 +49,20 @@ impl Decide for TransferShipCommand {
         expired: bool,
         correlation: Option<&CorrelationId>,
     ) -> Result<Decision, StoreError> {
-        let state =
-            match take_or_refuse(conn, &self.product_id, self.quantity, now, expired).await? {
-                Ok(state) => state,
-                Err((reason, item)) => {
-                    return Ok(Decision {
-                        outcome: reason.as_str(),
-                        reply: Event::TransferRejected(TransferRejected {
-                            transfer_id: self.transfer_id,
-                            product_id: self.product_id.clone(),
-                            reason,
-                            item,
-                        }),
-                    });
-                }
-            };
+        let subject = (&self.product_id, self.quantity);
+        let state = match take_or_refuse(conn, subject, now, expired, |reason, item| {
+            Event::TransferRejected(TransferRejected {
+                transfer_id: self.transfer_id,
+                product_id: self.product_id.clone(),
+                reason,
+                item,
+            })
+        })
+        .await?
+        {
+            Ok(state) => state,
+            Err(refused) => return Ok(refused),
+        };
         let row = TransferRow {
             transfer_id: self.transfer_id,
             product_id: self.product_id.clone(),
