@@ -30,19 +30,33 @@ pub(crate) fn judge(
     }
 }
 
-/// Takes `wanted` units of `product` for a store-decided request, or refuses it with the reply
-/// `rejected` makes of the reason and the item as it stands. The guarded decrement is the check
-/// ([`repo::take_stock`]): a request that can be served costs one statement, and only a refusal
-/// reads the item, to tell why ([`judge`]).
+/// Where the available units a store-decided request takes go.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Taking {
+    /// Off the shelf: a purchase, a shipment ([`repo::take_stock`]).
+    OffTheShelf,
+    /// Into the reserved units: a hold ([`repo::reserve_stock`]).
+    IntoReserve,
+}
+
+/// Takes `wanted` available units of `product` for a store-decided request, or refuses it with
+/// the reply `rejected` makes of the reason and the item as it stands. The guarded update is the
+/// check (`… WHERE quantity >= wanted`): a request that can be served costs one statement, and
+/// only a refusal reads the item, to tell why ([`judge`]).
 pub(crate) async fn take_or_refuse(
     conn: &mut AnyConnection,
     (product, wanted): (&ProductId, PurchaseQuantity),
-    now: Timestamp,
-    expired: bool,
+    (taking, now, expired): (Taking, Timestamp, bool),
     rejected: impl FnOnce(RejectionReason, Option<ItemState>) -> Event,
 ) -> Result<Result<ItemState, Decision>, StoreError> {
-    if !expired && let Some(state) = repo::take_stock(&mut *conn, product, wanted, now).await? {
-        return Ok(Ok(state));
+    if !expired {
+        let taken = match taking {
+            Taking::OffTheShelf => repo::take_stock(&mut *conn, product, wanted, now).await?,
+            Taking::IntoReserve => repo::reserve_stock(&mut *conn, product, wanted, now).await?,
+        };
+        if let Some(state) = taken {
+            return Ok(Ok(state));
+        }
     }
     let item = repo::find_item(&mut *conn, product).await?;
     // The writer connection is this transaction's alone: the stock that could not be taken
@@ -82,7 +96,8 @@ impl Decide for RemotePurchaseCommand {
         correlation: Option<&CorrelationId>,
     ) -> Result<Decision, StoreError> {
         let subject = (&self.product_id, self.quantity);
-        let state = match take_or_refuse(conn, subject, now, expired, |reason, item| {
+        let taking = (Taking::OffTheShelf, now, expired);
+        let state = match take_or_refuse(conn, subject, taking, |reason, item| {
             Event::RemotePurchaseRejected(RemotePurchaseRejected {
                 purchase_id: self.purchase_id,
                 product_id: self.product_id.clone(),

@@ -21,7 +21,7 @@ use stockmesh_core::{
 
 use crate::decided::{Decide, Decision};
 use crate::error::StoreError;
-use crate::remote_purchase::judge;
+use crate::remote_purchase::{Taking, take_or_refuse};
 use crate::repository::{self as repo, ReservationRow};
 use crate::service::{Change, StoreService};
 
@@ -48,24 +48,22 @@ impl Decide for ReserveCommand {
         expired: bool,
         correlation: Option<&CorrelationId>,
     ) -> Result<Decision, StoreError> {
-        let item = repo::find_item(&mut *conn, &self.product_id).await?;
         // The same rule as a remote purchase: only available units count.
-        if let Err(reason) = judge(expired, item.as_ref().map(|i| i.quantity), self.quantity) {
-            return Ok(Decision {
-                outcome: reason.as_str(),
-                reply: Event::ReservationRejected(ReservationRejected {
-                    reservation_id: self.reservation_id,
-                    product_id: self.product_id.clone(),
-                    reason,
-                    item,
-                }),
-            });
-        }
-        let state = repo::reserve_stock(conn, &self.product_id, self.quantity, now)
-            .await?
-            .ok_or(StoreError::Invariant(
-                "units judged available could not be reserved",
-            ))?;
+        let subject = (&self.product_id, self.quantity);
+        let taking = (Taking::IntoReserve, now, expired);
+        let state = match take_or_refuse(conn, subject, taking, |reason, item| {
+            Event::ReservationRejected(ReservationRejected {
+                reservation_id: self.reservation_id,
+                product_id: self.product_id.clone(),
+                reason,
+                item,
+            })
+        })
+        .await?
+        {
+            Ok(state) => state,
+            Err(refused) => return Ok(refused),
+        };
         let expires_at = now + self.ttl.duration();
         repo::insert_reservation(
             conn,

@@ -22,7 +22,7 @@ use stockmesh_core::{
 
 use crate::decided::{Decide, Decision};
 use crate::error::StoreError;
-use crate::remote_purchase::take_or_refuse;
+use crate::remote_purchase::{Taking, take_or_refuse};
 use crate::repository::{self as repo, TransferRow};
 use crate::service::{Change, StoreService};
 
@@ -50,7 +50,8 @@ impl Decide for TransferShipCommand {
         correlation: Option<&CorrelationId>,
     ) -> Result<Decision, StoreError> {
         let subject = (&self.product_id, self.quantity);
-        let state = match take_or_refuse(conn, subject, now, expired, |reason, item| {
+        let taking = (Taking::OffTheShelf, now, expired);
+        let state = match take_or_refuse(conn, subject, taking, |reason, item| {
             Event::TransferRejected(TransferRejected {
                 transfer_id: self.transfer_id,
                 product_id: self.product_id.clone(),
