@@ -19,9 +19,8 @@ use stockmesh_core::{
     ReservationHeld, ReservationRejected, ReserveCommand, Timestamp,
 };
 
-use crate::decided::{Decide, Decision};
+use crate::decided::{Decide, Decision, Taking, take_or_refuse};
 use crate::error::StoreError;
-use crate::remote_purchase::{Taking, take_or_refuse};
 use crate::repository::{self as repo, ReservationRow};
 use crate::service::{Change, StoreService};
 

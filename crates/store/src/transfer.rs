@@ -20,9 +20,8 @@ use stockmesh_core::{
     TransferShipped,
 };
 
-use crate::decided::{Decide, Decision};
+use crate::decided::{Decide, Decision, Taking, take_or_refuse};
 use crate::error::StoreError;
-use crate::remote_purchase::{Taking, take_or_refuse};
 use crate::repository::{self as repo, TransferRow};
 use crate::service::{Change, StoreService};
 
