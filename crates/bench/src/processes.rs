@@ -18,6 +18,28 @@ pub fn rss_mib(pid: u32) -> anyhow::Result<f64> {
     Ok(kib / 1024.0)
 }
 
+/// CPU time this process has used so far, user and system, over all its threads (Linux `/proc`;
+/// to within the kernel's 10 ms tick, `USER_HZ` being 100 on every Linux ABI).
+pub fn own_cpu_time() -> anyhow::Result<Duration> {
+    const USER_HZ: f64 = 100.0;
+    let stat = std::fs::read_to_string("/proc/self/stat")
+        .context("cannot read /proc (CPU time is measured on Linux only)")?;
+    // The command name (field 2) may hold spaces: count the fields after its closing bracket,
+    // where utime and stime are the 12th and 13th.
+    let after_name = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("no command name in /proc/self/stat")?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<f64> {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .context("no CPU times in /proc/self/stat")
+    };
+    Ok(Duration::from_secs_f64((ticks(11)? + ticks(12)?) / USER_HZ))
+}
+
 /// Milliseconds from spawning `args` with `launcher` (quiet, warnings only) until `path`
 /// answers 200.
 pub async fn time_to_ready(launcher: &Launcher, args: &[&str], path: &str) -> anyhow::Result<f64> {

@@ -675,6 +675,7 @@ async fn local_purchases(
     }
     let base = format!("http://{}", pair.store.addr());
     let client = reqwest::Client::new();
+    let cpu_before = processes::own_cpu_time()?;
     let result = closed_loop(32, args.duration, move |i| {
         let request = client
             .post(format!("{base}/purchase/{}", product(i % products)))
@@ -683,6 +684,7 @@ async fn local_purchases(
         async move { request.await.is_ok_and(|r| r.status() == 200) }
     })
     .await;
+    let cpu = processes::own_cpu_time()?.saturating_sub(cpu_before);
     let db = Database::open(&env.db("probe-local.db"), &stockmesh_central::MIGRATIONS).await?;
     let raw = probe::sqlite_commit_rate(&db, args.duration.min(Duration::from_secs(3))).await?;
     db.close().await;
@@ -706,6 +708,18 @@ async fn local_purchases(
         "×",
         None,
         format!("raw {raw:.0} commits/s measured alongside"),
+    );
+    report.add(
+        "local.cpu_per_purchase",
+        "… CPU per purchase (this process: store, Central, the clients)",
+        cpu.as_secs_f64() * 1e6 / result.ok.max(1) as f64,
+        "µs",
+        None,
+        format!(
+            "{:.1} s of CPU over {:.1} s",
+            cpu.as_secs_f64(),
+            result.elapsed.as_secs_f64()
+        ),
     );
     pair.shutdown().await;
     Ok(())
