@@ -3,12 +3,17 @@
 //!
 //! A write is a closure over the writer connection ([`GroupWriter::write`]). It is sent through a
 //! bounded channel to the writer task, which runs writes one after another inside one open
-//! transaction: each in a `SAVEPOINT` of its own, released when the write succeeds and rolled back
-//! when it fails (its own check refused it, e.g. insufficient stock), so a failing write changes
-//! nothing and takes no neighbour with it. A write run before any other of its group succeeded
-//! needs no savepoint (the transaction holds nothing else): if it fails the transaction is rolled
-//! back and the next write begins a fresh one, so a lone write costs the statements of a plain
-//! transaction and no more. The group closes when it holds [`GroupCommit::max_requests`]
+//! transaction: each behind a `SAVEPOINT` that marks the state before it, rolled back to when the
+//! write fails (its own check refused it, e.g. insufficient stock), so a failing write changes
+//! nothing and takes no neighbour with it. The transaction begins with a mark already set (one
+//! round trip: `BEGIN` and the first `SAVEPOINT` go together), so a lone write costs the
+//! statements of a plain transaction and no more. A write that succeeds needs a new mark for the
+//! write after it: one statement list that releases the old mark and sets the new one, so a
+//! write costs one round trip to the database beside its own, not the two of a savepoint begun
+//! and ended; a write that fails leaves the state of its mark, which serves the next write as it
+//! is. Releasing the old mark also checks that the transaction is still the group's: a write
+//! that ended it (a stray `COMMIT` or `ROLLBACK`) leaves no mark to release, and the group fails
+//! instead of carrying on in a transaction that holds only part of it. The group closes when it holds [`GroupCommit::max_requests`]
 //! writes, or when no write is waiting and [`GroupCommit::max_wait`] has passed since the group
 //! opened (zero: close as soon as nothing is waiting). Then the transaction commits, and only
 //! then is every write of the group answered, successes and refusals alike: no answer reflects a
@@ -243,13 +248,21 @@ struct Group<'a> {
     deadline: tokio::time::Instant,
 }
 
+/// Begins the group's transaction and sets the first mark (PostgreSQL and SQLite alike run a
+/// statement list sent at once).
+const BEGIN: &str = "BEGIN; SAVEPOINT stockmesh_write";
+/// Moves the mark past a write that succeeded; fails if the mark is gone (the transaction ended).
+const MARK: &str = "RELEASE SAVEPOINT stockmesh_write; SAVEPOINT stockmesh_write";
+/// Undoes everything since the mark, which stays and still marks that state.
+const UNDO: &str = "ROLLBACK TO SAVEPOINT stockmesh_write";
+
 /// How a write ended inside the group.
 enum Ran {
-    /// Done or refused; its savepoint released or rolled back.
+    /// Done, or refused and rolled back to its mark.
     Kept(Answer),
-    /// Its savepoint could not be ended: the group's transaction is unusable.
+    /// It failed and its mark could not be rolled back to: the group's transaction is unusable.
     Broke(Answer, sqlx::Error),
-    /// Its savepoint could not begin: the group's transaction is unusable.
+    /// Its mark could not be set: the group's transaction is unusable.
     Unrun(Box<dyn Job>, sqlx::Error),
 }
 
@@ -278,30 +291,11 @@ impl Group<'_> {
     ) -> Result<(), WriteError> {
         let (mut tx, first) = begin_for(conn, first).await?;
         let mut next = Some(first);
-        // Whether the transaction holds a write that succeeded: until then a write needs no
-        // savepoint of its own (two round trips fewer for the lone write of a quiet moment);
-        // if it fails, the transaction, holding only it, is rolled back and begun afresh.
-        let mut holds_writes = false;
+        // Whether the mark holds the transaction's present state (nothing has succeeded since it
+        // was set, or since the last failure was rolled back to it).
+        let mut marked = true;
         while let Some(job) = next.take() {
-            if !holds_writes {
-                let (ok, answer) = job.run(&mut tx).await;
-                answers.push(answer);
-                if answers.len() < self.config.max_requests {
-                    next = self.next_job().await;
-                }
-                if ok {
-                    holds_writes = true;
-                    continue;
-                }
-                tx.rollback().await.map_err(WriteError::transaction)?;
-                let Some(job) = next.take() else {
-                    return Ok(());
-                };
-                let (fresh, job) = begin_for(conn, job).await?;
-                (tx, next) = (fresh, Some(job));
-                continue;
-            }
-            match run_one(&mut tx, job).await {
+            match run_one(&mut tx, job, &mut marked).await {
                 Ran::Kept(answer) => answers.push(answer),
                 Ran::Broke(answer, error) => {
                     answers.push(answer);
@@ -333,12 +327,13 @@ impl Group<'_> {
     }
 }
 
-/// Begins a transaction on `conn` for `job`, its first write; if it cannot, refuses `job`.
+/// Begins a transaction on `conn` for `job`, its first write, with the mark set; if it cannot,
+/// refuses `job`.
 async fn begin_for(
     conn: &mut AnyConnection,
     job: Box<dyn Job>,
 ) -> Result<(sqlx::Transaction<'_, Any>, Box<dyn Job>), WriteError> {
-    match conn.begin().await {
+    match conn.begin_with(BEGIN).await {
         Ok(tx) => Ok((tx, job)),
         Err(error) => {
             let error = WriteError::transaction(error);
@@ -348,20 +343,19 @@ async fn begin_for(
     }
 }
 
-/// Runs one write in a savepoint of `tx`: released if it succeeded, rolled back if not.
-async fn run_one(tx: &mut AnyConnection, job: Box<dyn Job>) -> Ran {
-    let mut savepoint = match tx.begin().await {
-        Ok(savepoint) => savepoint,
-        Err(error) => return Ran::Unrun(job, error),
-    };
-    let (ok, answer) = job.run(&mut savepoint).await;
-    let ended = if ok {
-        savepoint.commit().await
-    } else {
-        savepoint.rollback().await
-    };
-    match ended {
-        Ok(()) => Ran::Kept(answer),
+/// Runs one write of `tx` behind the mark (moved first unless `marked` says it holds the present
+/// state), rolled back to if the write fails; updates `marked`.
+async fn run_one(tx: &mut AnyConnection, job: Box<dyn Job>, marked: &mut bool) -> Ran {
+    if !*marked && let Err(error) = sqlx::raw_sql(MARK).execute(&mut *tx).await {
+        return Ran::Unrun(job, error);
+    }
+    let (ok, answer) = job.run(&mut *tx).await;
+    *marked = !ok;
+    if ok {
+        return Ran::Kept(answer);
+    }
+    match sqlx::raw_sql(UNDO).execute(&mut *tx).await {
+        Ok(_) => Ran::Kept(answer),
         Err(error) => Ran::Broke(answer, error),
     }
 }

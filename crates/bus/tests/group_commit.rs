@@ -105,6 +105,46 @@ async fn a_write_refused_by_its_own_check_does_not_roll_back_its_neighbours() {
     assert_eq!(committed(&db).await, [1, 3]);
 }
 
+/// A write of the group that inserts `id`, then is refused if `refuse`.
+async fn write(db: &Database, id: i64, refuse: bool) -> Result<(), TestError> {
+    db.write(move |conn| {
+        Box::pin(async move {
+            insert(&mut *conn, id).await?;
+            if refuse {
+                return Err(TestError::Refused);
+            }
+            Ok(())
+        })
+    })
+    .await
+}
+
+#[tokio::test]
+async fn refusals_in_any_order_undo_only_themselves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = database(&dir, grouped(64)).await;
+    // Successes and refusals mixed, runs of each: a refusal after successes, a refusal right
+    // after a refusal, a success after a refusal, a refusal last.
+    let plan = [
+        (1, false),
+        (2, false),
+        (3, true),
+        (4, true),
+        (5, false),
+        (6, true),
+        (7, false),
+        (8, false),
+        (9, true),
+    ];
+    let results =
+        futures_util::future::join_all(plan.map(|(id, refuse)| write(&db, id, refuse))).await;
+
+    for ((id, refuse), result) in plan.iter().zip(&results) {
+        assert_eq!(result.is_err(), *refuse, "write {id}: {result:?}");
+    }
+    assert_eq!(committed(&db).await, [1, 2, 5, 7, 8]);
+}
+
 #[tokio::test]
 async fn a_refused_first_write_takes_no_neighbour_with_it() {
     let dir = tempfile::tempdir().expect("tempdir");
