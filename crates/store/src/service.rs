@@ -181,6 +181,17 @@ impl StoreService {
         change: Change,
         correlation: Option<&CorrelationId>,
     ) -> Result<(), StoreError> {
+        let movement = Self::movement(state, change, correlation);
+        repo::append_movement(conn, &state.product_id, &movement).await?;
+        Ok(())
+    }
+
+    /// The ledger line of `change`, which left the item at `state`.
+    fn movement(
+        state: &ItemState,
+        change: Change,
+        correlation: Option<&CorrelationId>,
+    ) -> Movement {
         let reference = change.reference.or_else(|| {
             change
                 .purchase
@@ -188,7 +199,7 @@ impl StoreService {
                 .or_else(|| change.reservation.map(|id| id.to_string()))
                 .or_else(|| change.transfer.map(|id| id.to_string()))
         });
-        let movement = Movement {
+        Movement {
             reason: Some(
                 change
                     .reason
@@ -208,9 +219,7 @@ impl StoreService {
             purchase_id: change.purchase,
             reservation_id: change.reservation,
             transfer_id: change.transfer,
-        };
-        repo::append_movement(conn, &state.product_id, &movement).await?;
-        Ok(())
+        }
     }
 
     /// Appends `event` to the outbox, bound for Central.
@@ -225,7 +234,7 @@ impl StoreService {
         Ok(())
     }
 
-    /// Writes the ledger line and the item event of a local change.
+    /// Writes the ledger line and the item event of a local change, in one round trip.
     async fn record(
         &self,
         conn: &mut AnyConnection,
@@ -237,9 +246,17 @@ impl StoreService {
             MovementKind::Created => Event::InventoryItemCreated(state.clone()),
             _ => Event::InventoryItemUpdated(state.clone()),
         };
-        self.record_movement(conn, state, change, correlation.as_ref())
-            .await?;
-        self.emit(conn, event, correlation).await
+        let movement = Self::movement(state, change, correlation.as_ref());
+        let envelope = Envelope::new(self.id.clone(), event, correlation);
+        repo::append_movement_and_event(
+            conn,
+            &state.product_id,
+            &movement,
+            &self.events_stream,
+            &envelope,
+        )
+        .await?;
+        Ok(())
     }
 
     /// Runs `work` with this service on the writer connection, in the store's next group commit
