@@ -10,7 +10,7 @@
 //!   abandoned: a blocked read dropped on our side would stay blocked in Redis and could still
 //!   hand entries to this consumer, to sit unread in its pending list.
 //! - The consumer owns the transaction: a batch is one write of the database's group commit
-//!   ([`Database::write`]: its own savepoint in a transaction that may hold other writes): it
+//!   ([`Database::write`]: behind its own savepoint in a transaction that may hold other writes): it
 //!   records every event id in the inbox, hands the handler only the *fresh* events (never seen
 //!   before) with the open transaction; once that transaction is durable it runs the handler's
 //!   after-commit work (wake-ups) and counts each event as applied or duplicate. Handlers never

@@ -28,7 +28,8 @@
 //! - [`topology`]: stream and key names (hash-tagged by store), and their place on a Redis
 //!   Cluster.
 //! - [`writer`]: group commit: one writer task gathers concurrent writes into one transaction,
-//!   a savepoint each, answered once the transaction is durable.
+//!   each behind a savepoint it rolls back to if it fails, answered once the transaction is
+//!   durable.
 
 pub mod acl;
 pub mod backoff;

@@ -149,8 +149,8 @@ async fn refusals_in_any_order_undo_only_themselves() {
 async fn a_refused_first_write_takes_no_neighbour_with_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = database(&dir, grouped(64)).await;
-    // The first write of the group runs without a savepoint of its own: its refusal rolls the
-    // transaction back, and the writes after it go on in a fresh one.
+    // The first write of the group runs behind the savepoint the transaction begins with: its
+    // refusal rolls back to it, and the writes after it go on in the same transaction.
     let refused = db.write(|conn| {
         Box::pin(async move {
             insert(&mut *conn, 1).await?;

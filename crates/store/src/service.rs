@@ -1,6 +1,6 @@
 //! The store's operations. Every change is one write of the store's group commit
 //! ([`StoreService::write`] → [`Database::write`]): the item row and its version bump, a movement
-//! in the ledger, and the outbox row of the event that tells Central, in one savepoint of a
+//! in the ledger, and the outbox row of the event that tells Central, behind one savepoint of a
 //! transaction that may hold other requests' writes; a refused change undoes only itself. The
 //! caller hears the outcome once that transaction is durable; then the relay is woken.
 
