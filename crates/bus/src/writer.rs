@@ -13,9 +13,11 @@
 //! and ended; a write that fails leaves the state of its mark, which serves the next write as it
 //! is. Releasing the old mark also checks that the transaction is still the group's: a write
 //! that ended it (a stray `COMMIT` or `ROLLBACK`) leaves no mark to release, and the group fails
-//! instead of carrying on in a transaction that holds only part of it. The group closes when it holds [`GroupCommit::max_requests`]
-//! writes, or when no write is waiting and [`GroupCommit::max_wait`] has passed since the group
-//! opened (zero: close as soon as nothing is waiting). Then the transaction commits, and only
+//! instead of carrying on in a transaction that holds only part of it.
+//!
+//! The group closes when it holds [`GroupCommit::max_requests`] writes, or when no write is
+//! waiting and [`GroupCommit::max_wait`] has passed since the group opened (zero: close as soon
+//! as nothing is waiting). Then the transaction commits, and only
 //! then is every write of the group answered, successes and refusals alike: no answer reflects a
 //! state that might not be durable.
 //!

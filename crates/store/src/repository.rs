@@ -178,36 +178,42 @@ pub async fn take_stock(
     .transpose()
 }
 
+/// The ledger line's insert, up to its values.
+const INSERT_MOVEMENT: &str = "INSERT INTO movements
+    (product_id, kind, delta, quantity, reserved, version, at, correlation_id,
+     purchase_id, reservation_id, reason, reference, actor, transfer_id)";
+
+/// `count` numbered parameters from `$first` on, as a `VALUES` list.
+fn values_from(first: usize, count: usize) -> String {
+    let numbered: Vec<String> = (first..first + count).map(|n| format!("${n}")).collect();
+    format!("VALUES ({})", numbered.join(", "))
+}
+
+/// The ledger line's insert alone (values `$1` to `$14`).
+static MOVEMENT: LazyLock<String> =
+    LazyLock::new(|| format!("{INSERT_MOVEMENT} {}", values_from(1, MOVEMENT_VALUES)));
+
+/// The outbox row's insert ([`Outbox::APPEND`], values `$1` to `$5`) and the ledger line's
+/// (values `$6` to `$19`), sent as one.
+static EVENT_AND_MOVEMENT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{}; {INSERT_MOVEMENT} {}",
+        Outbox::APPEND,
+        values_from(6, MOVEMENT_VALUES)
+    )
+});
+
 /// Appends a ledger line for `product`.
 pub async fn append_movement(
     conn: &mut AnyConnection,
     product: &ProductId,
     movement: &Movement,
 ) -> sqlx::Result<()> {
-    let query = sqlx::query(
-        "INSERT INTO movements
-            (product_id, kind, delta, quantity, reserved, version, at, correlation_id,
-             purchase_id, reservation_id, reason, reference, actor, transfer_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-    );
-    bind_movement(query, product, movement)
+    bind_movement(sqlx::query(MOVEMENT.as_str()), product, movement)
         .execute(conn)
         .await?;
     Ok(())
 }
-
-/// The outbox row's insert ([`Outbox::APPEND`], values `$1` to `$5`) and the ledger line's
-/// (values `$6` to `$19`), sent as one.
-static EVENT_AND_MOVEMENT: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "{};
-         INSERT INTO movements
-            (product_id, kind, delta, quantity, reserved, version, at, correlation_id,
-             purchase_id, reservation_id, reason, reference, actor, transfer_id)
-         VALUES ($6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
-        Outbox::APPEND
-    )
-});
 
 /// Appends a ledger line for `product` and the outbox row of `envelope`, bound for `stream`, in
 /// one round trip to the database (the store's writes wait on one connection, one statement
@@ -226,12 +232,15 @@ pub async fn append_movement_and_event(
     Ok(())
 }
 
-/// Binds the ledger line's fourteen values, in the order of the inserts above, after those
-/// `query` holds.
+/// How many values [`bind_movement`] binds.
+const MOVEMENT_VALUES: usize = 14;
+
+/// Binds the ledger line's values ([`MOVEMENT_VALUES`] of them, in the order of
+/// [`INSERT_MOVEMENT`]) after those `query` holds.
 fn bind_movement<'q>(
     query: Query<'q, Any, AnyArguments>,
     product: &'q ProductId,
-    movement: &Movement,
+    movement: &'q Movement,
 ) -> Query<'q, Any, AnyArguments> {
     query
         .bind(product.as_str())
@@ -241,17 +250,12 @@ fn bind_movement<'q>(
         .bind(i64::from(movement.reserved))
         .bind(i64::from(movement.version))
         .bind(movement.at.timestamp_millis())
-        .bind(
-            movement
-                .correlation_id
-                .as_ref()
-                .map(|c| c.as_str().to_owned()),
-        )
+        .bind(movement.correlation_id.as_ref().map(CorrelationId::as_str))
         .bind(movement.purchase_id.map(|id| id.to_string()))
         .bind(movement.reservation_id.map(|id| id.to_string()))
-        .bind(movement.reason.clone())
-        .bind(movement.reference.clone())
-        .bind(movement.actor.clone())
+        .bind(movement.reason.as_deref())
+        .bind(movement.reference.as_deref())
+        .bind(movement.actor.as_deref())
         .bind(movement.transfer_id.map(|id| id.to_string()))
 }
 
