@@ -87,20 +87,22 @@ pub(crate) async fn decide_once<C: Decide>(
             format!("reply to {request}: {e}").into(),
         ))
     })?;
-    repo::record_decision(
-        conn,
-        DecisionRow {
-            request,
-            kind: C::KIND,
-            product,
-            quantity,
-            outcome: decision.outcome,
-            at: now,
-            reply: &reply,
-        },
-    )
-    .await?;
-    store.emit(conn, decision.reply, correlation).await?;
+    store
+        .record_decision(
+            conn,
+            DecisionRow {
+                request,
+                kind: C::KIND,
+                product,
+                quantity,
+                outcome: decision.outcome,
+                at: now,
+                reply: &reply,
+            },
+            decision.reply,
+            correlation,
+        )
+        .await?;
     Ok(true)
 }
 

@@ -193,15 +193,15 @@ fn values_from(first: usize, count: usize) -> String {
 static MOVEMENT: LazyLock<String> =
     LazyLock::new(|| format!("{INSERT_MOVEMENT} {}", values_from(1, MOVEMENT_VALUES)));
 
-/// The outbox row's insert ([`Outbox::APPEND`], values `$1` to `$5`) and the ledger line's
-/// (values `$6` to `$19`), sent as one.
-static EVENT_AND_MOVEMENT: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "{}; {INSERT_MOVEMENT} {}",
-        Outbox::APPEND,
-        values_from(6, MOVEMENT_VALUES)
-    )
-});
+/// The outbox row's insert ([`Outbox::APPEND`], values `$1` to `$5`) and then `insert` with its
+/// `count` values (`$6` on), as one statement list: one round trip to the database.
+fn after_event(insert: &str, count: usize) -> String {
+    format!("{}; {insert} {}", Outbox::APPEND, values_from(6, count))
+}
+
+/// The outbox row's insert and the ledger line's, sent as one.
+static EVENT_AND_MOVEMENT: LazyLock<String> =
+    LazyLock::new(|| after_event(INSERT_MOVEMENT, MOVEMENT_VALUES));
 
 /// Appends a ledger line for `product`.
 pub async fn append_movement(
@@ -380,25 +380,31 @@ pub struct DecisionRow<'a> {
     pub reply: &'a str,
 }
 
-/// Records a decision with its reply; fails with a unique violation if the request was decided
-/// before.
-pub async fn record_decision(
+/// The decision's insert, up to its values (seven of them).
+const INSERT_DECISION: &str =
+    "INSERT INTO decisions (request_id, kind, product_id, quantity, outcome, decided_at, reply)";
+
+/// The outbox row's insert and the decision's, sent as one.
+static REPLY_AND_DECISION: LazyLock<String> = LazyLock::new(|| after_event(INSERT_DECISION, 7));
+
+/// Records a decision and appends the outbox row of its reply `envelope`, bound for `stream`, in
+/// one round trip; fails with a unique violation if the request was decided before.
+pub async fn record_decision_and_reply(
     conn: &mut AnyConnection,
     decision: DecisionRow<'_>,
+    stream: &str,
+    envelope: &Envelope,
 ) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO decisions (request_id, kind, product_id, quantity, outcome, decided_at, reply)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(decision.request.to_string())
-    .bind(decision.kind)
-    .bind(decision.product.as_str())
-    .bind(decision.quantity)
-    .bind(decision.outcome)
-    .bind(decision.at.timestamp_millis())
-    .bind(decision.reply)
-    .execute(conn)
-    .await?;
+    Outbox::bind_append(sqlx::query(REPLY_AND_DECISION.as_str()), stream, envelope)
+        .bind(decision.request.to_string())
+        .bind(decision.kind)
+        .bind(decision.product.as_str())
+        .bind(decision.quantity)
+        .bind(decision.outcome)
+        .bind(decision.at.timestamp_millis())
+        .bind(decision.reply)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

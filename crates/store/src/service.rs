@@ -234,6 +234,20 @@ impl StoreService {
         Ok(())
     }
 
+    /// Records `decision` and appends its `reply` to the outbox, bound for Central, in one round
+    /// trip; fails if the request was decided before.
+    pub(crate) async fn record_decision(
+        &self,
+        conn: &mut AnyConnection,
+        decision: repo::DecisionRow<'_>,
+        reply: Event,
+        correlation: Option<CorrelationId>,
+    ) -> Result<(), StoreError> {
+        let envelope = Envelope::new(self.id.clone(), reply, correlation);
+        repo::record_decision_and_reply(conn, decision, &self.events_stream, &envelope).await?;
+        Ok(())
+    }
+
     /// Writes the ledger line and the item event of a local change, in one round trip.
     async fn record(
         &self,
