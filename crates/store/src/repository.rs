@@ -380,12 +380,16 @@ pub struct DecisionRow<'a> {
     pub reply: &'a str,
 }
 
-/// The decision's insert, up to its values (seven of them).
+/// The decision's insert, up to its values ([`DECISION_VALUES`] of them).
 const INSERT_DECISION: &str =
     "INSERT INTO decisions (request_id, kind, product_id, quantity, outcome, decided_at, reply)";
 
 /// The outbox row's insert and the decision's, sent as one.
-static REPLY_AND_DECISION: LazyLock<String> = LazyLock::new(|| after_event(INSERT_DECISION, 7));
+static REPLY_AND_DECISION: LazyLock<String> =
+    LazyLock::new(|| after_event(INSERT_DECISION, DECISION_VALUES));
+
+/// How many values [`record_decision_and_reply`] binds for the decision.
+const DECISION_VALUES: usize = 7;
 
 /// Records a decision and appends the outbox row of its reply `envelope`, bound for `stream`, in
 /// one round trip; fails with a unique violation if the request was decided before.

@@ -222,6 +222,11 @@ impl StoreService {
         }
     }
 
+    /// `event` as this store sends it.
+    fn envelope(&self, event: Event, correlation: Option<CorrelationId>) -> Envelope {
+        Envelope::new(self.id.clone(), event, correlation)
+    }
+
     /// Appends `event` to the outbox, bound for Central.
     pub(crate) async fn emit(
         &self,
@@ -229,7 +234,7 @@ impl StoreService {
         event: Event,
         correlation: Option<CorrelationId>,
     ) -> Result<(), StoreError> {
-        let envelope = Envelope::new(self.id.clone(), event, correlation);
+        let envelope = self.envelope(event, correlation);
         Outbox::append(conn, &self.events_stream, &envelope).await?;
         Ok(())
     }
@@ -243,7 +248,7 @@ impl StoreService {
         reply: Event,
         correlation: Option<CorrelationId>,
     ) -> Result<(), StoreError> {
-        let envelope = Envelope::new(self.id.clone(), reply, correlation);
+        let envelope = self.envelope(reply, correlation);
         repo::record_decision_and_reply(conn, decision, &self.events_stream, &envelope).await?;
         Ok(())
     }
@@ -261,7 +266,7 @@ impl StoreService {
             _ => Event::InventoryItemUpdated(state.clone()),
         };
         let movement = Self::movement(state, change, correlation.as_ref());
-        let envelope = Envelope::new(self.id.clone(), event, correlation);
+        let envelope = self.envelope(event, correlation);
         repo::append_movement_and_event(
             conn,
             &state.product_id,
