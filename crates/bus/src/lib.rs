@@ -65,4 +65,4 @@ pub use inbox::Inbox;
 pub use outbox::{Outbox, OutboxRow, OutboxSignal};
 pub use relay::{Relay, RelayConfig, RelayError, RelayOutcome};
 pub use settings::ConfigError;
-pub use writer::{GroupCommit, GroupWriter, WriteError};
+pub use writer::{GroupCommit, GroupWriter, Leading, Mark, WriteError};

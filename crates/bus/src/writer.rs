@@ -15,6 +15,14 @@
 //! that ended it (a stray `COMMIT` or `ROLLBACK`) leaves no mark to release, and the group fails
 //! instead of carrying on in a transaction that holds only part of it.
 //!
+//! A write whose first statement can carry that move ([`GroupWriter::write_leading`], e.g. a
+//! till sale, the store's hottest write) saves the round trip: it is handed a [`Mark`] and sends
+//! its first statement as [`Mark::first`] gives it, the move in front. The mark alternates
+//! between two savepoint names, so a move that was owed and never made cannot pass unnoticed:
+//! undoing to, or releasing, the name it would have set finds no such savepoint, and the group
+//! fails whole rather than undo a neighbour. A leading write that fails having sent nothing
+//! (its caller gone before it ran) leaves nothing to undo.
+//!
 //! The group closes when it holds [`GroupCommit::max_requests`] writes, or when no write is
 //! waiting and [`GroupCommit::max_wait`] has passed since the group opened (zero: close as soon
 //! as nothing is waiting). Then the transaction commits, and only
@@ -110,6 +118,10 @@ pub enum WriteError {
     /// The caller stopped waiting before the write was done; it was rolled back.
     #[error("the caller stopped waiting; the write was rolled back")]
     Abandoned,
+    /// A leading write failed without sending its first statement through its [`Mark`]; its
+    /// group was rolled back whole, since it could not be undone alone.
+    #[error("a leading write failed before its first statement carried the mark")]
+    Unmarked,
 }
 
 impl WriteError {
@@ -121,11 +133,84 @@ impl WriteError {
 /// Delivers a write's answer once its group's fate is known.
 type Answer = Box<dyn FnOnce(Result<(), WriteError>) + Send>;
 
+/// The two savepoint names the group's mark alternates between.
+const MARKS: [&str; 2] = ["stockmesh_write_0", "stockmesh_write_1"];
+
+/// The statements that move the mark to `MARKS[to]`: release the other name, set this one.
+fn move_to(to: usize) -> String {
+    format!(
+        "RELEASE SAVEPOINT {}; SAVEPOINT {}",
+        MARKS[1 - to],
+        MARKS[to]
+    )
+}
+
+/// A leading write's first statement, alone and behind each move of the mark, built once (keep
+/// it in a `static`): [`Mark::first`] picks the text to send.
+#[derive(Debug)]
+pub struct Leading {
+    alone: String,
+    moved: [String; 2],
+}
+
+impl Leading {
+    /// `statement` (one statement, its parameters numbered, e.g. `?1` or `$1`) ready to lead.
+    pub fn new(statement: &str) -> Self {
+        Self {
+            alone: statement.to_owned(),
+            moved: [0, 1].map(|to| format!("{}; {statement}", move_to(to))),
+        }
+    }
+
+    /// The statement alone, for a write that has no mark to carry (one run by
+    /// [`GroupWriter::write`], or outside a group).
+    pub fn alone(&'static self) -> &'static str {
+        &self.alone
+    }
+}
+
+/// The group's mark as a leading write ([`GroupWriter::write_leading`]) meets it: a move of the
+/// mark may be owed before the write, and goes in front of its first statement.
+#[derive(Debug)]
+pub struct Mark {
+    /// Where the owed move goes, until [`Mark::first`] hands it over.
+    owed: Option<usize>,
+}
+
+impl Mark {
+    /// The text to send as the write's first statement: `statement`, with the owed move of the
+    /// mark in front of it on the first call. A leading write sends it before any other
+    /// statement; if it fails without having called this, its whole group fails (the writer
+    /// cannot tell that it changed nothing), unless it never ran (its caller left first).
+    pub fn first(&mut self, statement: &'static Leading) -> &'static str {
+        match self.owed.take() {
+            Some(to) => &statement.moved[to],
+            None => &statement.alone,
+        }
+    }
+}
+
+/// How a write ran, for the group.
+struct Ran {
+    /// It succeeded.
+    ok: bool,
+    /// It reached its work (it may have sent statements).
+    started: bool,
+    /// Its answer, delivered after the commit.
+    answer: Answer,
+}
+
 /// A write with its types erased.
 trait Job: Send {
-    /// Runs the write on `conn`; says whether it succeeded, and keeps its answer for after the
-    /// commit.
-    fn run<'c>(self: Box<Self>, conn: &'c mut AnyConnection) -> BoxFuture<'c, (bool, Answer)>;
+    /// Whether the write carries an owed move of the mark in its first statement.
+    fn leads(&self) -> bool;
+
+    /// Runs the write on `conn`, handing it `mark`; keeps its answer for after the commit.
+    fn run<'c>(
+        self: Box<Self>,
+        conn: &'c mut AnyConnection,
+        mark: &'c mut Mark,
+    ) -> BoxFuture<'c, Ran>;
 
     /// Answers the write with `error` without running it.
     fn refuse(self: Box<Self>, error: WriteError);
@@ -134,22 +219,36 @@ trait Job: Send {
 /// A write and where its answer goes.
 struct Write<F, T, E> {
     work: F,
+    leads: bool,
     reply: oneshot::Sender<Result<T, E>>,
 }
 
 impl<F, T, E> Job for Write<F, T, E>
 where
-    F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
+    F: for<'c> FnOnce(&'c mut AnyConnection, &'c mut Mark) -> BoxFuture<'c, Result<T, E>>
+        + Send
+        + 'static,
     T: Send + 'static,
     E: From<WriteError> + Send + 'static,
 {
-    fn run<'c>(self: Box<Self>, conn: &'c mut AnyConnection) -> BoxFuture<'c, (bool, Answer)> {
-        let Write { work, mut reply } = *self;
+    fn leads(&self) -> bool {
+        self.leads
+    }
+
+    fn run<'c>(
+        self: Box<Self>,
+        conn: &'c mut AnyConnection,
+        mark: &'c mut Mark,
+    ) -> BoxFuture<'c, Ran> {
+        let Write {
+            work, mut reply, ..
+        } = *self;
         Box::pin(async move {
-            let work = AssertUnwindSafe(async move { work(conn).await }).catch_unwind();
             // A caller that stops waiting (its task aborted, its client gone) takes its write
             // with it, as a dropped transaction would: the write is stopped and rolled back.
-            let result = if reply.is_closed() {
+            let started = !reply.is_closed();
+            let work = AssertUnwindSafe(async move { work(conn, mark).await }).catch_unwind();
+            let result = if !started {
                 Err(E::from(WriteError::Abandoned))
             } else {
                 tokio::select! {
@@ -169,7 +268,11 @@ where
                 // The caller may have gone since (its client hung up); the write stands.
                 let _ = reply.send(outcome);
             });
-            (ok, answer)
+            Ran {
+                ok,
+                started,
+                answer,
+            }
         })
     }
 
@@ -210,8 +313,34 @@ impl GroupWriter {
         T: Send + 'static,
         E: From<WriteError> + Send + 'static,
     {
+        self.submit(false, move |conn, _mark| work(conn)).await
+    }
+
+    /// As [`write`](Self::write), for a write whose first statement carries the move of the
+    /// group's mark that may be owed before it, one round trip fewer: `work` must send
+    /// [`Mark::first`]'s text before any other statement.
+    pub async fn write_leading<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: for<'c> FnOnce(&'c mut AnyConnection, &'c mut Mark) -> BoxFuture<'c, Result<T, E>>
+            + Send
+            + 'static,
+        T: Send + 'static,
+        E: From<WriteError> + Send + 'static,
+    {
+        self.submit(true, work).await
+    }
+
+    /// Queues `work` for the writer task and waits for its answer.
+    async fn submit<T, E, F>(&self, leads: bool, work: F) -> Result<T, E>
+    where
+        F: for<'c> FnOnce(&'c mut AnyConnection, &'c mut Mark) -> BoxFuture<'c, Result<T, E>>
+            + Send
+            + 'static,
+        T: Send + 'static,
+        E: From<WriteError> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
-        let job: Box<dyn Job> = Box::new(Write { work, reply });
+        let job: Box<dyn Job> = Box::new(Write { work, leads, reply });
         self.jobs
             .send(job)
             .await
@@ -250,20 +379,44 @@ struct Group<'a> {
     deadline: tokio::time::Instant,
 }
 
-/// Begins the group's transaction and sets the first mark (PostgreSQL and SQLite alike run a
-/// statement list sent at once).
-const BEGIN: &str = "BEGIN; SAVEPOINT stockmesh_write";
-/// Moves the mark past a write that succeeded; fails if the mark is gone (the transaction ended).
-const MARK: &str = "RELEASE SAVEPOINT stockmesh_write; SAVEPOINT stockmesh_write";
-/// Undoes everything since the mark, which stays and still marks that state.
-const UNDO: &str = "ROLLBACK TO SAVEPOINT stockmesh_write";
+/// The statements that keep the group's mark, built once from [`MARKS`] (PostgreSQL and SQLite
+/// alike run a statement list sent at once).
+struct MarkStatements {
+    /// Begins the group's transaction and sets the first mark, `MARKS[0]`.
+    begin: String,
+    /// `moves[i]` moves the mark to `MARKS[i]` past a write that succeeded; it fails if the
+    /// other name is gone (the transaction ended, or a move owed to a leading write was not
+    /// made).
+    moves: [String; 2],
+    /// `undo[i]` undoes everything since the mark `MARKS[i]`, which stays and still marks that
+    /// state.
+    undo: [String; 2],
+}
+
+static STATEMENTS: std::sync::LazyLock<MarkStatements> =
+    std::sync::LazyLock::new(|| MarkStatements {
+        begin: format!("BEGIN; SAVEPOINT {}", MARKS[0]),
+        moves: [0, 1].map(move_to),
+        undo: MARKS.map(|name| format!("ROLLBACK TO SAVEPOINT {name}")),
+    });
+
+/// Where the group's mark stands.
+#[derive(Debug, Clone, Copy)]
+struct Position {
+    /// The savepoint name it bears (an index into [`MARKS`]).
+    at: usize,
+    /// Whether it marks the transaction's present state (nothing has succeeded since it was set,
+    /// or since the last failure was rolled back to it); if not, it must move before the next
+    /// write.
+    holds: bool,
+}
 
 /// How a write ended inside the group.
-enum Ran {
+enum Outcome {
     /// Done, or refused and rolled back to its mark.
     Kept(Answer),
-    /// It failed and its mark could not be rolled back to: the group's transaction is unusable.
-    Broke(Answer, sqlx::Error),
+    /// It failed and could not be undone alone: the group's transaction is unusable.
+    Broke(Answer, WriteError),
     /// Its mark could not be set: the group's transaction is unusable.
     Unrun(Box<dyn Job>, sqlx::Error),
 }
@@ -293,17 +446,15 @@ impl Group<'_> {
     ) -> Result<(), WriteError> {
         let (mut tx, first) = begin_for(conn, first).await?;
         let mut next = Some(first);
-        // Whether the mark holds the transaction's present state (nothing has succeeded since it
-        // was set, or since the last failure was rolled back to it).
-        let mut marked = true;
+        let mut mark = Position { at: 0, holds: true };
         while let Some(job) = next.take() {
-            match run_one(&mut tx, job, &mut marked).await {
-                Ran::Kept(answer) => answers.push(answer),
-                Ran::Broke(answer, error) => {
+            match run_one(&mut tx, job, &mut mark).await {
+                Outcome::Kept(answer) => answers.push(answer),
+                Outcome::Broke(answer, error) => {
                     answers.push(answer);
-                    return Err(WriteError::transaction(error));
+                    return Err(error);
                 }
-                Ran::Unrun(job, error) => {
+                Outcome::Unrun(job, error) => {
                     let error = WriteError::transaction(error);
                     job.refuse(error.clone());
                     return Err(error);
@@ -335,7 +486,7 @@ async fn begin_for(
     conn: &mut AnyConnection,
     job: Box<dyn Job>,
 ) -> Result<(sqlx::Transaction<'_, Any>, Box<dyn Job>), WriteError> {
-    match conn.begin_with(BEGIN).await {
+    match conn.begin_with(STATEMENTS.begin.as_str()).await {
         Ok(tx) => Ok((tx, job)),
         Err(error) => {
             let error = WriteError::transaction(error);
@@ -345,19 +496,56 @@ async fn begin_for(
     }
 }
 
-/// Runs one write of `tx` behind the mark (moved first unless `marked` says it holds the present
-/// state), rolled back to if the write fails; updates `marked`.
-async fn run_one(tx: &mut AnyConnection, job: Box<dyn Job>, marked: &mut bool) -> Ran {
-    if !*marked && let Err(error) = sqlx::raw_sql(MARK).execute(&mut *tx).await {
-        return Ran::Unrun(job, error);
+/// Runs one write of `tx` behind the mark, moved first if it does not hold the present state
+/// (by the writer, or by the write itself if it leads), and rolled back to if the write fails;
+/// updates `mark`.
+async fn run_one(tx: &mut AnyConnection, job: Box<dyn Job>, mark: &mut Position) -> Outcome {
+    let owed = (!mark.holds).then_some(1 - mark.at);
+    let leads = job.leads();
+    let mut handed = Mark { owed: None };
+    match owed {
+        Some(to) if leads => handed.owed = Some(to),
+        Some(to) => {
+            let moved = sqlx::raw_sql(STATEMENTS.moves[to].as_str());
+            if let Err(error) = moved.execute(&mut *tx).await {
+                return Outcome::Unrun(job, error);
+            }
+            *mark = Position {
+                at: to,
+                holds: true,
+            };
+        }
+        None => {}
     }
-    let (ok, answer) = job.run(&mut *tx).await;
-    *marked = !ok;
-    if ok {
-        return Ran::Kept(answer);
+    let ran = job.run(&mut *tx, &mut handed).await;
+    if let Some(to) = owed
+        && leads
+        && handed.owed.is_none()
+    {
+        // The write took the move in front of its first statement.
+        *mark = Position {
+            at: to,
+            holds: true,
+        };
     }
-    match sqlx::raw_sql(UNDO).execute(&mut *tx).await {
-        Ok(_) => Ran::Kept(answer),
-        Err(error) => Ran::Broke(answer, error),
+    if ran.ok {
+        mark.holds = false;
+        return Outcome::Kept(ran.answer);
+    }
+    if !ran.started {
+        // It sent nothing: there is nothing to undo.
+        return Outcome::Kept(ran.answer);
+    }
+    if !mark.holds {
+        // A leading write failed without taking the move owed to it: whatever it changed has
+        // no mark of its own to be undone to, and the mark there is would undo a neighbour.
+        return Outcome::Broke(ran.answer, WriteError::Unmarked);
+    }
+    match sqlx::raw_sql(STATEMENTS.undo[mark.at].as_str())
+        .execute(&mut *tx)
+        .await
+    {
+        Ok(_) => Outcome::Kept(ran.answer),
+        Err(error) => Outcome::Broke(ran.answer, WriteError::transaction(error)),
     }
 }

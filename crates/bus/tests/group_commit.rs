@@ -1,14 +1,17 @@
 //! Group commit on a real SQLite file: writes sent together share one transaction, a write that
 //! fails (refused or panicking) undoes only itself, a group never exceeds its size, and a broken
-//! group answers none of its writes as done.
+//! group answers none of its writes as done; the same for writes whose first statement carries
+//! the group's mark, and a leading write that does not carry it fails its group, not silently a
+//! neighbour.
 //!
 //! The tests run on a current-thread runtime: the writes of one `join!` are all queued before the
 //! writer task first runs, so they meet in one group without any timing assumption.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use sqlx::AnyConnection;
-use stockmesh_bus::{Database, DbConfig, GroupCommit, WriteError};
+use stockmesh_bus::{Database, DbConfig, GroupCommit, Leading, Mark, WriteError};
 
 /// Why a test write failed.
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +146,109 @@ async fn refusals_in_any_order_undo_only_themselves() {
         assert_eq!(result.is_err(), *refuse, "write {id}: {result:?}");
     }
     assert_eq!(committed(&db).await, [1, 2, 5, 7, 8]);
+}
+
+/// The insert a leading write begins with.
+static LEADING_INSERT: LazyLock<Leading> =
+    LazyLock::new(|| Leading::new("INSERT INTO rows (id) VALUES (?1)"));
+
+/// A write that inserts `id` as its first statement, carrying the group's mark, then is refused
+/// if `refuse`.
+async fn write_leading(db: &Database, id: i64, refuse: bool) -> Result<(), TestError> {
+    db.write_leading(move |conn: &mut AnyConnection, mark: &mut Mark| {
+        Box::pin(async move {
+            sqlx::query(mark.first(&LEADING_INSERT))
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            if refuse {
+                return Err(TestError::Refused);
+            }
+            Ok(())
+        })
+    })
+    .await
+}
+
+#[tokio::test]
+async fn leading_and_plain_writes_in_any_order_undo_only_themselves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = database(&dir, grouped(64)).await;
+    // Every pair of neighbours among plain (P) and leading (L) writes, done (+) and refused (-):
+    // L+ after P+, L- after L+ (the move it carries is what it is undone to), L- after L-,
+    // P+ after L-, P- after L+, L+ after P-, L+ after L+, L- last.
+    let plan = [
+        (1, false, false),
+        (2, false, true),
+        (3, true, true),
+        (4, true, true),
+        (5, false, false),
+        (6, false, true),
+        (7, true, false),
+        (8, false, true),
+        (9, false, true),
+        (10, true, true),
+    ];
+    let results = futures_util::future::join_all(plan.map(|(id, refuse, leads)| {
+        let db = &db;
+        async move {
+            if leads {
+                write_leading(db, id, refuse).await
+            } else {
+                write(db, id, refuse).await
+            }
+        }
+    }))
+    .await;
+
+    for ((id, refuse, _), result) in plan.iter().zip(&results) {
+        assert_eq!(result.is_err(), *refuse, "write {id}: {result:?}");
+    }
+    assert_eq!(committed(&db).await, [1, 2, 5, 6, 8, 9]);
+}
+
+#[tokio::test]
+async fn a_leading_write_that_changes_without_its_mark_fails_its_group_not_a_neighbour() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = database(&dir, grouped(64)).await;
+    let first = write(&db, 1, false);
+    // It breaks the contract: its first statement does not carry the move of the mark owed to
+    // it, then it is refused. Undoing to the mark there is would also undo the first write.
+    let breaks = db.write_leading(|conn, _mark| {
+        Box::pin(async move {
+            insert(&mut *conn, 2).await?;
+            Err::<(), _>(TestError::Refused)
+        })
+    });
+    let (first, breaks) = tokio::join!(first, breaks);
+    assert!(
+        matches!(first, Err(TestError::Write(WriteError::Unmarked))),
+        "the neighbour is not answered as done: {first:?}"
+    );
+    assert!(matches!(breaks, Err(TestError::Refused)), "{breaks:?}");
+    assert_eq!(committed(&db).await, Vec::<i64>::new());
+    write_leading(&db, 3, false)
+        .await
+        .expect("the next group works");
+    assert_eq!(committed(&db).await, [3]);
+}
+
+#[tokio::test]
+async fn a_leading_write_whose_caller_left_before_it_ran_costs_its_group_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = database(&dir, grouped(64)).await;
+    let mut first = std::pin::pin!(write(&db, 1, false));
+    assert!(futures_util::poll!(&mut first).is_pending(), "queued");
+    // Queued behind the first write with a move of the mark owed to it, then its caller leaves:
+    // it never runs, and sends nothing the group would have to undo.
+    {
+        let mut left = std::pin::pin!(write_leading(&db, 2, false));
+        assert!(futures_util::poll!(&mut left).is_pending(), "queued");
+    }
+    let (first, last) = tokio::join!(first, write(&db, 3, false));
+    first.expect("the first write is done");
+    last.expect("the last write is done");
+    assert_eq!(committed(&db).await, [1, 3]);
 }
 
 #[tokio::test]

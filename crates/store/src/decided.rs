@@ -142,7 +142,10 @@ pub(crate) async fn take_or_refuse(
 ) -> Result<Result<ItemState, Decision>, StoreError> {
     if !expired {
         let taken = match taking {
-            Taking::OffTheShelf => repo::take_stock(&mut *conn, product, wanted, now).await?,
+            Taking::OffTheShelf => {
+                let statement = repo::TAKE_STOCK.alone();
+                repo::take_stock(&mut *conn, statement, product, wanted, now).await?
+            }
             Taking::IntoReserve => repo::reserve_stock(&mut *conn, product, wanted, now).await?,
         };
         if let Some(state) = taken {

@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, AnyConnection, AnyPool};
-use stockmesh_bus::Outbox;
+use stockmesh_bus::{Leading, Outbox};
 use stockmesh_core::{
     CorrelationId, Envelope, ItemState, Movement, MovementKind, ProductId, PurchaseId,
     PurchaseQuantity, Quantity, RequestId, ReservationEnd, ReservationId, StoreId, Timestamp,
@@ -155,27 +155,37 @@ pub async fn set_quantity(
     .transpose()
 }
 
-/// Takes `amount` units if at least that many are in stock, bumping the version; `None` when the
-/// product is missing or short. The check and the decrement are one statement, so two purchases
-/// can never both take the last unit.
-pub async fn take_stock(
-    conn: &mut AnyConnection,
-    product: &ProductId,
-    amount: PurchaseQuantity,
-    at: Timestamp,
-) -> sqlx::Result<Option<ItemState>> {
-    sqlx::query_as::<_, ItemRow>(
+/// The guarded take of [`take_stock`]: it can lead a write ([`Leading`]).
+pub static TAKE_STOCK: LazyLock<Leading> = LazyLock::new(|| {
+    Leading::new(
         "UPDATE items SET quantity = quantity - ?1, version = version + 1, updated_at = ?2
          WHERE product_id = ?3 AND quantity >= ?1
          RETURNING product_id, quantity, reserved, version, updated_at",
     )
-    .bind(i64::from(amount))
-    .bind(at.timestamp_millis())
-    .bind(product.as_str())
-    .fetch_optional(conn)
-    .await?
-    .map(item_from_row)
-    .transpose()
+});
+
+/// Takes `amount` units if at least that many are in stock, bumping the version; `None` when the
+/// product is missing or short. The check and the decrement are one statement, so two purchases
+/// can never both take the last unit. `statement` is [`TAKE_STOCK`]'s text: alone, or as a
+/// leading write's [`Mark`](stockmesh_bus::Mark) gives it (which may put statements without
+/// rows in front, hence every row is fetched, not the first result).
+pub async fn take_stock(
+    conn: &mut AnyConnection,
+    statement: &'static str,
+    product: &ProductId,
+    amount: PurchaseQuantity,
+    at: Timestamp,
+) -> sqlx::Result<Option<ItemState>> {
+    sqlx::query_as::<_, ItemRow>(statement)
+        .bind(i64::from(amount))
+        .bind(at.timestamp_millis())
+        .bind(product.as_str())
+        .fetch_all(conn)
+        .await?
+        .into_iter()
+        .next()
+        .map(item_from_row)
+        .transpose()
 }
 
 /// The ledger line's insert, up to its values.

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use stockmesh_bus::outbox::Backlog;
 
 use stockmesh_bus::{
-    Broker, Connectivity, Database, Heartbeat, LinkState, Outbox, OutboxSignal, gauges, topology,
+    Broker, Connectivity, Database, Heartbeat, LinkState, Mark, Outbox, OutboxSignal, gauges,
+    topology,
 };
 use stockmesh_core::{
     CorrelationId, Envelope, Event, Item, ItemState, Movement, MovementKind, ProductId, PurchaseId,
@@ -295,6 +296,25 @@ impl StoreService {
         self.db.write(move |conn| work(store, conn)).await
     }
 
+    /// As [`write`](Self::write), for a write whose first statement carries the group's mark
+    /// ([`Database::write_leading`]): `work` sends [`Mark::first`]'s text first.
+    pub(crate) async fn write_leading<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: for<'c> FnOnce(
+                StoreService,
+                &'c mut AnyConnection,
+                &'c mut Mark,
+            ) -> BoxFuture<'c, Result<T, StoreError>>
+            + Send
+            + 'static,
+        T: Send + 'static,
+    {
+        let store = self.clone();
+        self.db
+            .write_leading(move |conn, mark| work(store, conn, mark))
+            .await
+    }
+
     /// Creates an item with quantity 0.
     pub async fn create_item(
         &self,
@@ -401,8 +421,12 @@ impl StoreService {
         correlation: Option<CorrelationId>,
     ) -> Result<Item, StoreError> {
         let sold = self
-            .write(move |store, conn| {
-                Box::pin(async move { store.sell_in(conn, product, amount, correlation).await })
+            .write_leading(move |store, conn, mark| {
+                Box::pin(async move {
+                    store
+                        .sell_in(conn, mark, product, amount, correlation)
+                        .await
+                })
             })
             .await;
         let state = match sold {
@@ -424,15 +448,19 @@ impl StoreService {
         Ok(self.item(state))
     }
 
-    /// The write of [`purchase`](Self::purchase), inside the group's transaction.
+    /// The write of [`purchase`](Self::purchase), inside the group's transaction; the guarded
+    /// take leads it.
     async fn sell_in(
         &self,
         conn: &mut AnyConnection,
+        mark: &mut Mark,
         product: ProductId,
         amount: PurchaseQuantity,
         correlation: Option<CorrelationId>,
     ) -> Result<ItemState, StoreError> {
-        let Some(state) = repo::take_stock(conn, &product, amount, stockmesh_core::now()).await?
+        let take = mark.first(&repo::TAKE_STOCK);
+        let Some(state) =
+            repo::take_stock(conn, take, &product, amount, stockmesh_core::now()).await?
         else {
             return Err(match repo::find_item(&mut *conn, &product).await? {
                 None => StoreError::ProductNotFound(product),
