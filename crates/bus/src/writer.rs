@@ -51,6 +51,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::settings::ConfigError;
 
+mod mark;
+
+pub use mark::{Leading, Mark};
+use mark::{Position, STATEMENTS};
+
 /// How writes are gathered into one transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupCommit {
@@ -132,63 +137,6 @@ impl WriteError {
 
 /// Delivers a write's answer once its group's fate is known.
 type Answer = Box<dyn FnOnce(Result<(), WriteError>) + Send>;
-
-/// The two savepoint names the group's mark alternates between.
-const MARKS: [&str; 2] = ["stockmesh_write_0", "stockmesh_write_1"];
-
-/// The statements that move the mark to `MARKS[to]`: release the other name, set this one.
-fn move_to(to: usize) -> String {
-    format!(
-        "RELEASE SAVEPOINT {}; SAVEPOINT {}",
-        MARKS[1 - to],
-        MARKS[to]
-    )
-}
-
-/// A leading write's first statement, alone and behind each move of the mark, built once (keep
-/// it in a `static`): [`Mark::first`] picks the text to send.
-#[derive(Debug)]
-pub struct Leading {
-    alone: String,
-    moved: [String; 2],
-}
-
-impl Leading {
-    /// `statement` (one statement, its parameters numbered, e.g. `?1` or `$1`) ready to lead.
-    pub fn new(statement: &str) -> Self {
-        Self {
-            alone: statement.to_owned(),
-            moved: [0, 1].map(|to| format!("{}; {statement}", move_to(to))),
-        }
-    }
-
-    /// The statement alone, for a write that has no mark to carry (one run by
-    /// [`GroupWriter::write`], or outside a group).
-    pub fn alone(&'static self) -> &'static str {
-        &self.alone
-    }
-}
-
-/// The group's mark as a leading write ([`GroupWriter::write_leading`]) meets it: a move of the
-/// mark may be owed before the write, and goes in front of its first statement.
-#[derive(Debug)]
-pub struct Mark {
-    /// Where the owed move goes, until [`Mark::first`] hands it over.
-    owed: Option<usize>,
-}
-
-impl Mark {
-    /// The text to send as the write's first statement: `statement`, with the owed move of the
-    /// mark in front of it on the first call. A leading write sends it before any other
-    /// statement; if it fails without having called this, its whole group fails (the writer
-    /// cannot tell that it changed nothing), unless it never ran (its caller left first).
-    pub fn first(&mut self, statement: &'static Leading) -> &'static str {
-        match self.owed.take() {
-            Some(to) => &statement.moved[to],
-            None => &statement.alone,
-        }
-    }
-}
 
 /// How a write ran, for the group.
 struct Ran {
@@ -379,38 +327,6 @@ struct Group<'a> {
     deadline: tokio::time::Instant,
 }
 
-/// The statements that keep the group's mark, built once from [`MARKS`] (PostgreSQL and SQLite
-/// alike run a statement list sent at once).
-struct MarkStatements {
-    /// Begins the group's transaction and sets the first mark, `MARKS[0]`.
-    begin: String,
-    /// `moves[i]` moves the mark to `MARKS[i]` past a write that succeeded; it fails if the
-    /// other name is gone (the transaction ended, or a move owed to a leading write was not
-    /// made).
-    moves: [String; 2],
-    /// `undo[i]` undoes everything since the mark `MARKS[i]`, which stays and still marks that
-    /// state.
-    undo: [String; 2],
-}
-
-static STATEMENTS: std::sync::LazyLock<MarkStatements> =
-    std::sync::LazyLock::new(|| MarkStatements {
-        begin: format!("BEGIN; SAVEPOINT {}", MARKS[0]),
-        moves: [0, 1].map(move_to),
-        undo: MARKS.map(|name| format!("ROLLBACK TO SAVEPOINT {name}")),
-    });
-
-/// Where the group's mark stands.
-#[derive(Debug, Clone, Copy)]
-struct Position {
-    /// The savepoint name it bears (an index into [`MARKS`]).
-    at: usize,
-    /// Whether it marks the transaction's present state (nothing has succeeded since it was set,
-    /// or since the last failure was rolled back to it); if not, it must move before the next
-    /// write.
-    holds: bool,
-}
-
 /// How a write ended inside the group.
 enum Outcome {
     /// Done, or refused and rolled back to its mark.
@@ -446,7 +362,7 @@ impl Group<'_> {
     ) -> Result<(), WriteError> {
         let (mut tx, first) = begin_for(conn, first).await?;
         let mut next = Some(first);
-        let mut mark = Position { at: 0, holds: true };
+        let mut mark = Position::START;
         while let Some(job) = next.take() {
             match run_one(&mut tx, job, &mut mark).await {
                 Outcome::Kept(answer) => answers.push(answer),
@@ -500,33 +416,25 @@ async fn begin_for(
 /// (by the writer, or by the write itself if it leads), and rolled back to if the write fails;
 /// updates `mark`.
 async fn run_one(tx: &mut AnyConnection, job: Box<dyn Job>, mark: &mut Position) -> Outcome {
-    let owed = (!mark.holds).then_some(1 - mark.at);
+    let owed = mark.owed();
     let leads = job.leads();
-    let mut handed = Mark { owed: None };
-    match owed {
-        Some(to) if leads => handed.owed = Some(to),
-        Some(to) => {
-            let moved = sqlx::raw_sql(STATEMENTS.moves[to].as_str());
-            if let Err(error) = moved.execute(&mut *tx).await {
-                return Outcome::Unrun(job, error);
-            }
-            *mark = Position {
-                at: to,
-                holds: true,
-            };
+    let mut handed = Mark::owing(owed.filter(|_| leads));
+    if let Some(to) = owed
+        && !leads
+    {
+        let moved = sqlx::raw_sql(STATEMENTS.moves[to].as_str());
+        if let Err(error) = moved.execute(&mut *tx).await {
+            return Outcome::Unrun(job, error);
         }
-        None => {}
+        mark.move_to(to);
     }
     let ran = job.run(&mut *tx, &mut handed).await;
     if let Some(to) = owed
         && leads
-        && handed.owed.is_none()
+        && handed.handed_over()
     {
         // The write took the move in front of its first statement.
-        *mark = Position {
-            at: to,
-            holds: true,
-        };
+        mark.move_to(to);
     }
     if ran.ok {
         mark.holds = false;

@@ -64,7 +64,8 @@ pub struct RedisConfig {
     pub cluster: bool,
     /// How long a non-blocking command may take before the call fails and is retried.
     pub response_timeout: Duration,
-    /// Deliveries with more `data` than this come without it ([`Missing::TooLarge`]).
+    /// Deliveries with more `data` than this come without it
+    /// ([`Missing::TooLarge`](super::Missing::TooLarge)).
     pub max_entry_bytes: usize,
     /// For `rediss://`: the CA to trust instead of the system's, and a client certificate.
     pub tls: RedisTls,
